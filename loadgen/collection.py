@@ -1,0 +1,195 @@
+"""Collection lifecycle: validate, create, index, load and fill once per test run; drop only what loadgen owns.
+
+Collections loadgen creates carry ``MARKER`` in their description. Anything without it is a user's collection:
+never dropped, and written only with ``--allow-foreign-collection``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from loadgen.data import RowFactory
+from loadgen.errors import LoadgenError
+from loadgen.settings import Settings
+
+MARKER = "[created-by:milvus-loadgen]"
+FILL_BATCH = 1000
+# allowed build params per index: name -> (min, max); missing params take the default
+INDEX_PARAMS: dict[str, dict[str, tuple[int, int]]] = {
+    "AUTOINDEX": {},
+    "FLAT": {},
+    "HNSW": {"M": (2, 2048), "efConstruction": (1, 1 << 20)},
+    "IVF_FLAT": {"nlist": (1, 65536)},
+}
+INDEX_DEFAULTS: dict[str, dict[str, int]] = {"HNSW": {"M": 16, "efConstruction": 200}, "IVF_FLAT": {"nlist": 128}}
+SEARCH_PARAMS: dict[str, dict[str, tuple[int, int]]] = {
+    "AUTOINDEX": {"level": (1, 5)},
+    "FLAT": {},
+    "HNSW": {"ef": (1, 32768)},
+    "IVF_FLAT": {"nprobe": (1, 65536)},
+}
+WRITTEN_FIELDS = ("id", "vector", "text", "category", "price")
+
+
+def redact_uri(uri: str) -> str:
+    """``http://user:secret@host`` -> ``http://***@host``: credentials never reach a message."""
+    return re.sub(r"//[^/@]*@", "//***@", uri)
+
+
+def _check_params(kind: str, params: dict[str, Any], allowed: dict[str, tuple[int, int]], index: str) -> None:
+    for key, value in params.items():
+        if key not in allowed:
+            known = ", ".join(allowed) or "none"
+            raise LoadgenError(f"invalid {kind} params for {index}: unknown key {key!r} (allowed: {known})")
+        low, high = allowed[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise LoadgenError(f"invalid {kind} params for {index}: {key}={value!r} must be an integer in [{low}, {high}]")
+
+
+def index_params(settings: Settings) -> dict[str, Any]:
+    params = {**INDEX_DEFAULTS.get(settings.index_type, {}), **settings.index_params}
+    _check_params("index", settings.index_params, INDEX_PARAMS[settings.index_type], settings.index_type)
+    return params
+
+
+def search_params(settings: Settings) -> dict[str, Any]:
+    _check_params("search", settings.search_params, SEARCH_PARAMS[settings.index_type], settings.index_type)
+    defaults: dict[str, Any] = {"HNSW": {"ef": max(64, settings.top_k)}, "IVF_FLAT": {"nprobe": 16}}
+    return {**defaults.get(settings.index_type, {}), **settings.search_params}
+
+
+def connect(settings: Settings) -> MilvusClient:
+    try:
+        return MilvusClient(uri=settings.uri, token=settings.milvus_token, timeout=settings.timeout)
+    except MilvusException as exc:
+        raise LoadgenError(
+            f"cannot reach Milvus at {redact_uri(settings.uri)} within {settings.timeout:g} s: {exc.message}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    name: str
+    owned: bool
+    created: bool
+    rows: int
+    server_version: str
+
+
+def _schema(settings: Settings) -> Any:
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=MARKER)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=settings.dim)
+    schema.add_field("text", DataType.VARCHAR, max_length=512)
+    schema.add_field("category", DataType.INT64)
+    schema.add_field("price", DataType.FLOAT)
+    return schema
+
+
+def _check_existing(client: MilvusClient, settings: Settings) -> bool:
+    """Validate an existing collection against the settings; returns whether loadgen owns it."""
+    desc = client.describe_collection(settings.collection, timeout=settings.timeout)
+    owned = MARKER in (desc.get("description") or "")
+    name = settings.collection
+    if not owned and not settings.allow_foreign_collection:
+        raise LoadgenError(
+            f"collection {name!r} exists and was not created by loadgen; choose another --collection, "
+            "or pass --allow-foreign-collection to write into it"
+        )
+    fields = {f["name"]: f for f in desc.get("fields", [])}
+    vector = fields.get("vector")
+    if vector is None:
+        raise LoadgenError(f"collection {name!r} has no field named 'vector'; loadgen writes id, vector, text, category, price")
+    dim = int(vector.get("params", {}).get("dim", 0))
+    if dim != settings.dim:
+        hint = "pass --recreate to rebuild it" if owned else "choose --dim to match or another --collection"
+        raise LoadgenError(f"dimension mismatch: collection {name!r} has dim {dim}, --dim is {settings.dim}; {hint}")
+    missing = [f for f in WRITTEN_FIELDS if f not in fields and not desc.get("enable_dynamic_field")]
+    if missing:
+        raise LoadgenError(f"collection {name!r} lacks fields loadgen writes: {', '.join(missing)}")
+    return owned
+
+
+def count_rows(client: MilvusClient, settings: Settings) -> int:
+    res = client.query(
+        settings.collection, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=settings.timeout
+    )
+    return int(res[0]["count(*)"]) if res else 0
+
+
+def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
+    """Make the collection ready for a run. Raises LoadgenError (one line) and touches nothing on bad input."""
+    idx_params = index_params(settings)
+    search_params(settings)  # validate before anything is created
+    client = connect(settings)
+    try:
+        version = client.get_server_version(timeout=settings.timeout)
+        created = False
+        if client.has_collection(settings.collection, timeout=settings.timeout):
+            owned = _check_existing(client, settings) if not settings.recreate else None
+            if settings.recreate:
+                desc = client.describe_collection(settings.collection, timeout=settings.timeout)
+                if MARKER not in (desc.get("description") or ""):
+                    raise LoadgenError(f"--recreate refused: collection {settings.collection!r} was not created by loadgen")
+                client.drop_collection(settings.collection, timeout=settings.timeout)
+        if not client.has_collection(settings.collection, timeout=settings.timeout):
+            _create(client, settings, idx_params)
+            created, owned = True, True
+        client.load_collection(settings.collection, timeout=max(settings.timeout, 60))
+        rows = count_rows(client, settings)
+        if owned and rows < settings.rows:
+            _fill(client, settings, start=rows, progress=progress)
+            rows = count_rows(client, settings)
+        return Prepared(settings.collection, bool(owned), created, rows, version)
+    except MilvusException as exc:
+        raise LoadgenError(f"Milvus refused the collection setup: {exc.message}") from None
+    finally:
+        client.close()
+
+
+def _create(client: MilvusClient, settings: Settings, params: dict[str, Any]) -> None:
+    index = client.prepare_index_params()
+    index.add_index(
+        field_name="vector", index_type=settings.index_type, metric_type=settings.metric_type, params=params
+    )
+    client.create_collection(
+        settings.collection, schema=_schema(settings), consistency_level=settings.consistency_level, timeout=settings.timeout
+    )
+    try:
+        client.create_index(settings.collection, index, timeout=max(settings.timeout, 60))
+    except MilvusException as exc:
+        client.drop_collection(settings.collection, timeout=settings.timeout)  # ours, created a moment ago
+        raise LoadgenError(f"Milvus rejected the {settings.index_type} index params {params}: {exc.message}") from None
+
+
+def _fill(client: MilvusClient, settings: Settings, *, start: int, progress: bool) -> None:
+    from tqdm import tqdm
+
+    factory = RowFactory(settings.dim, settings.metric_type, settings.seed)
+    total = settings.rows - start
+    with tqdm(total=total, desc=f"filling {settings.collection}", unit="rows", disable=not progress, file=sys.stderr) as bar:
+        for first in range(start, settings.rows, FILL_BATCH):
+            ids = list(range(first, min(first + FILL_BATCH, settings.rows)))
+            client.insert(settings.collection, factory.rows(ids), timeout=max(settings.timeout, 60))
+            bar.update(len(ids))
+    client.flush(settings.collection, timeout=max(settings.timeout, 120))
+
+
+def drop_if_owned(settings: Settings) -> bool:
+    """Drop the collection only if loadgen created it. Returns True if dropped."""
+    client = connect(settings)
+    try:
+        if not client.has_collection(settings.collection, timeout=settings.timeout):
+            return False
+        desc = client.describe_collection(settings.collection, timeout=settings.timeout)
+        if MARKER not in (desc.get("description") or ""):
+            return False
+        client.drop_collection(settings.collection, timeout=settings.timeout)
+        return True
+    finally:
+        client.close()

@@ -1,0 +1,105 @@
+"""Locust event listeners: options, the settings object, setup once per test run, cleanup, one-line errors.
+
+Importing this module attaches the listeners (locust-plugins style). Setup runs on the master or local runner only:
+at ``init`` for headless runs (so it does not eat into ``--run-time``) and again at ``test_start`` (a no-op when the
+collection is already ready, which covers swarms started from the web UI). Workers only build their settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
+from locust import events
+from locust.runners import WorkerRunner
+
+from loadgen import collection
+from loadgen.errors import LoadgenError
+from loadgen.runtime import bridge
+from loadgen.settings import Settings, add_options
+
+log = logging.getLogger("loadgen")
+
+
+class _State:
+    settings: Settings | None = None
+    prepared: collection.Prepared | None = None
+    prepared_for: Settings | None = None
+
+
+state = _State()
+
+
+def settings_for(environment: Any) -> Settings:
+    """The frozen settings of the current test (built from the options the master sent, on workers)."""
+    if state.settings is None:
+        state.settings = Settings.from_options(environment.parsed_options, environment.host)
+    return state.settings
+
+
+def _fail(environment: Any, exc: LoadgenError) -> None:
+    sys.stderr.write(f"loadgen: error: {exc}\n")
+    sys.stderr.flush()
+    environment.process_exit_code = exc.exit_code
+
+
+def _prepare(environment: Any) -> None:
+    settings = settings_for(environment)
+    if state.prepared is not None and state.prepared_for == settings:
+        return
+    state.prepared = collection.prepare(settings, progress=True)
+    state.prepared_for = settings
+    p = state.prepared
+    log.info(
+        "collection %s ready: %d rows, %s, Milvus %s", p.name, p.rows, "created" if p.created else "reused", p.server_version
+    )
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    add_options(parser, locust=True)
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    opts = environment.parsed_options
+    if opts is None or not (opts.headless or opts.autostart):
+        return  # web UI: the host and options may still change in the form; set up when the swarm starts
+    try:
+        _prepare(environment)
+    except LoadgenError as exc:
+        _fail(environment, exc)
+        sys.exit(exc.exit_code)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Any, **_: Any) -> None:
+    state.settings = None  # options may have changed (web UI form, or the master's parsed_options on a worker)
+    try:
+        settings_for(environment)
+        if not isinstance(environment.runner, WorkerRunner):
+            _prepare(environment)
+    except LoadgenError as exc:
+        _fail(environment, exc)
+        if environment.runner is not None:
+            environment.runner.quit()
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Any, **_: Any) -> None:
+    bridge.stop()
+    if isinstance(environment.runner, WorkerRunner) or state.prepared is None:
+        return
+    settings = state.prepared_for
+    if settings is None or settings.keep_data or not state.prepared.owned:
+        return
+    try:
+        if collection.drop_if_owned(settings):
+            log.info("dropped collection %s (created by loadgen; pass --keep-data to keep it)", settings.collection)
+    except LoadgenError as exc:
+        log.warning("could not drop collection %s: %s", settings.collection, exc)
+

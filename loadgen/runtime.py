@@ -1,0 +1,123 @@
+"""The gevent/asyncio policy. Every entry point (locustfiles, users) imports this module first.
+
+What works (see shared/NOTES.md): Locust's own ``patch_all()`` is skipped (``LOCUST_SKIP_MONKEY_PATCH=1``), we patch
+everything but threads, make grpc cooperative with ``init_gevent()``, and run one asyncio loop per process in a real
+OS thread on the *unpatched* epoll selector. Greenlets hand coroutines to that loop and sleep on a gevent waiter, so
+the hub keeps running other users while a coroutine is in flight.
+
+A plain ``locust -f ...`` has already run ``patch_all()`` (threads included) before our locustfile is imported; grpc.aio
+hangs under that. We then re-execute the same command once with ``LOCUST_SKIP_MONKEY_PATCH=1`` set, before Locust has
+started anything.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")  # effective when we are imported before locust
+
+import gevent.monkey  # noqa: E402
+
+
+def _reexec_unless_threads_unpatched() -> None:
+    if not gevent.monkey.is_module_patched("threading"):
+        return
+    main = sys.modules.get("__main__")
+    under_locust_cli = os.path.basename(sys.argv[0]) == "locust" or getattr(
+        getattr(main, "__spec__", None), "name", ""
+    ).startswith("locust")
+    if under_locust_cli and not os.environ.get("LOADGEN_REEXECED"):
+        os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
+        os.environ["LOADGEN_REEXECED"] = "1"
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "locust", *sys.argv[1:]])
+    raise RuntimeError(
+        "gevent patched threads before loadgen was imported; set LOCUST_SKIP_MONKEY_PATCH=1 "
+        "or import loadgen.runtime first"
+    )
+
+
+_reexec_unless_threads_unpatched()
+if not gevent.monkey.is_module_patched("socket"):
+    import warnings
+
+    # locust imports urllib3 (and so ssl) before any locustfile; patching ssl late is what Locust does too
+    warnings.filterwarnings("ignore", category=gevent.monkey.MonkeyPatchWarning)
+    gevent.monkey.patch_all(thread=False)
+
+from grpc.experimental import gevent as _grpc_gevent  # noqa: E402
+
+_grpc_gevent.init_gevent()  # before any channel exists, or sync grpc calls block the hub
+
+import asyncio  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Coroutine  # noqa: E402
+from concurrent.futures import Future  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
+
+import gevent  # noqa: E402
+import gevent.event  # noqa: E402
+
+from loadgen.errors import CallTimeout  # noqa: E402
+
+T = TypeVar("T")
+
+
+class AsyncBridge:
+    """One asyncio loop per process, in a real thread, started lazily (after any ``--processes`` fork)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._pid != os.getpid():
+            with self._lock:
+                if self._loop is None or self._pid != os.getpid():
+                    self._start()
+        assert self._loop is not None
+        return self._loop
+
+    def _start(self) -> None:
+        selector_cls = gevent.monkey.get_original("selectors", "EpollSelector")
+        loop = asyncio.SelectorEventLoop(selector_cls())
+        ready = threading.Event()  # threads are unpatched: this is a real OS event
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        thread = threading.Thread(target=run, name="loadgen-asyncio", daemon=True)
+        thread.start()
+        ready.wait(10)
+        self._loop, self._pid = loop, os.getpid()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run ``coro`` on the loop; the calling greenlet yields until it is done or ``timeout`` passes."""
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        waiter: gevent.event.AsyncResult = gevent.event.AsyncResult()
+        hub_loop = gevent.get_hub().loop
+
+        def done(fut: Future[T]) -> None:  # runs on the asyncio thread
+            hub_loop.run_callback_threadsafe(waiter.set, fut)
+
+        future.add_done_callback(done)
+        try:
+            finished: Future[T] = waiter.get(timeout=timeout)
+        except gevent.Timeout:
+            future.cancel()
+            raise CallTimeout(f"no answer within {timeout:g} s") from None
+        return finished.result()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._pid == os.getpid():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._loop = None
+
+
+bridge = AsyncBridge()

@@ -1,0 +1,261 @@
+"""The embedded Milvus: a real Milvus standalone (the ``milvus`` wheel) that loadgen starts itself.
+
+Why not ``milvus-server`` or ``milvus.MilvusServer.start()``: the wrapper leaves its ``milvus run standalone``
+child behind on SIGTERM and picks its health port without telling us. We use the wheel's own config renderer,
+then start the engine in its own process group on ports we chose, so one ``killpg`` stops everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from loadgen.errors import ServerError
+
+STATE_FILE = "loadgen-server.json"
+ENGINES = ("milvus", "lite")
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What a running embedded server is: written to ``<data_dir>/loadgen-server.json``."""
+
+    engine: str
+    pid: int
+    data_dir: str
+    port: int
+    health_port: int  # 0 for milvus-lite, which has no HTTP health endpoint
+    log_dir: str
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}/metrics" if self.health_port else ""
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "milvus-loadgen" / "server"
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel says are free right now, all distinct (sockets held until all are chosen)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _healthy(health_port: int, port: int) -> bool:
+    if health_port:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=2) as resp:
+                if b"OK" not in resp.read():
+                    return False
+        except (urllib.error.URLError, OSError):
+            return False
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+class EmbeddedMilvus:
+    """Start, probe and stop one embedded server rooted at ``data_dir``.
+
+    ``die_with_parent`` ties the server's life to this process (used by ``loadgen run``); a server from
+    ``loadgen server start`` outlives its command and is stopped with ``loadgen server stop``.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        *,
+        engine: str = "milvus",
+        startup_timeout: float = 120.0,
+        die_with_parent: bool = False,
+    ) -> None:
+        if engine not in ENGINES:
+            raise ServerError(f"unknown embedded engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        self.data_dir = Path(data_dir or default_data_dir()).resolve()
+        self.engine = engine
+        self.startup_timeout = startup_timeout
+        self.die_with_parent = die_with_parent
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.info: ServerInfo | None = None
+
+    # ---- state file -------------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / STATE_FILE
+
+    def read_state(self) -> ServerInfo | None:
+        try:
+            return ServerInfo(**json.loads(self.state_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def status(self) -> ServerInfo | None:
+        """The running server of this data dir, or None (a stale state file is removed)."""
+        info = self.read_state()
+        if info is None:
+            return None
+        if not _group_members(info.pid):
+            self.state_path.unlink(missing_ok=True)
+            return None
+        return info
+
+    # ---- start ------------------------------------------------------------------------------------
+    def start(self) -> ServerInfo:
+        running = self.status()
+        if running is not None:
+            raise ServerError(
+                f"an embedded Milvus already runs from {self.data_dir} (pid {running.pid}, {running.uri}); "
+                "use it with --host, or stop it with `loadgen server stop`"
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_dir = self.data_dir / "logs"
+        log_dir.mkdir(exist_ok=True)
+        cmd, env, port, health_port = self._command(log_dir)
+        log = open(log_dir / f"{self.engine}-stdout.log", "ab")  # noqa: SIM115 - owned by the child
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                cwd=self.data_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: one killpg stops every process it forks
+                preexec_fn=_die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
+            )
+        finally:
+            log.close()
+        self.info = ServerInfo(self.engine, self._proc.pid, str(self.data_dir), port, health_port, str(log_dir))
+        self.state_path.write_text(json.dumps(asdict(self.info)))
+        self._wait_ready(self.info)
+        return self.info
+
+    def _command(self, log_dir: Path) -> tuple[list[str], dict[str, str], int, int]:
+        env = dict(os.environ)
+        if self.engine == "lite":
+            (port,) = free_ports(1)
+            exe = shutil.which("milvus-lite") or str(Path(sys.executable).parent / "milvus-lite")
+            cmd = [exe, "server", "--data-dir", str(self.data_dir / "lite"), "--host", "127.0.0.1"]
+            return [*cmd, "--port", str(port)], env, port, 0
+        try:
+            import milvus  # the wheel pinned in pyproject.toml (milvus==2.3.5)
+        except ImportError as exc:  # pragma: no cover - it is a hard dependency
+            raise ServerError("the `milvus` wheel is not installed; run `pip install -e .`") from exc
+        config = milvus.MilvusServerConfig(data_dir=str(self.data_dir))
+        port_keys = [k for k in config.configurable_items if k.endswith("_port")]
+        ports = free_ports(len(port_keys) + 1)
+        config.update(**dict(zip(port_keys, ports, strict=False)))
+        health_port = ports[-1]
+        try:
+            config.resolve()  # writes configs/milvus.yaml with our ports, data and log paths
+        except RuntimeError as exc:
+            raise ServerError(f"could not reserve ports for the embedded Milvus: {exc}") from exc
+        milvus._initialize_data_files(config.base_data_dir)  # unpacks the engine binaries once
+        bin_dir = Path(config.base_data_dir) / "bin"
+        env.update(
+            DEPLOY_MODE="STANDALONE",
+            METRICS_PORT=str(health_port),
+            MILVUS_RUN_DIR=str(self.data_dir / "run"),
+            LD_LIBRARY_PATH=f"{bin_dir}:{env.get('LD_LIBRARY_PATH', '')}",
+        )
+        return [str(bin_dir / "milvus"), "run", "standalone"], env, int(config.get("proxy_port")), health_port
+
+    def _wait_ready(self, info: ServerInfo) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        log = Path(info.log_dir) / f"{info.engine}-stdout.log"
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            code = self._proc.poll()
+            if code is not None:
+                self.stop()
+                raise ServerError(f"embedded Milvus exited with code {code} while starting; see {log}")
+            if _healthy(info.health_port, info.port):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise ServerError(f"embedded Milvus was not healthy within {self.startup_timeout:.0f} s; see {log}")
+
+    # ---- stop -------------------------------------------------------------------------------------
+    def stop(self, grace: float = 5.0) -> bool:
+        """SIGTERM the whole group, SIGKILL what is left after ``grace`` seconds. True if one was running."""
+        info = self.info or self.read_state()
+        if info is None:
+            return False
+        pgid = info.pid
+        stopped = bool(_group_members(pgid))
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, sig)
+            end = time.monotonic() + wait
+            while time.monotonic() < end:
+                if self._proc is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self._proc.wait(timeout=0.05)
+                if not _group_members(pgid):
+                    break
+                time.sleep(0.1)
+            if not _group_members(pgid):
+                break
+        left = _group_members(pgid)
+        if left:
+            raise ServerError(f"embedded Milvus processes {left} survived SIGKILL")
+        self._proc = None
+        self.info = None
+        self.state_path.unlink(missing_ok=True)
+        return stopped
+
+    def __enter__(self) -> ServerInfo:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,166 @@
+"""loadgen's options, declared once, and the frozen settings object they become.
+
+The same table feeds Locust's parser (``init_command_line_parser``: env vars, web UI, secrets masked) and the plain
+argparse parser of ``loadgen run`` (which checks the settings before Locust starts). This module is the only one that
+reads ``LOADGEN_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from loadgen.errors import LoadgenError
+
+INDEX_TYPES = ("AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT")
+METRICS = ("COSINE", "L2", "IP")
+CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
+TASKS = ("insert", "upsert", "search", "query", "get", "delete", "search_fanout")
+DEFAULT_WEIGHTS = "search=10,query=2,get=2,insert=2,upsert=1,delete=1,search_fanout=1"
+
+# dest, default, type, help, extra (choices, secret, flag)
+_OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
+    ("milvus_token", "", str, "Milvus token (user:password or API key); prefer the env var", {"secret": True}),
+    ("collection", "loadgen_bench", str, "collection to create (or reuse if loadgen created it)", {}),
+    ("dim", 128, int, "vector dimension", {}),
+    ("rows", 10_000, int, "rows inserted once per test run before users start", {}),
+    ("index_type", "AUTOINDEX", str, "vector index", {"choices": INDEX_TYPES}),
+    ("metric_type", "COSINE", str, "distance metric", {"choices": METRICS}),
+    ("index_params", "", str, 'index build params as JSON, e.g. {"M": 16, "efConstruction": 200}', {}),
+    ("search_params", "", str, 'search params as JSON, e.g. {"ef": 64} or {"nprobe": 16}', {}),
+    ("top_k", 10, int, "hits per search", {}),
+    ("filter", "", str, 'filter expression for search and query, e.g. "category < 10"', {}),
+    ("consistency_level", "Bounded", str, "consistency level of searches and queries", {"choices": CONSISTENCY_LEVELS}),
+    ("batch_size", 10, int, "rows per insert/upsert/delete call; ids per get", {}),
+    ("fanout", 10, int, "concurrent calls gathered by the async search_fanout task", {}),
+    ("weights", DEFAULT_WEIGHTS, str, "task weights name=w,... (0 disables a task)", {}),
+    ("timeout", 10.0, float, "seconds before any single Milvus call fails", {}),
+    ("seed", 42, int, "seed for generated vectors", {}),
+    ("allow_foreign_collection", False, bool, "write into an existing collection loadgen did not create", {}),
+    ("recreate", False, bool, "drop and recreate the collection if loadgen created it earlier", {}),
+    ("keep_data", False, bool, "keep the collection loadgen created when the test ends", {}),
+]
+
+
+def _env_name(dest: str) -> str:
+    return "LOADGEN_" + dest.upper()
+
+
+def add_options(parser: Any, *, locust: bool) -> None:
+    """Register every option on ``parser`` (Locust's configargparse parser, or a plain argparse one)."""
+    # Locust's include_in_web_ui/is_secret only work on the parser itself, not on an argument group
+    group = parser if locust else parser.add_argument_group("loadgen", "workload options (env LOADGEN_<NAME>)")
+    for dest, default, typ, help_text, extra in _OPTIONS:
+        flag = "--" + dest.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": dest, "help": help_text}
+        env = _env_name(dest)
+        if locust:
+            kwargs.update(env_var=env, include_in_web_ui=True, is_secret=extra.get("secret", False))
+        elif env in os.environ:  # plain argparse has no env_var support
+            default = os.environ[env] if typ is not bool else os.environ[env].lower() in ("1", "true", "yes")
+        if typ is bool:
+            kwargs.update(action="store_true", default=default)
+        else:
+            kwargs.update(type=typ, default=default)
+            if "choices" in extra:
+                kwargs["choices"] = extra["choices"]
+        group.add_argument(flag, **kwargs)
+
+
+def _json_object(name: str, text: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise LoadgenError(f"--{name.replace('_', '-')} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise LoadgenError(f"--{name.replace('_', '-')} must be a JSON object, got {text!r}")
+    return value
+
+
+def _weights(text: str) -> dict[str, int]:
+    weights = dict.fromkeys(TASKS, 0)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if name.strip() not in weights:
+            raise LoadgenError(f"--weights: unknown task {name.strip()!r}; tasks are {', '.join(TASKS)}")
+        try:
+            weights[name.strip()] = int(value)
+        except ValueError:
+            raise LoadgenError(f"--weights: {part!r} is not name=<integer>") from None
+        if weights[name.strip()] < 0:
+            raise LoadgenError(f"--weights: {part!r} is negative")
+    if not any(weights.values()):
+        raise LoadgenError("--weights: every task has weight 0; give at least one a positive weight")
+    return weights
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user, adapter or setup step needs; built once from parsed options."""
+
+    uri: str
+    milvus_token: str = field(default="", repr=False)
+    collection: str = "loadgen_bench"
+    dim: int = 128
+    rows: int = 10_000
+    index_type: str = "AUTOINDEX"
+    metric_type: str = "COSINE"
+    index_params: dict[str, Any] = field(default_factory=dict)
+    search_params: dict[str, Any] = field(default_factory=dict)
+    top_k: int = 10
+    filter: str = ""
+    consistency_level: str = "Bounded"
+    batch_size: int = 10
+    fanout: int = 10
+    weights: dict[str, int] = field(default_factory=lambda: _weights(DEFAULT_WEIGHTS))
+    timeout: float = 10.0
+    seed: int = 42
+    allow_foreign_collection: bool = False
+    recreate: bool = False
+    keep_data: bool = False
+
+    @classmethod
+    def from_options(cls, options: argparse.Namespace, host: str | None) -> Settings:
+        if not host:
+            raise LoadgenError(
+                "no Milvus host: pass --host http://HOST:19530, or use `loadgen run` to start an embedded Milvus"
+            )
+        values = {f.name: getattr(options, f.name) for f in fields(cls) if hasattr(options, f.name)}
+        values["index_params"] = _json_object("index_params", values.get("index_params", ""))
+        values["search_params"] = _json_object("search_params", values.get("search_params", ""))
+        values["weights"] = _weights(values.get("weights", DEFAULT_WEIGHTS))
+        settings = cls(uri=normalize_uri(host), **values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for name in ("dim", "batch_size", "top_k", "fanout"):
+            if getattr(self, name) < 1:
+                raise LoadgenError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.rows < 0:
+            raise LoadgenError(f"--rows must be 0 or more, got {self.rows}")
+        if self.timeout <= 0:
+            raise LoadgenError(f"--timeout must be positive, got {self.timeout}")
+        if not self.collection.replace("_", "a").isalnum() or self.collection[0].isdigit():
+            raise LoadgenError(f"--collection {self.collection!r}: use letters, digits and underscores")
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to write into results and logs: the token is never included."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "milvus_token"}
+        out["token_set"] = bool(self.milvus_token)
+        return out
+
+
+def normalize_uri(host: str) -> str:
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = "http://" + host
+    scheme = host.split("://", 1)[0]
+    if scheme not in ("http", "https", "tcp", "grpc", "unix"):
+        raise LoadgenError(f"--host {host!r}: expected http://HOST:PORT or https://HOST:PORT")
+    return host

@@ -1,0 +1,58 @@
+"""The one place that times calls (``time.perf_counter``) and reports them to Locust as float milliseconds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measured call: how much came back, how long it took, and what went wrong if anything did."""
+
+    length: int
+    elapsed_ms: float
+    error: BaseException | None = None
+
+
+def measure(fn: Callable[..., int], *args: Any, **kwargs: Any) -> Sample:
+    start = time.perf_counter()
+    try:
+        length = fn(*args, **kwargs)
+    except Exception as exc:  # every failure is a measured, reported failure
+        return Sample(0, (time.perf_counter() - start) * 1000.0, exc)
+    return Sample(length, (time.perf_counter() - start) * 1000.0)
+
+
+async def ameasure(awaitable: Awaitable[int]) -> Sample:
+    """Times the await on the event loop itself, so the greenlet/loop hand-off is not counted."""
+    start = time.perf_counter()
+    try:
+        length = await awaitable
+    except Exception as exc:
+        return Sample(0, (time.perf_counter() - start) * 1000.0, exc)
+    return Sample(length, (time.perf_counter() - start) * 1000.0)
+
+
+def report(events: Any, request_type: str, name: str, sample: Sample, context: dict[str, Any]) -> None:
+    events.request.fire(
+        request_type=request_type,
+        name=name,
+        response_time=sample.elapsed_ms,
+        response_length=sample.length,
+        exception=sample.error,
+        context=context,
+    )
+
+
+async def ameasure_many(awaitables: list[Awaitable[int]]) -> tuple[list[Sample], Sample]:
+    """Gather concurrent calls: a sample per call, and one for the batch (failed if any call failed)."""
+    import asyncio
+
+    start = time.perf_counter()
+    samples = await asyncio.gather(*(ameasure(a) for a in awaitables))
+    elapsed = (time.perf_counter() - start) * 1000.0
+    error = next((s.error for s in samples if s.error is not None), None)
+    return list(samples), Sample(sum(s.length for s in samples), elapsed, error)
