@@ -48,7 +48,9 @@ def _check_params(kind: str, params: dict[str, Any], allowed: dict[str, tuple[in
             raise LoadgenError(f"invalid {kind} params for {index}: unknown key {key!r} (allowed: {known})")
         low, high = allowed[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise LoadgenError(f"invalid {kind} params for {index}: {key}={value!r} must be an integer in [{low}, {high}]")
+            raise LoadgenError(
+                f"invalid {kind} params for {index}: {key}={value!r} must be an integer in [{low}, {high}]"
+            )
 
 
 def index_params(settings: Settings) -> dict[str, Any]:
@@ -104,7 +106,9 @@ def _check_existing(client: MilvusClient, settings: Settings) -> bool:
     fields = {f["name"]: f for f in desc.get("fields", [])}
     vector = fields.get("vector")
     if vector is None:
-        raise LoadgenError(f"collection {name!r} has no field named 'vector'; loadgen writes id, vector, text, category, price")
+        raise LoadgenError(
+            f"collection {name!r} has no field named 'vector'; loadgen writes id, vector, text, category, price"
+        )
     dim = int(vector.get("params", {}).get("dim", 0))
     if dim != settings.dim:
         hint = "pass --recreate to rebuild it" if owned else "choose --dim to match or another --collection"
@@ -122,24 +126,47 @@ def count_rows(client: MilvusClient, settings: Settings) -> int:
     return int(res[0]["count(*)"]) if res else 0
 
 
+def _inspect(client: MilvusClient, settings: Settings) -> bool | None:
+    """None if the collection does not exist (or will be recreated), else whether loadgen owns it. No writes."""
+    if not client.has_collection(settings.collection, timeout=settings.timeout):
+        return None
+    if settings.recreate:
+        desc = client.describe_collection(settings.collection, timeout=settings.timeout)
+        if MARKER not in (desc.get("description") or ""):
+            raise LoadgenError(f"--recreate refused: collection {settings.collection!r} was not created by loadgen")
+        return None
+    return _check_existing(client, settings)
+
+
+def check(settings: Settings) -> str:
+    """Everything ``prepare`` would refuse, found without writing anything. Returns the server version."""
+    index_params(settings)
+    search_params(settings)
+    client = connect(settings)
+    try:
+        version = str(client.get_server_version(timeout=settings.timeout))
+        _inspect(client, settings)
+        return version
+    except MilvusException as exc:
+        raise LoadgenError(f"Milvus refused the collection check: {exc.message}") from None
+    finally:
+        client.close()
+
+
 def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
     """Make the collection ready for a run. Raises LoadgenError (one line) and touches nothing on bad input."""
     idx_params = index_params(settings)
     search_params(settings)  # validate before anything is created
     client = connect(settings)
     try:
-        version = client.get_server_version(timeout=settings.timeout)
-        created = False
-        if client.has_collection(settings.collection, timeout=settings.timeout):
-            owned = _check_existing(client, settings) if not settings.recreate else None
-            if settings.recreate:
-                desc = client.describe_collection(settings.collection, timeout=settings.timeout)
-                if MARKER not in (desc.get("description") or ""):
-                    raise LoadgenError(f"--recreate refused: collection {settings.collection!r} was not created by loadgen")
+        version = str(client.get_server_version(timeout=settings.timeout))
+        owned = _inspect(client, settings)
+        created = owned is None
+        if created:
+            if client.has_collection(settings.collection, timeout=settings.timeout):  # --recreate of our own
                 client.drop_collection(settings.collection, timeout=settings.timeout)
-        if not client.has_collection(settings.collection, timeout=settings.timeout):
             _create(client, settings, idx_params)
-            created, owned = True, True
+            owned = True
         client.load_collection(settings.collection, timeout=max(settings.timeout, 60))
         rows = count_rows(client, settings)
         if owned and rows < settings.rows:
@@ -158,7 +185,10 @@ def _create(client: MilvusClient, settings: Settings, params: dict[str, Any]) ->
         field_name="vector", index_type=settings.index_type, metric_type=settings.metric_type, params=params
     )
     client.create_collection(
-        settings.collection, schema=_schema(settings), consistency_level=settings.consistency_level, timeout=settings.timeout
+        settings.collection,
+        schema=_schema(settings),
+        consistency_level=settings.consistency_level,
+        timeout=settings.timeout,
     )
     try:
         client.create_index(settings.collection, index, timeout=max(settings.timeout, 60))
@@ -172,7 +202,9 @@ def _fill(client: MilvusClient, settings: Settings, *, start: int, progress: boo
 
     factory = RowFactory(settings.dim, settings.metric_type, settings.seed)
     total = settings.rows - start
-    with tqdm(total=total, desc=f"filling {settings.collection}", unit="rows", disable=not progress, file=sys.stderr) as bar:
+    with tqdm(
+        total=total, desc=f"filling {settings.collection}", unit="rows", disable=not progress, file=sys.stderr
+    ) as bar:
         for first in range(start, settings.rows, FILL_BATCH):
             ids = list(range(first, min(first + FILL_BATCH, settings.rows)))
             client.insert(settings.collection, factory.rows(ids), timeout=max(settings.timeout, 60))

@@ -12,6 +12,8 @@ import sys
 from typing import Any
 
 import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
+
+# isort: split
 from locust import events
 from locust.runners import WorkerRunner
 
@@ -53,7 +55,11 @@ def _prepare(environment: Any) -> None:
     state.prepared_for = settings
     p = state.prepared
     log.info(
-        "collection %s ready: %d rows, %s, Milvus %s", p.name, p.rows, "created" if p.created else "reused", p.server_version
+        "collection %s ready: %d rows, %s, Milvus %s",
+        p.name,
+        p.rows,
+        "created" if p.created else "reused",
+        p.server_version,
     )
 
 
@@ -102,4 +108,3 @@ def _on_quitting(environment: Any, **_: Any) -> None:
             log.info("dropped collection %s (created by loadgen; pass --keep-data to keep it)", settings.collection)
     except LoadgenError as exc:
         log.warning("could not drop collection %s: %s", settings.collection, exc)
-

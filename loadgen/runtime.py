@@ -17,7 +17,7 @@ import sys
 
 os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")  # effective when we are imported before locust
 
-import gevent.monkey  # noqa: E402
+import gevent.monkey
 
 
 def _reexec_unless_threads_unpatched() -> None:

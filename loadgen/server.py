@@ -104,6 +104,23 @@ def _healthy(health_port: int, port: int) -> bool:
         return False
 
 
+def _pin_embedded_etcd(base_dir: Path, client_port: int, peer_port: int) -> None:
+    """Give the in-process etcd our ports. The wheel's template only sets the port Milvus *dials*; etcd itself
+    would listen on its defaults (2379/2380) and crash when another Milvus already holds them."""
+    etcd_cfg = base_dir / "configs" / "embed-etcd.yaml"
+    client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    etcd_cfg.write_text(
+        f"name: loadgen\nlisten-client-urls: {client}\nadvertise-client-urls: {client}\n"
+        f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\ninitial-cluster: loadgen={peer}\n"
+    )
+    milvus_yaml = base_dir / "configs" / "milvus.yaml"
+    text = milvus_yaml.read_text()
+    if "\netcd:\n" not in "\n" + text:
+        raise ServerError(f"unexpected Milvus config layout in {milvus_yaml}: no top-level etcd section")
+    text = ("\n" + text).replace("\netcd:\n", f"\netcd:\n  config:\n    path: {etcd_cfg}\n", 1)[1:]
+    milvus_yaml.write_text(text)
+
+
 class EmbeddedMilvus:
     """Start, probe and stop one embedded server rooted at ``data_dir``.
 
@@ -200,6 +217,7 @@ class EmbeddedMilvus:
             config.resolve()  # writes configs/milvus.yaml with our ports, data and log paths
         except RuntimeError as exc:
             raise ServerError(f"could not reserve ports for the embedded Milvus: {exc}") from exc
+        _pin_embedded_etcd(Path(config.base_data_dir), int(config.get("etcd_port")), free_ports(1)[0])
         milvus._initialize_data_files(config.base_data_dir)  # unpacks the engine binaries once
         bin_dir = Path(config.base_data_dir) / "bin"
         env.update(

@@ -60,7 +60,8 @@ def add_options(parser: Any, *, locust: bool) -> None:
         if locust:
             kwargs.update(env_var=env, include_in_web_ui=True, is_secret=extra.get("secret", False))
         elif env in os.environ:  # plain argparse has no env_var support
-            default = os.environ[env] if typ is not bool else os.environ[env].lower() in ("1", "true", "yes")
+            raw = os.environ[env]
+            default = raw.lower() in ("1", "true", "yes") if typ is bool else raw  # noqa: PLW2901
         if typ is bool:
             kwargs.update(action="store_true", default=default)
         else:
@@ -164,3 +165,18 @@ def normalize_uri(host: str) -> str:
     if scheme not in ("http", "https", "tcp", "grpc", "unix"):
         raise LoadgenError(f"--host {host!r}: expected http://HOST:PORT or https://HOST:PORT")
     return host
+
+
+def to_argv(options: argparse.Namespace) -> list[str]:
+    """The loadgen options that differ from their defaults, as flags for a Locust command line.
+
+    The token is left out on purpose: it travels in the environment, never in argv (visible in ``ps``).
+    """
+    argv: list[str] = []
+    for dest, default, typ, _help, _extra in _OPTIONS:
+        value = getattr(options, dest, default)
+        if dest == "milvus_token" or value == default:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        argv += [flag] if typ is bool else [flag, str(value)]
+    return argv

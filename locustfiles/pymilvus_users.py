@@ -1,6 +1,8 @@
 """Raw pymilvus, sync and async: ``locust -f locustfiles/pymilvus_users.py --host http://127.0.0.1:19530``."""
 
-import loadgen.runtime  # noqa: F401  - first: the gevent/asyncio policy
+import loadgen.runtime  # first: the gevent/asyncio policy
+
+# isort: split
 import loadgen.hooks  # noqa: F401  - options, setup once per run, cleanup
 from loadgen.users.pymilvus import AsyncPymilvusUser, PymilvusUser
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
+
+# isort: split
 from locust import User, task
 
 from loadgen import adapters, hooks
@@ -74,7 +76,9 @@ class StoreUser(User):
 
     def _run(self, op: str, *args: Any, **context: Any) -> Sample:
         sample = self._call(op, *args)
-        report(self.environment.events, self.request_type, op, sample, {"collection": self.settings.collection, **context})
+        report(
+            self.environment.events, self.request_type, op, sample, {"collection": self.settings.collection, **context}
+        )
         return sample
 
     # ---- tasks (weights come from --weights; these are the defaults) -----------------------------
@@ -98,7 +102,9 @@ class StoreUser(User):
     @task(2)
     def query(self) -> None:
         expr = self.settings.filter or f"category == {int(self.rows.rng.integers(0, CATEGORIES))}"
-        self._run("query", expr, filter=expr, limit=self.settings.top_k, consistency_level=self.settings.consistency_level)
+        self._run(
+            "query", expr, filter=expr, limit=self.settings.top_k, consistency_level=self.settings.consistency_level
+        )
 
     @task(2)
     def get(self) -> None:

@@ -1,0 +1,194 @@
+"""``loadgen``: run a headless load test (starting an embedded Milvus if no host is given) and manage that server.
+
+This process never imports gevent or Locust: Locust runs as a child process, so its monkey-patching stays there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+from loadgen.errors import LoadgenError
+from loadgen.server import ENGINES, EmbeddedMilvus, default_data_dir
+from loadgen.settings import Settings, add_options, to_argv
+
+REPO_LOCUSTFILES = Path(__file__).resolve().parent.parent / "locustfiles"
+DEFAULT_LOCUSTFILE = "pymilvus_users.py"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + error
+        raise LoadgenError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="loadgen", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="headless load test; starts an embedded Milvus unless --host is given")
+    run.add_argument("--host", help="Milvus URI, e.g. http://10.0.0.5:19530 (token: env LOADGEN_MILVUS_TOKEN)")
+    run.add_argument("-u", "--users", type=_positive_int, default=20, help="concurrent users (default 20)")
+    run.add_argument("-r", "--spawn-rate", type=float, default=20.0, help="users started per second (default 20)")
+    run.add_argument("-t", "--run-time", default="20s", help="how long to run, e.g. 30s, 5m (default 20s)")
+    run.add_argument("-f", "--locustfile", help=f"locustfile (default locustfiles/{DEFAULT_LOCUSTFILE})")
+    run.add_argument(
+        "--processes", type=int, default=0, help="Locust worker processes on this machine (0: one process)"
+    )
+    run.add_argument("--out", type=Path, help="results directory (default results/run-<timestamp>)")
+    run.add_argument("--engine", choices=ENGINES, default="milvus", help="embedded server: real Milvus, or milvus-lite")
+    run.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for the embedded Milvus")
+    run.add_argument("classes", nargs="*", help="user classes to run (default: all in the locustfile)")
+    add_options(run, locust=False)
+
+    server = sub.add_parser("server", help="start, stop or inspect an embedded Milvus that outlives the command")
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.add_argument("--data-dir", type=Path, default=default_data_dir(), help="data, logs and state file")
+    server.add_argument("--engine", choices=ENGINES, default="milvus")
+    server.add_argument("--startup-timeout", type=float, default=120.0)
+    server.add_argument("--uri", action="store_true", help="status: print only the URI (for --host $(...))")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return _server(args) if args.command == "server" else _run(args)
+    except LoadgenError as exc:
+        print(f"loadgen: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("loadgen: interrupted", file=sys.stderr)
+        return 130
+
+
+def _server(args: argparse.Namespace) -> int:
+    server = EmbeddedMilvus(args.data_dir, engine=args.engine, startup_timeout=args.startup_timeout)
+    if args.action == "start":
+        print(f"starting embedded Milvus ({args.engine}) in {server.data_dir} ...", file=sys.stderr)
+        started = server.start()
+        print(f"Milvus ready at {started.uri} (pid {started.pid}); logs: {started.log_dir}", file=sys.stderr)
+        print(started.uri)
+        return 0
+    if args.action == "stop":
+        stopped = server.stop()
+        print("stopped" if stopped else f"no embedded Milvus running from {server.data_dir}")
+        return 0
+    info = server.status()
+    if info is None:
+        print(f"no embedded Milvus running from {server.data_dir}", file=sys.stderr)
+        return 1
+    print(
+        info.uri
+        if args.uri
+        else json.dumps(
+            {"uri": info.uri, "pid": info.pid, "engine": info.engine, "metrics": info.metrics_url, "logs": info.log_dir}
+        )
+    )
+    return 0
+
+
+def _locustfile(args: argparse.Namespace) -> Path:
+    path = Path(args.locustfile) if args.locustfile else REPO_LOCUSTFILES / DEFAULT_LOCUSTFILE
+    if not path.is_file():
+        raise LoadgenError(f"locustfile {path} not found; pass -f/--locustfile")
+    return path.resolve()
+
+
+def _terminate_on_sigterm() -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from loadgen import collection, summary
+
+    locustfile = _locustfile(args)
+    Settings.from_options(args, args.host or "http://127.0.0.1:19530")  # bad options fail before anything starts
+    out = (args.out or Path("results") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    _terminate_on_sigterm()
+    server, data_dir, ok = None, None, False
+    try:
+        host = args.host
+        if not host:
+            data_dir = Path(tempfile.mkdtemp(prefix="loadgen-milvus-"))
+            server = EmbeddedMilvus(
+                data_dir, engine=args.engine, startup_timeout=args.startup_timeout, die_with_parent=True
+            )
+            print(f"loadgen: starting embedded Milvus ({args.engine}); logs: {data_dir / 'logs'}", file=sys.stderr)
+            host = server.start().uri
+        settings = Settings.from_options(args, host)
+        version = collection.check(settings)
+        print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
+        code = _locust(args, locustfile, settings, out)
+        results = summary.build_results(
+            out,
+            settings=settings.public(),
+            run={
+                "users": args.users,
+                "spawn_rate": args.spawn_rate,
+                "run_time": args.run_time,
+                "processes": args.processes,
+                "locustfile": str(locustfile),
+                "server_version": version,
+                "embedded": server is not None,
+                "exit_code": code,
+                "classes": args.classes,
+            },
+        )
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+        print(summary.render_table(results))
+        print(f"\nresults: {out / 'results.json'}  report: {out / 'report.html'}  csv: {out}/stats_*.csv")
+        ok = code == 0
+        return code
+    finally:
+        if server is not None:
+            server.stop()
+            if data_dir is not None and ok and not args.keep_data:
+                shutil.rmtree(data_dir, ignore_errors=True)
+            elif data_dir is not None:
+                print(f"loadgen: embedded Milvus data and logs kept in {data_dir}", file=sys.stderr)
+
+
+def _locust(args: argparse.Namespace, locustfile: Path, settings: Settings, out: Path) -> int:
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+        "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time, "--host", settings.uri,
+        "--csv", str(out / "stats"), "--html", str(out / "report.html"), "--json-file", str(out / "locust"),
+        "--only-summary", "--stop-timeout", str(int(settings.timeout) + 2),
+        *(["--processes", str(args.processes)] if args.processes else []),
+        *to_argv(args), *args.classes,
+    ]  # fmt: skip
+    env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)  # Locust stops its users and writes its stats
+        try:
+            return proc.wait(timeout=settings.timeout + 15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Turn Locust's final stats into loadgen's results: ``results.json`` and the summary table printed at the end.
+
+Locust's JSON keeps, per request name, the float sum of response times (so the mean is exact) and a histogram of
+response times rounded to whole ms below 100 ms (so percentiles are approximate; microsecond histograms are issue 4).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+PERCENTILES = (0.50, 0.95, 0.99)
+
+
+def _percentile(buckets: dict[str, int], total: int, q: float) -> float:
+    if not total:
+        return 0.0
+    target, seen = q * total, 0
+    for value, count in sorted(((float(k), v) for k, v in buckets.items())):
+        seen += count
+        if seen >= target:
+            return value
+    return max(float(k) for k in buckets)
+
+
+def entry_metrics(entry: dict[str, Any]) -> dict[str, Any]:
+    n, fails = int(entry["num_requests"]), int(entry["num_failures"])
+    duration = max(float(entry["last_request_timestamp"] or 0) - float(entry["start_time"] or 0), 1e-9)
+    out: dict[str, Any] = {
+        "type": entry["method"],
+        "name": entry["name"],
+        "requests": n,
+        "failures": fails,
+        "rps": n / duration if n else 0.0,
+        "avg_ms": float(entry["total_response_time"]) / n if n else 0.0,
+        "min_ms": float(entry["min_response_time"] or 0.0),
+        "max_ms": float(entry["max_response_time"] or 0.0),
+        "response_length_total": int(entry["total_content_length"]),
+    }
+    for q in PERCENTILES:
+        out[f"p{round(q * 100)}_ms"] = _percentile(entry["response_times"], n, q)
+    return out
+
+
+def read_failures(csv_path: Path) -> list[dict[str, Any]]:
+    if not csv_path.exists():
+        return []
+    with csv_path.open(newline="") as fh:
+        return [
+            {"type": r["Method"], "name": r["Name"], "error": r["Error"], "occurrences": int(r["Occurrences"])}
+            for r in csv.DictReader(fh)
+        ]
+
+
+def build_results(out_dir: Path, *, settings: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    stats_file = out_dir / "locust.json"
+    entries = json.loads(stats_file.read_text()) if stats_file.exists() else []
+    requests = sorted((entry_metrics(e) for e in entries), key=lambda m: (m["name"], m["type"]))
+    total_n = sum(m["requests"] for m in requests)
+    total_f = sum(m["failures"] for m in requests)
+    return {
+        "format": "milvus-loadgen/results/v1",
+        "run": run,
+        "settings": settings,
+        "requests": requests,
+        "totals": {"requests": total_n, "failures": total_f, "fail_ratio": total_f / total_n if total_n else 0.0},
+        "failures": read_failures(out_dir / "stats_failures.csv"),
+    }
+
+
+def render_table(results: dict[str, Any]) -> str:
+    header = ("type", "name", "reqs", "fails", "req/s", "avg ms", "p50", "p95", "p99", "max ms")
+    rows = [
+        (
+            m["type"],
+            m["name"],
+            str(m["requests"]),
+            str(m["failures"]),
+            f"{m['rps']:.1f}",
+            f"{m['avg_ms']:.2f}",
+            f"{m['p50_ms']:.0f}",
+            f"{m['p95_ms']:.0f}",
+            f"{m['p99_ms']:.0f}",
+            f"{m['max_ms']:.1f}",
+        )
+        for m in results["requests"]
+    ]
+    t = results["totals"]
+    rows.append(("", "TOTAL", str(t["requests"]), str(t["failures"]), "", "", "", "", "", ""))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def fmt(row: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+
+    lines = [fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)]
+    for f in results["failures"][:10]:
+        lines.append(f"failure: {f['type']} {f['name']} x{f['occurrences']}: {f['error'][:200]}")
+    return "\n".join(lines)
