@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,9 @@ def search_params(settings: Settings) -> dict[str, Any]:
 
 def connect(settings: Settings) -> MilvusClient:
     try:
-        return MilvusClient(uri=settings.uri, token=settings.milvus_token, timeout=settings.timeout)
+        # an alias of its own: closing a client with the default alias would close every client of that URI
+        alias = f"loadgen-setup-{uuid.uuid4().hex}"
+        return MilvusClient(uri=settings.uri, token=settings.milvus_token, timeout=settings.timeout, alias=alias)
     except MilvusException as exc:
         raise LoadgenError(
             f"cannot reach Milvus at {redact_uri(settings.uri)} within {settings.timeout:g} s: {exc.message}"

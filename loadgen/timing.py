@@ -26,11 +26,20 @@ def measure(fn: Callable[..., int], *args: Any, **kwargs: Any) -> Sample:
     return Sample(length, (time.perf_counter() - start) * 1000.0)
 
 
-async def ameasure(awaitable: Awaitable[int]) -> Sample:
-    """Times the await on the event loop itself, so the greenlet/loop hand-off is not counted."""
+async def ameasure(awaitable: Awaitable[int], timeout: float | None = None) -> Sample:
+    """Times the await on the event loop itself, so the greenlet/loop hand-off is not counted.
+
+    ``timeout`` is enforced here too: some pymilvus async paths (the first call's handshake) carry no deadline.
+    """
+    import asyncio
+
+    from loadgen.errors import CallTimeout
+
     start = time.perf_counter()
     try:
-        length = await awaitable
+        length = await (asyncio.wait_for(awaitable, timeout) if timeout else awaitable)
+    except TimeoutError:
+        return Sample(0, (time.perf_counter() - start) * 1000.0, CallTimeout(f"no answer within {timeout:g} s"))
     except Exception as exc:
         return Sample(0, (time.perf_counter() - start) * 1000.0, exc)
     return Sample(length, (time.perf_counter() - start) * 1000.0)
@@ -47,12 +56,12 @@ def report(events: Any, request_type: str, name: str, sample: Sample, context: d
     )
 
 
-async def ameasure_many(awaitables: list[Awaitable[int]]) -> tuple[list[Sample], Sample]:
+async def ameasure_many(awaitables: list[Awaitable[int]], timeout: float | None = None) -> tuple[list[Sample], Sample]:
     """Gather concurrent calls: a sample per call, and one for the batch (failed if any call failed)."""
     import asyncio
 
     start = time.perf_counter()
-    samples = await asyncio.gather(*(ameasure(a) for a in awaitables))
+    samples = await asyncio.gather(*(ameasure(a, timeout) for a in awaitables))
     elapsed = (time.perf_counter() - start) * 1000.0
     error = next((s.error for s in samples if s.error is not None), None)
     return list(samples), Sample(sum(s.length for s in samples), elapsed, error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -83,6 +84,8 @@ class AsyncPymilvusStore(_Common):
     async def open(cls, settings: Settings) -> AsyncPymilvusStore:
         self = cls(settings)
         self.client = AsyncMilvusClient(**self.conn)
+        # AsyncMilvusClient connects on its first call, and that handshake has no deadline: make it here, bounded
+        await asyncio.wait_for(self.client.has_collection(self.name, timeout=settings.timeout), settings.timeout)
         return self
 
     async def insert(self, rows: Rows) -> int:

@@ -44,7 +44,7 @@ class StoreUser(User):
         if not self.use_async:
             weights["search_fanout"] = 0  # a sync client cannot have several calls in flight
         self.tasks = [getattr(type(self), name) for name, w in weights.items() for _ in range(w)]
-        self._timeout = self.settings.timeout + 1.0  # the client's own deadline should fire first
+        self._timeout = self.settings.timeout + 1.0  # the loop's own deadline fires first; this guards a stuck loop
 
     # ---- the adapter ----------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -70,7 +70,7 @@ class StoreUser(User):
         if not self.use_async:
             return measure(method, *args)
         try:
-            return bridge.run(ameasure(method(*args)), self._timeout)
+            return bridge.run(ameasure(method(*args), self.settings.timeout), self._timeout)
         except CallTimeout as exc:
             return Sample(0, self._timeout * 1000.0, exc)
 
@@ -123,7 +123,7 @@ class StoreUser(User):
         calls = [self.store.search(self.rows.vectors(1).tolist()) for _ in range(k)]
         context = {"collection": s.collection, "top_k": s.top_k, "filter": s.filter, "fanout": k}
         try:
-            samples, batch = bridge.run(ameasure_many(calls), self._timeout)
+            samples, batch = bridge.run(ameasure_many(calls, s.timeout), self._timeout)
         except CallTimeout as exc:
             samples, batch = [], Sample(0, self._timeout * 1000.0, exc)
         events = self.environment.events

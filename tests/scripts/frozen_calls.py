@@ -1,0 +1,27 @@
+"""Connects sync and async pymilvus stores, waits for the test to freeze the server, then times one search each."""
+
+# isort: split
+import json
+import os
+import sys
+import time
+
+from loadgen.adapters.pymilvus import AsyncPymilvusStore, PymilvusStore
+from loadgen.runtime import bridge
+from loadgen.settings import Settings
+from loadgen.timing import ameasure, measure
+
+settings = Settings(uri=os.environ["URI"], collection="frozen_check", dim=4, timeout=1.0)
+sync_store = PymilvusStore(settings)
+async_store = bridge.run(AsyncPymilvusStore.open(settings), 10)
+print("connected", flush=True)
+time.sleep(1.0)  # the test freezes the server now
+vec = [[0.1, 0.2, 0.3, 0.4]]
+out = {}
+s = measure(sync_store.search, vec)
+out["sync"] = {"error": repr(s.error), "elapsed_s": s.elapsed_ms / 1000}
+a = bridge.run(ameasure(async_store.search(vec), settings.timeout), settings.timeout + 1)
+out["async"] = {"error": repr(a.error), "elapsed_s": a.elapsed_ms / 1000}
+print(json.dumps(out), flush=True)
+sys.stdout.flush()
+os._exit(0)  # the server is frozen: skip closing connections

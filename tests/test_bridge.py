@@ -1,0 +1,29 @@
+"""The gevent -> asyncio bridge: results, errors, timeouts, and that waiting greenlets never block the hub."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_bridge_results_errors_timeouts_and_concurrency() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "scripts" / "bridge_check.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["value"] == 42
+    assert out["error"] == "server said no"
+    assert out["timeout_message"] == "no answer within 0.5 s"
+    assert 0.45 < out["timeout_elapsed"] < 2.0
+    # 20 greenlets x 0.3 s each: concurrent on the loop, not 6 s in sequence
+    assert out["concurrent_values"] == list(range(20))
+    assert out["concurrent_elapsed"] < 2.0
+    # the hub kept running other greenlets while they waited
+    assert out["ticks_meanwhile"] >= 10

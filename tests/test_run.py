@@ -1,0 +1,137 @@
+"""Headless runs through `loadgen run` and plain `locust`, against the real embedded Milvus."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli, server_counter, snapshot
+from pymilvus import MilvusClient
+
+from loadgen import collection
+from loadgen.server import ServerInfo
+from loadgen.settings import TASKS, Settings
+
+pytestmark = [pytest.mark.milvus, pytest.mark.slow]
+ALL_TASKS = "insert=2,upsert=1,search=4,query=1,get=1,delete=2,search_fanout=1"
+SMALL = ["--rows", "1000", "--dim", "32"]
+
+
+def results_of(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+def by_key(results: dict) -> dict[tuple[str, str], dict]:
+    return {(m["type"], m["name"]): m for m in results["requests"]}
+
+
+def test_every_task_of_both_users_succeeds_and_searches_match_server(
+    milvus: ServerInfo, client: MilvusClient, tmp_path: Path
+) -> None:
+    searches_before = server_counter(milvus, "Search")
+    out = tmp_path / "out"
+    proc = run_cli(
+        "run", "--host", milvus.uri, "-u", "6", "-t", "8s", *SMALL, "--weights", ALL_TASKS,
+        "--collection", "lg_run_all", "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = results_of(out)
+    stats = by_key(res)
+    for op in (t for t in TASKS if t != "search_fanout"):
+        for layer in ("pymilvus", "pymilvus-async"):
+            assert stats[(layer, op)]["requests"] > 0, (layer, op)
+            assert stats[(layer, op)]["failures"] == 0, (layer, op, res["failures"])
+    fanout = stats[("pymilvus-async-batch", "search_fanout[10]")]
+    assert fanout["requests"] > 0 and fanout["failures"] == 0
+    assert res["totals"]["failures"] == 0
+    # what we counted is what the server served, one for one
+    ours = sum(m["requests"] for m in res["requests"] if m["name"] == "search")
+    assert server_counter(milvus, "Search") - searches_before == ours
+    # results, report, CSV written; the summary table printed; the collection we created is gone
+    assert (out / "report.html").stat().st_size > 0 and (out / "stats_stats.csv").exists()
+    assert "TOTAL" in proc.stdout and "search_fanout[10]" in proc.stdout
+    assert res["settings"]["collection"] == "lg_run_all" and "milvus_token" not in res["settings"]
+    assert not client.has_collection("lg_run_all")
+
+
+def test_fifty_mixed_users_finish_without_hanging(milvus: ServerInfo, tmp_path: Path) -> None:
+    start = time.monotonic()
+    proc = run_cli(
+        "run", "--host", milvus.uri, "-u", "50", "-r", "50", "-t", "10s", *SMALL,
+        "--collection", "lg_fifty", "--out", str(tmp_path), timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert time.monotonic() - start < 150
+    stats = by_key(results_of(tmp_path))
+    assert stats[("pymilvus", "search")]["requests"] > 0
+    assert stats[("pymilvus-async", "search")]["requests"] > 0
+    assert results_of(tmp_path)["totals"]["failures"] == 0
+
+
+def test_two_worker_processes_complete_and_merge(milvus: ServerInfo, tmp_path: Path) -> None:
+    proc = run_cli(
+        "run", "--host", milvus.uri, "--processes", "2", "-u", "8", "-t", "8s", *SMALL,
+        "--collection", "lg_procs", "--out", str(tmp_path), timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Waiting for workers to be ready, 2 of 2 connected" in proc.stderr or "2 workers" in proc.stderr
+    res = results_of(tmp_path)
+    assert res["run"]["processes"] == 2
+    assert res["totals"]["requests"] > 0 and res["totals"]["failures"] == 0
+    stats = by_key(res)
+    assert stats[("pymilvus-async", "search")]["requests"] > 0 and stats[("pymilvus", "search")]["requests"] > 0
+
+
+def test_plain_locust_command_works(milvus: ServerInfo) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"}
+    locust = Path(sys.executable).parent / "locust"
+    proc = subprocess.run(
+        [str(locust), "-f", "locustfiles/pymilvus_users.py", "--headless", "-u", "4", "-t", "5s",
+         "--host", milvus.uri, *SMALL, "--collection", "lg_plain", "--only-summary", "--json"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    entries = {(e["method"], e["name"]): e for e in json.loads(proc.stdout)}
+    assert entries[("pymilvus-async", "search")]["num_requests"] > 0
+    assert sum(e["num_failures"] for e in entries.values()) == 0
+
+
+@pytest.fixture
+def existing(milvus: ServerInfo, client: MilvusClient):
+    """A loadgen-owned collection (dim 16) and a user's own collection, both present before the bad run."""
+    owned = Settings(uri=milvus.uri, collection="lg_existing", dim=16, rows=20)
+    collection.prepare(owned, progress=False)
+    client.create_collection("team_prod_docs", dimension=32)
+    yield
+    collection.drop_if_owned(owned)
+    client.drop_collection("team_prod_docs")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--host", "http://127.0.0.1:1", "--timeout", "2"], "cannot reach Milvus at http://127.0.0.1:1"),
+        (["--collection", "lg_existing", "--dim", "32"], "dimension mismatch: collection 'lg_existing' has dim 16"),
+        (["--index-type", "HNSW", "--index-params", '{"M": 0}'], "invalid index params for HNSW"),
+        (["--collection", "team_prod_docs", "--dim", "32"], "'team_prod_docs' exists and was not created by loadgen"),
+        (["--users", "many"], "expected a positive integer, got 'many'"),
+        (["--search-params", "{oops"], "--search-params is not valid JSON"),
+        (["--weights", "search=1,frobnicate=2"], "unknown task 'frobnicate'"),
+        (["--index-type", "DISKANN"], "invalid choice: 'DISKANN'"),
+    ],
+)
+def test_bad_input_is_one_line_nonzero_and_touches_nothing(
+    milvus: ServerInfo, client: MilvusClient, existing: None, tmp_path: Path, args: list[str], message: str
+) -> None:
+    before = snapshot(client)
+    full = ["run", *(["--host", milvus.uri] if "--host" not in args else []), "-t", "3s", "--out", str(tmp_path), *args]
+    proc = run_cli(*full, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("loadgen: error: ") and message in lines[0], proc.stderr
+    assert snapshot(client) == before

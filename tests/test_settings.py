@@ -1,0 +1,77 @@
+"""Unit tests of the options table, the frozen settings object and argv rebuilding."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from loadgen.errors import LoadgenError
+from loadgen.settings import Settings, add_options, normalize_uri, to_argv
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_options(parser, locust=False)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults_build_frozen_settings() -> None:
+    s = Settings.from_options(parse(), "127.0.0.1:19530")
+    assert s.uri == "http://127.0.0.1:19530"
+    assert s.weights["search"] == 10 and s.weights["search_fanout"] == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.dim = 3  # type: ignore[misc]
+
+
+def test_json_params_and_weights_parse() -> None:
+    s = Settings.from_options(
+        parse("--index-type", "HNSW", "--index-params", '{"M": 8}', "--weights", "search=3,insert=0"), "http://h:1"
+    )
+    assert s.index_params == {"M": 8}
+    assert s.weights["search"] == 3 and s.weights["insert"] == 0 and s.weights["query"] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--index-params", "{bad"], "--index-params is not valid JSON"),
+        (["--search-params", "[1]"], "must be a JSON object"),
+        (["--weights", "nosuch=1"], "unknown task 'nosuch'"),
+        (["--weights", "search=-1"], "negative"),
+        (["--weights", "search=0"], "every task has weight 0"),
+        (["--dim", "0"], "--dim must be at least 1"),
+        (["--timeout", "0"], "--timeout must be positive"),
+        (["--collection", "bad-name"], "letters, digits and underscores"),
+    ],
+)
+def test_bad_options_are_one_line_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(LoadgenError) as err:
+        Settings.from_options(parse(*argv), "http://h:1")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_host_and_bad_scheme() -> None:
+    with pytest.raises(LoadgenError, match="no Milvus host"):
+        Settings.from_options(parse(), None)
+    with pytest.raises(LoadgenError, match="expected http"):
+        normalize_uri("ftp://h:1")
+
+
+def test_token_from_env_is_secret_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOADGEN_MILVUS_TOKEN", "root:s3cret-token")
+    monkeypatch.setenv("LOADGEN_DIM", "64")
+    ns = parse()
+    s = Settings.from_options(ns, "http://h:1")
+    assert s.milvus_token == "root:s3cret-token" and s.dim == 64
+    assert "s3cret" not in repr(s)
+    assert "s3cret" not in str(s.public()) and s.public()["token_set"] is True
+    assert "s3cret" not in " ".join(to_argv(ns))
+
+
+def test_to_argv_round_trips_non_defaults() -> None:
+    ns = parse("--dim", "32", "--keep-data", "--filter", "category < 10")
+    argv = to_argv(ns)
+    assert argv == ["--dim", "32", "--filter", "category < 10", "--keep-data"]
+    assert vars(parse(*argv)) == vars(ns)
