@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from loadgen.errors import LoadgenError
-from loadgen.server import ENGINES, EmbeddedMilvus, default_data_dir
+from loadgen.server import ENGINES, EmbeddedMilvus, default_data_dir, die_with_parent
 from loadgen.settings import Settings, add_options, to_argv
 
 REPO_LOCUSTFILES = Path(__file__).resolve().parent.parent / "locustfiles"
@@ -181,7 +181,8 @@ def _locust(args: argparse.Namespace, locustfile: Path, settings: Settings, out:
         *to_argv(args), *args.classes,
     ]  # fmt: skip
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}
-    proc = subprocess.Popen(cmd, env=env)
+    # if loadgen itself is killed, Locust gets SIGTERM (it stops cleanly) instead of running on as an orphan
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=lambda: die_with_parent(signal.SIGTERM))  # noqa: PLW1509
     try:
         return proc.wait()
     except KeyboardInterrupt:

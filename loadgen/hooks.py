@@ -7,6 +7,7 @@ collection is already ready, which covers swarms started from the web UI). Worke
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
@@ -29,6 +30,8 @@ class _State:
     settings: Settings | None = None
     prepared: collection.Prepared | None = None
     prepared_for: Settings | None = None
+    worker_requests: dict[str, int] = {}  # noqa: RUF012 - one process-wide tally, on the master
+    token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
 
 
 state = _State()
@@ -37,7 +40,7 @@ state = _State()
 def settings_for(environment: Any) -> Settings:
     """The frozen settings of the current test (built from the options the master sent, on workers)."""
     if state.settings is None:
-        state.settings = Settings.from_options(environment.parsed_options, environment.host)
+        state.settings = Settings.from_options(environment.parsed_options, environment.host, state.token)
     return state.settings
 
 
@@ -70,9 +73,11 @@ def _options(parser: Any) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Any, **_: Any) -> None:
+    opts = environment.parsed_options
+    if opts is not None and getattr(opts, "milvus_token", ""):
+        state.token, opts.milvus_token = opts.milvus_token, ""  # never rendered in the UI or sent to workers
     if isinstance(environment.runner, WorkerRunner):
         return
-    opts = environment.parsed_options
     if opts is None or not (opts.headless or opts.autostart):
         return  # web UI: the host and options may still change in the form; set up when the swarm starts
     try:
@@ -95,9 +100,17 @@ def _on_test_start(environment: Any, **_: Any) -> None:
             environment.runner.quit()
 
 
+@events.worker_report.add_listener
+def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
+    done = sum(entry["num_requests"] for entry in data.get("stats", []))
+    state.worker_requests[client_id] = state.worker_requests.get(client_id, 0) + done
+
+
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_: Any) -> None:
     bridge.stop()
+    if state.worker_requests:
+        log.info("requests per worker: %s", json.dumps(state.worker_requests, sort_keys=True))
     if isinstance(environment.runner, WorkerRunner) or state.prepared is None:
         return
     settings = state.prepared_for

@@ -67,9 +67,10 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """For ``preexec_fn``: the kernel sends ``sig`` to the child when its parent dies, even by SIGKILL."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    libc.prctl(_PR_SET_PDEATHSIG, sig)
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -188,7 +189,7 @@ class EmbeddedMilvus:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: one killpg stops every process it forks
-                preexec_fn=_die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
+                preexec_fn=die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
             )
         finally:
             log.close()
@@ -201,7 +202,11 @@ class EmbeddedMilvus:
         env = dict(os.environ)
         if self.engine == "lite":
             (port,) = free_ports(1)
-            exe = shutil.which("milvus-lite") or str(Path(sys.executable).parent / "milvus-lite")
+            exe = str(Path(sys.executable).parent / "milvus-lite")
+            if not Path(exe).exists():
+                exe = shutil.which("milvus-lite") or ""
+            if not exe:
+                raise ServerError("the lite engine needs milvus-lite: pip install 'milvus-loadgen[lite]'")
             cmd = [exe, "server", "--data-dir", str(self.data_dir / "lite"), "--host", "127.0.0.1"]
             return [*cmd, "--port", str(port)], env, port, 0
         try:

@@ -57,8 +57,12 @@ def add_options(parser: Any, *, locust: bool) -> None:
         flag = "--" + dest.replace("_", "-")
         kwargs: dict[str, Any] = {"dest": dest, "help": help_text}
         env = _env_name(dest)
-        if locust:
-            kwargs.update(env_var=env, include_in_web_ui=True, is_secret=extra.get("secret", False))
+        if locust and extra.get("secret"):
+            # no env_var here: Locust would put the env value into the web UI page as the field's default.
+            # Settings.from_options reads the env var itself; the form shows an empty, masked field.
+            kwargs.update(include_in_web_ui=True, is_secret=True)
+        elif locust:
+            kwargs.update(env_var=env, include_in_web_ui=True)
         elif env in os.environ:  # plain argparse has no env_var support
             raw = os.environ[env]
             default = raw.lower() in ("1", "true", "yes") if typ is bool else raw  # noqa: PLW2901
@@ -126,7 +130,8 @@ class Settings:
     keep_data: bool = False
 
     @classmethod
-    def from_options(cls, options: argparse.Namespace, host: str | None) -> Settings:
+    def from_options(cls, options: argparse.Namespace, host: str | None, token: str = "") -> Settings:
+        """``token``: one taken off the command line earlier (see hooks); else the option, else the env var."""
         if not host:
             raise LoadgenError(
                 "no Milvus host: pass --host http://HOST:19530, or use `loadgen run` to start an embedded Milvus"
@@ -135,6 +140,7 @@ class Settings:
         values["index_params"] = _json_object("index_params", values.get("index_params", ""))
         values["search_params"] = _json_object("search_params", values.get("search_params", ""))
         values["weights"] = _weights(values.get("weights", DEFAULT_WEIGHTS))
+        values["milvus_token"] = values.get("milvus_token") or token or os.environ.get(_env_name("milvus_token"), "")
         settings = cls(uri=normalize_uri(host), **values)
         settings.validate()
         return settings

@@ -1,0 +1,29 @@
+"""Runs every benchmark against one embedded Milvus and writes bench/out/results.json. Not part of CI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from loadgen.server import EmbeddedMilvus
+
+HERE = Path(__file__).resolve().parent
+
+
+def run(script: str, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, str(HERE / script), *args], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout[proc.stdout.index("{") :])
+
+
+def main() -> None:
+    out = HERE / "out"
+    out.mkdir(exist_ok=True)
+    results = {"bridge": run("bench_bridge.py")}
+    with EmbeddedMilvus(out / "milvus", die_with_parent=True) as info:
+        results["sync_user_vs_raw"] = run("bench_sync_user.py", "--host", info.uri, *sys.argv[1:])
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
