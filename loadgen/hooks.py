@@ -73,9 +73,10 @@ def _options(parser: Any) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Any, **_: Any) -> None:
-    opts = environment.parsed_options
-    if opts is not None and getattr(opts, "milvus_token", ""):
-        state.token, opts.milvus_token = opts.milvus_token, ""  # never rendered in the UI or sent to workers
+    opts: Any = environment.parsed_options
+    cli_token: str = getattr(opts, "milvus_token", "") or ""
+    if cli_token:
+        state.token, opts.milvus_token = cli_token, ""  # never rendered in the UI or sent to workers
     if isinstance(environment.runner, WorkerRunner):
         return
     if opts is None or not (opts.headless or opts.autostart):
