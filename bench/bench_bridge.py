@@ -4,6 +4,7 @@ Target (issue 2): at most 100 us per call on the 2-core build machine.
 """
 
 # isort: split
+import asyncio
 import json
 import statistics
 import sys
@@ -25,6 +26,14 @@ async def direct(n: int) -> float:
     return time.perf_counter() - start
 
 
+def blocking_round_trip(n: int) -> float:
+    """The floor: a bare cross-thread round trip (run_coroutine_threadsafe + a blocking wait), no gevent at all."""
+    start = time.perf_counter()
+    for _ in range(n):
+        asyncio.run_coroutine_threadsafe(noop(), bridge.loop).result()
+    return time.perf_counter() - start
+
+
 def sequential(n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
@@ -43,11 +52,14 @@ def main(calls: int = 20_000, rounds: int = 5) -> dict[str, float]:
     seq = [sequential(calls) / calls * 1e6 for _ in range(rounds)]
     conc = [concurrent(10, calls // 10) / calls * 1e6 for _ in range(rounds)]
     base = [bridge.run(direct(calls), 60) / calls * 1e6 for _ in range(rounds)]
+    floor = [blocking_round_trip(calls) / calls * 1e6 for _ in range(rounds)]
     return {
         "calls_per_round": calls,
         "bridge_us_per_call_sequential_median": statistics.median(seq),
         "bridge_us_per_call_10_greenlets_median": statistics.median(conc),
         "plain_await_us_per_call_median": statistics.median(base),
+        "bare_cross_thread_round_trip_us_median": statistics.median(floor),
+        "bridge_us_per_call_sequential_rounds": seq,
     }
 
 

@@ -81,6 +81,7 @@ def main() -> None:
     args = ap.parse_args()
     settings = Settings.from_options(options(args.host, args.users), args.host)
     collection.prepare(settings, progress=False)
+    raw_loop(settings, args.users, min(args.seconds, 5))  # warm-up, discarded: first searches after a fill are slow
     raw, ours = [], []
     for _ in range(args.rounds):
         raw.append(raw_loop(settings, args.users, args.seconds))

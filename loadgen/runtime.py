@@ -54,7 +54,6 @@ _grpc_gevent.init_gevent()  # before any channel exists, or sync grpc calls bloc
 import asyncio  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Coroutine  # noqa: E402
-from concurrent.futures import Future  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
 
 import gevent  # noqa: E402
@@ -98,21 +97,28 @@ class AsyncBridge:
         self._loop, self._pid = loop, os.getpid()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
-        """Run ``coro`` on the loop; the calling greenlet yields until it is done or ``timeout`` passes."""
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        """Run ``coro`` on the loop; the calling greenlet yields until it is done or ``timeout`` passes.
+
+        One wake-up each way and nothing more (no concurrent.futures.Future in between): the hand-off costs
+        about as much as a bare cross-thread round trip on this machine (see bench/bench_bridge.py).
+        """
+        loop = self.loop
         waiter: gevent.event.AsyncResult = gevent.event.AsyncResult()
         hub_loop = gevent.get_hub().loop
+        tasks: list[asyncio.Task[T]] = []
 
-        def done(fut: Future[T]) -> None:  # runs on the asyncio thread
-            hub_loop.run_callback_threadsafe(waiter.set, fut)
+        def start() -> None:  # on the asyncio thread
+            task = loop.create_task(coro)
+            tasks.append(task)
+            task.add_done_callback(lambda t: hub_loop.run_callback_threadsafe(waiter.set, t))
 
-        future.add_done_callback(done)
+        loop.call_soon_threadsafe(start)
         try:
-            finished: Future[T] = waiter.get(timeout=timeout)
+            done: asyncio.Task[T] = waiter.get(timeout=timeout)  # the timer also keeps the hub from LoopExit
         except gevent.Timeout:
-            future.cancel()
+            loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
             raise CallTimeout(f"no answer within {timeout:g} s") from None
-        return finished.result()
+        return done.result()
 
     def stop(self) -> None:
         if self._loop is not None and self._pid == os.getpid():
