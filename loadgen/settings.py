@@ -18,8 +18,11 @@ from loadgen.errors import LoadgenError
 INDEX_TYPES = ("AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT")
 METRICS = ("COSINE", "L2", "IP")
 CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
-TASKS = ("insert", "upsert", "search", "query", "get", "delete", "search_fanout")
-DEFAULT_WEIGHTS = "search=10,query=2,get=2,insert=2,upsert=1,delete=1,search_fanout=1"
+# every operation of every client layer (the adapters' ``operations`` keys), plus the async fan-out task
+OPERATIONS: dict[str, tuple[str, ...]] = {
+    "pymilvus": ("insert", "upsert", "search", "query", "get", "delete"),
+}
+KNOWN_TASKS = frozenset(op for ops in OPERATIONS.values() for op in ops) | {"fanout"}
 
 # dest, default, type, help, extra (choices, secret, flag)
 _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
@@ -35,8 +38,8 @@ _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
     ("filter", "", str, 'filter expression for search and query, e.g. "category < 10"', {}),
     ("consistency_level", "Bounded", str, "consistency level of searches and queries", {"choices": CONSISTENCY_LEVELS}),
     ("batch_size", 10, int, "rows per insert/upsert/delete call; ids per get", {}),
-    ("fanout", 10, int, "concurrent calls gathered by the async search_fanout task", {}),
-    ("weights", DEFAULT_WEIGHTS, str, "task weights name=w,... (0 disables a task)", {}),
+    ("fanout", 10, int, "concurrent calls gathered by the async fanout task", {}),
+    ("weights", "", str, "task weights op=w,... by operation name (0 disables; unnamed ops of a named layer: 0)", {}),
     ("timeout", 10.0, float, "seconds before any single Milvus call fails", {}),
     ("seed", 42, int, "seed for generated vectors", {}),
     ("allow_foreign_collection", False, bool, "write into an existing collection loadgen did not create", {}),
@@ -88,20 +91,29 @@ def _json_object(name: str, text: str) -> dict[str, Any]:
 
 
 def _weights(text: str) -> dict[str, int]:
-    weights = dict.fromkeys(TASKS, 0)
+    weights: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition("=")
-        if name.strip() not in weights:
-            raise LoadgenError(f"--weights: unknown task {name.strip()!r}; tasks are {', '.join(TASKS)}")
+        name, _, value = (x.strip() for x in part.partition("="))
+        if name not in KNOWN_TASKS:
+            raise LoadgenError(f"--weights: unknown task {name!r}; tasks are {', '.join(sorted(KNOWN_TASKS))}")
         try:
-            weights[name.strip()] = int(value)
+            weights[name] = int(value)
         except ValueError:
             raise LoadgenError(f"--weights: {part!r} is not name=<integer>") from None
-        if weights[name.strip()] < 0:
+        if weights[name] < 0:
             raise LoadgenError(f"--weights: {part!r} is negative")
-    if not any(weights.values()):
+    if weights and not any(weights.values()):
         raise LoadgenError("--weights: every task has weight 0; give at least one a positive weight")
     return weights
+
+
+def layer_weights(weights: dict[str, int], defaults: dict[str, int], fanout: bool) -> dict[str, int]:
+    """The weights one user class runs with: its defaults, unless ``--weights`` names any of its tasks, in which
+    case the named ones get their weight and the others 0. ``fanout`` adds the async fan-out task (default 1)."""
+    own = {**defaults, **({"fanout": 1} if fanout else {})}
+    if not any(name in weights for name in own):
+        return own
+    return {name: weights.get(name, 0) for name in own}
 
 
 @dataclass(frozen=True)
@@ -122,7 +134,7 @@ class Settings:
     consistency_level: str = "Bounded"
     batch_size: int = 10
     fanout: int = 10
-    weights: dict[str, int] = field(default_factory=lambda: _weights(DEFAULT_WEIGHTS))
+    weights: dict[str, int] = field(default_factory=dict)  # only the tasks --weights names
     timeout: float = 10.0
     seed: int = 42
     allow_foreign_collection: bool = False
@@ -139,7 +151,7 @@ class Settings:
         values = {f.name: getattr(options, f.name) for f in fields(cls) if hasattr(options, f.name)}
         values["index_params"] = _json_object("index_params", values.get("index_params", ""))
         values["search_params"] = _json_object("search_params", values.get("search_params", ""))
-        values["weights"] = _weights(values.get("weights", DEFAULT_WEIGHTS))
+        values["weights"] = _weights(values.get("weights", ""))
         values["milvus_token"] = values.get("milvus_token") or token or os.environ.get(_env_name("milvus_token"), "")
         settings = cls(uri=normalize_uri(host), **values)
         settings.validate()

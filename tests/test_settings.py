@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from loadgen.errors import LoadgenError
-from loadgen.settings import Settings, add_options, normalize_uri, to_argv
+from loadgen.settings import OPERATIONS, Settings, add_options, layer_weights, normalize_uri, to_argv
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -20,7 +20,7 @@ def parse(*argv: str) -> argparse.Namespace:
 def test_defaults_build_frozen_settings() -> None:
     s = Settings.from_options(parse(), "127.0.0.1:19530")
     assert s.uri == "http://127.0.0.1:19530"
-    assert s.weights["search"] == 10 and s.weights["search_fanout"] == 1
+    assert s.weights == {}  # each layer's own defaults
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.dim = 3  # type: ignore[misc]
 
@@ -30,7 +30,22 @@ def test_json_params_and_weights_parse() -> None:
         parse("--index-type", "HNSW", "--index-params", '{"M": 8}', "--weights", "search=3,insert=0"), "http://h:1"
     )
     assert s.index_params == {"M": 8}
-    assert s.weights["search"] == 3 and s.weights["insert"] == 0 and s.weights["query"] == 0
+    assert s.weights == {"search": 3, "insert": 0}
+
+
+def test_layer_weights_defaults_unless_the_layer_is_named() -> None:
+    defaults = {"search": 10, "insert": 2}
+    assert layer_weights({}, defaults, fanout=True) == {"search": 10, "insert": 2, "fanout": 1}
+    assert layer_weights({"similarity_search": 4}, defaults, fanout=False) == defaults  # names another layer
+    assert layer_weights({"search": 3}, defaults, fanout=True) == {"search": 3, "insert": 0, "fanout": 0}
+
+
+def test_every_adapter_operation_is_a_known_task() -> None:
+    from loadgen import adapters
+
+    for layer, ops in OPERATIONS.items():
+        for flavour in (False, True):
+            assert tuple(adapters.load(layer, use_async=flavour).operations) == ops
 
 
 @pytest.mark.parametrize(

@@ -1,26 +1,62 @@
-"""Raw pymilvus: ``MilvusClient`` and ``AsyncMilvusClient`` behind the VectorStore interface."""
+"""Raw pymilvus: ``MilvusClient`` and ``AsyncMilvusClient`` behind the store interface."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
-from typing import Any
+from collections import deque
+from typing import Any, ClassVar
 
 from pymilvus import AsyncMilvusClient, MilvusClient
 
 from loadgen.adapters.base import Rows, Vectors
 from loadgen.collection import search_params
+from loadgen.data import CATEGORIES, RowFactory
 from loadgen.settings import Settings
+
+_instances = itertools.count(1)
 
 
 class _Common:
+    """Inputs and bookkeeping shared by both flavours: the loadgen schema, own ids for delete."""
+
+    operations: ClassVar[dict[str, int]] = {"insert": 2, "upsert": 1, "search": 10, "query": 2, "get": 2, "delete": 1}
+    fanout_op: ClassVar[str] = "search"
+
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.name = settings.collection
         self.search_params = search_params(settings)
+        self.rows = RowFactory(settings.dim, settings.metric_type, settings.seed + next(_instances))
+        self.own_ids: deque[int] = deque(maxlen=100_000)  # rows this client inserted: what delete removes
         # each user gets its own connection (its own alias), like an independent client of the app
-        self.conn = {"uri": settings.uri, "token": settings.milvus_token, "timeout": settings.timeout}
+        self.conn: dict[str, Any] = {"uri": settings.uri, "token": settings.milvus_token, "timeout": settings.timeout}
         self.conn["alias"] = f"loadgen-{uuid.uuid4().hex}"
+
+    def request_name(self, op: str) -> str:
+        return op  # AsyncMilvusClient's methods have the same names
+
+    def inputs(self, op: str) -> tuple[Any, ...]:
+        n = self.s.batch_size
+        if op == "insert":
+            return (self.rows.rows(self.rows.new_ids(n)),)
+        if op == "upsert":
+            return (self.rows.rows(self.rows.existing_ids(n, self.s.rows)),)
+        if op == "search":
+            return (self.rows.vectors(1).tolist(),)
+        if op == "query":
+            return (self.s.filter or f"category == {int(self.rows.rng.integers(0, CATEGORIES))}",)
+        if op == "get":
+            return (self.rows.existing_ids(n, self.s.rows),)
+        if op == "delete":
+            own = [self.own_ids.popleft() for _ in range(min(n, len(self.own_ids)))]
+            return (own or self.rows.new_ids(n),)
+        raise ValueError(f"unknown pymilvus operation {op!r}")
+
+    def done(self, op: str, inputs: tuple[Any, ...], ok: bool) -> None:
+        if op == "insert" and ok:
+            self.own_ids.extend(row["id"] for row in inputs[0])
 
     def _search_kwargs(self, vectors: Vectors) -> dict[str, Any]:
         kw: dict[str, Any] = {
@@ -53,23 +89,21 @@ class PymilvusStore(_Common):
         super().__init__(settings)
         self.client = MilvusClient(**self.conn)
 
-    def insert(self, rows: Rows) -> int:
-        return int(self.client.insert(self.name, rows, timeout=self.s.timeout)["insert_count"])
-
-    def upsert(self, rows: Rows) -> int:
-        return int(self.client.upsert(self.name, rows, timeout=self.s.timeout)["upsert_count"])
-
-    def search(self, vectors: Vectors) -> int:
-        return _hits(self.client.search(self.name, **self._search_kwargs(vectors)))
-
-    def query(self, expr: str) -> int:
-        return len(self.client.query(self.name, **self._query_kwargs(expr)))
-
-    def get(self, ids: list[int]) -> int:
-        return len(self.client.get(self.name, ids=ids, output_fields=["id"], timeout=self.s.timeout))
-
-    def delete(self, ids: list[int]) -> int:
-        return int(self.client.delete(self.name, ids=ids, timeout=self.s.timeout)["delete_count"])
+    def call(self, op: str, *inputs: Any) -> int:
+        c, t = self.client, self.s.timeout
+        if op == "insert":
+            return int(c.insert(self.name, inputs[0], timeout=t)["insert_count"])
+        if op == "upsert":
+            return int(c.upsert(self.name, inputs[0], timeout=t)["upsert_count"])
+        if op == "search":
+            return _hits(c.search(self.name, **self._search_kwargs(inputs[0])))
+        if op == "query":
+            return len(c.query(self.name, **self._query_kwargs(inputs[0])))
+        if op == "get":
+            return len(c.get(self.name, ids=inputs[0], output_fields=["id"], timeout=t))
+        if op == "delete":
+            return int(c.delete(self.name, ids=inputs[0], timeout=t)["delete_count"])
+        raise ValueError(f"unknown pymilvus operation {op!r}")
 
     def close(self) -> None:
         self.client.close()
@@ -88,23 +122,24 @@ class AsyncPymilvusStore(_Common):
         await asyncio.wait_for(self.client.has_collection(self.name, timeout=settings.timeout), settings.timeout)
         return self
 
-    async def insert(self, rows: Rows) -> int:
-        return int((await self.client.insert(self.name, rows, timeout=self.s.timeout))["insert_count"])
-
-    async def upsert(self, rows: Rows) -> int:
-        return int((await self.client.upsert(self.name, rows, timeout=self.s.timeout))["upsert_count"])
-
-    async def search(self, vectors: Vectors) -> int:
-        return _hits(await self.client.search(self.name, **self._search_kwargs(vectors)))
-
-    async def query(self, expr: str) -> int:
-        return len(await self.client.query(self.name, **self._query_kwargs(expr)))
-
-    async def get(self, ids: list[int]) -> int:
-        return len(await self.client.get(self.name, ids=ids, output_fields=["id"], timeout=self.s.timeout))
-
-    async def delete(self, ids: list[int]) -> int:
-        return int((await self.client.delete(self.name, ids=ids, timeout=self.s.timeout))["delete_count"])
+    async def call(self, op: str, *inputs: Any) -> int:
+        c, t = self.client, self.s.timeout
+        if op == "insert":
+            return int((await c.insert(self.name, inputs[0], timeout=t))["insert_count"])
+        if op == "upsert":
+            return int((await c.upsert(self.name, inputs[0], timeout=t))["upsert_count"])
+        if op == "search":
+            return _hits(await c.search(self.name, **self._search_kwargs(inputs[0])))
+        if op == "query":
+            return len(await c.query(self.name, **self._query_kwargs(inputs[0])))
+        if op == "get":
+            return len(await c.get(self.name, ids=inputs[0], output_fields=["id"], timeout=t))
+        if op == "delete":
+            return int((await c.delete(self.name, ids=inputs[0], timeout=t))["delete_count"])
+        raise ValueError(f"unknown pymilvus operation {op!r}")
 
     async def close(self) -> None:
         await self.client.close()
+
+
+__all__ = ["AsyncPymilvusStore", "PymilvusStore", "Rows"]

@@ -1,29 +1,42 @@
-"""Locust users over any VectorStore adapter: the tasks, written once, for the sync and the async flavour.
+"""Locust users over any store adapter: one task per adapter operation, for the sync and the async flavour.
 
 A sync user calls its adapter directly (grpc is gevent-cooperative). An async user awaits one coroutine per task
-on the process's asyncio loop, so each user has one request in flight, like a sync user; ``search_fanout``
-gathers ``--fanout`` concurrent searches (the seed tutorials' pattern) and reports each call and the batch.
+on the process's asyncio loop, so each user has one request in flight, like a sync user; the ``fanout`` task
+gathers ``--fanout`` concurrent calls of the adapter's search operation (the seed tutorials' pattern) and reports
+each call and the batch. Request names are the library's method names; request types are ``<layer>[-async]``.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
 
 # isort: split
-from locust import User, task
+from locust import User
 
 from loadgen import adapters, hooks
-from loadgen.data import CATEGORIES, RowFactory
-from loadgen.errors import CallTimeout
+from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.runtime import bridge
+from loadgen.settings import layer_weights
 from loadgen.timing import Sample, ameasure, ameasure_many, measure, report
 
-_user_ids = itertools.count()
+
+def _task(op: str) -> Callable[[StoreUser], None]:
+    def run(user: StoreUser) -> None:
+        user.run_op(op)
+
+    run.__name__ = op
+    return run
+
+
+def _fanout(user: StoreUser) -> None:
+    user.run_fanout()
+
+
+def _placeholder(user: StoreUser) -> None:  # pragma: no cover - replaced per instance in __init__
+    raise RuntimeError("tasks are set per instance")
 
 
 class StoreUser(User):
@@ -32,27 +45,27 @@ class StoreUser(User):
     abstract = True
     layer = "pymilvus"
     use_async = False
+    tasks = [_placeholder]  # noqa: RUF012 - Locust wants it non-empty; instances get weighted lists
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self.settings = hooks.settings_for(environment)
         self.request_type = self.layer + ("-async" if self.use_async else "")
-        self.rows = RowFactory(self.settings.dim, self.settings.metric_type, self.settings.seed + next(_user_ids) + 1)
-        self.own_ids: deque[int] = deque(maxlen=100_000)  # rows this user inserted: what delete removes
+        self.store_cls = adapters.load(self.layer, use_async=self.use_async)
+        weights = layer_weights(self.settings.weights, self.store_cls.operations, fanout=self.use_async)
+        tasks: list[Any] = [_fanout if op == "fanout" else _task(op) for op, w in weights.items() for _ in range(w)]
+        if not tasks:
+            raise LoadgenError(f"{type(self).__name__}: every task has weight 0 in --weights")
+        self.tasks = tasks
         self.store: Any = None
-        weights = dict(self.settings.weights)
-        if not self.use_async:
-            weights["search_fanout"] = 0  # a sync client cannot have several calls in flight
-        self.tasks = [getattr(type(self), name) for name, w in weights.items() for _ in range(w)]
         self._timeout = self.settings.timeout + 1.0  # the loop's own deadline fires first; this guards a stuck loop
 
     # ---- the adapter ----------------------------------------------------------------------------
     def on_start(self) -> None:
-        cls = adapters.load(self.layer, use_async=self.use_async)
         if self.use_async:
-            self.store = bridge.run(cls.open(self.settings), self._timeout)
+            self.store = bridge.run(self.store_cls.open(self.settings), self._timeout)
         else:
-            self.store = cls(self.settings)
+            self.store = self.store_cls(self.settings)
 
     def on_stop(self) -> None:
         if self.store is None:
@@ -65,68 +78,40 @@ class StoreUser(User):
         finally:
             self.store = None
 
-    def _call(self, op: str, *args: Any) -> Sample:
-        method: Callable[..., Any] = getattr(self.store, op)
-        if not self.use_async:
-            return measure(method, *args)
-        try:
-            return bridge.run(ameasure(method(*args), self.settings.timeout), self._timeout)
-        except CallTimeout as exc:
-            return Sample(0, self._timeout * 1000.0, exc)
+    def _context(self, op: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
+        s = self.settings
+        ctx: dict[str, Any] = {"collection": s.collection, "consistency_level": s.consistency_level}
+        if inputs and isinstance(inputs[0], list):
+            ctx["batch"] = len(inputs[0])
+        if op == self.store.fanout_op:
+            ctx.update(top_k=s.top_k, filter=s.filter)
+        return ctx
 
-    def _run(self, op: str, *args: Any, **context: Any) -> Sample:
-        sample = self._call(op, *args)
-        report(
-            self.environment.events, self.request_type, op, sample, {"collection": self.settings.collection, **context}
-        )
+    # ---- tasks ----------------------------------------------------------------------------------
+    def run_op(self, op: str) -> Sample:
+        inputs = self.store.inputs(op)
+        if not self.use_async:
+            sample = measure(self.store.call, op, *inputs)
+        else:
+            try:
+                sample = bridge.run(ameasure(self.store.call(op, *inputs), self.settings.timeout), self._timeout)
+            except CallTimeout as exc:
+                sample = Sample(0, self._timeout * 1000.0, exc)
+        self.store.done(op, inputs, sample.error is None)
+        name = self.store.request_name(op)
+        report(self.environment.events, self.request_type, name, sample, self._context(op, inputs))
         return sample
 
-    # ---- tasks (weights come from --weights; these are the defaults) -----------------------------
-    @task(2)
-    def insert(self) -> None:
-        ids = self.rows.new_ids(self.settings.batch_size)
-        if self._run("insert", self.rows.rows(ids), batch=len(ids)).error is None:
-            self.own_ids.extend(ids)
-
-    @task(1)
-    def upsert(self) -> None:
-        ids = self.rows.existing_ids(self.settings.batch_size, self.settings.rows)
-        self._run("upsert", self.rows.rows(ids), batch=len(ids))
-
-    @task(10)
-    def search(self) -> None:
-        s = self.settings
-        vectors = self.rows.vectors(1).tolist()
-        self._run("search", vectors, top_k=s.top_k, filter=s.filter, consistency_level=s.consistency_level)
-
-    @task(2)
-    def query(self) -> None:
-        expr = self.settings.filter or f"category == {int(self.rows.rng.integers(0, CATEGORIES))}"
-        self._run(
-            "query", expr, filter=expr, limit=self.settings.top_k, consistency_level=self.settings.consistency_level
-        )
-
-    @task(2)
-    def get(self) -> None:
-        ids = self.rows.existing_ids(self.settings.batch_size, self.settings.rows)
-        self._run("get", ids, ids=len(ids))
-
-    @task(1)
-    def delete(self) -> None:
-        n = min(self.settings.batch_size, len(self.own_ids))
-        ids = [self.own_ids.popleft() for _ in range(n)] or self.rows.new_ids(self.settings.batch_size)
-        self._run("delete", ids, batch=len(ids), own_rows=n)
-
-    @task(1)
-    def search_fanout(self) -> None:
-        s, k = self.settings, self.settings.fanout
-        calls = [self.store.search(self.rows.vectors(1).tolist()) for _ in range(k)]
-        context = {"collection": s.collection, "top_k": s.top_k, "filter": s.filter, "fanout": k}
+    def run_fanout(self) -> None:
+        s, k, op = self.settings, self.settings.fanout, self.store.fanout_op
+        all_inputs = [self.store.inputs(op) for _ in range(k)]
+        calls = [self.store.call(op, *inputs) for inputs in all_inputs]
         try:
             samples, batch = bridge.run(ameasure_many(calls, s.timeout), self._timeout)
         except CallTimeout as exc:
             samples, batch = [], Sample(0, self._timeout * 1000.0, exc)
-        events = self.environment.events
+        events, name = self.environment.events, self.store.request_name(op)
+        context = {**self._context(op, all_inputs[0]), "fanout": k}
         for sample in samples:
-            report(events, self.request_type, "search", sample, context)
-        report(events, self.request_type + "-batch", f"search_fanout[{k}]", batch, context)
+            report(events, self.request_type, name, sample, context)
+        report(events, self.request_type + "-batch", f"{name}_fanout[{k}]", batch, context)

@@ -13,7 +13,7 @@ class PymilvusUser(StoreUser):
 
 
 class AsyncPymilvusUser(StoreUser):
-    """AsyncMilvusClient: the same tasks awaited one at a time, plus search_fanout."""
+    """AsyncMilvusClient: the same tasks awaited one at a time, plus fanout."""
 
     layer = "pymilvus"
     use_async = True
