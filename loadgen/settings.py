@@ -24,6 +24,8 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
 }
 KNOWN_TASKS = frozenset(op for ops in OPERATIONS.values() for op in ops) | {"fanout"}
 
+SECRET_FIELDS = ("milvus_token", "openai_api_key")
+
 # dest, default, type, help, extra (choices, secret, flag)
 _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
     ("milvus_token", "", str, "Milvus token (user:password or API key); prefer the env var", {"secret": True}),
@@ -41,6 +43,14 @@ _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
     ("fanout", 10, int, "concurrent calls gathered by the async fanout task", {}),
     ("weights", "", str, "task weights op=w,... by operation name (0 disables; unnamed ops of a named layer: 0)", {}),
     ("timeout", 10.0, float, "seconds before any single Milvus call fails", {}),
+    (
+        "embedding",
+        "fake",
+        str,
+        "text embeddings for LangChain/LlamaIndex: fake (offline), local, openai",
+        {"choices": ("fake", "local", "openai")},
+    ),
+    ("embedding_model", "", str, "model name for --embedding openai (default text-embedding-3-small)", {}),
     ("seed", 42, int, "seed for generated vectors", {}),
     ("allow_foreign_collection", False, bool, "write into an existing collection loadgen did not create", {}),
     ("recreate", False, bool, "drop and recreate the collection if loadgen created it earlier", {}),
@@ -136,6 +146,9 @@ class Settings:
     fanout: int = 10
     weights: dict[str, int] = field(default_factory=dict)  # only the tasks --weights names
     timeout: float = 10.0
+    embedding: str = "fake"
+    embedding_model: str = ""
+    openai_api_key: str = field(default="", repr=False)  # from OPENAI_API_KEY only
     seed: int = 42
     allow_foreign_collection: bool = False
     recreate: bool = False
@@ -153,6 +166,7 @@ class Settings:
         values["search_params"] = _json_object("search_params", values.get("search_params", ""))
         values["weights"] = _weights(values.get("weights", ""))
         values["milvus_token"] = values.get("milvus_token") or token or os.environ.get(_env_name("milvus_token"), "")
+        values["openai_api_key"] = os.environ.get("OPENAI_API_KEY", "")
         settings = cls(uri=normalize_uri(host), **values)
         settings.validate()
         return settings
@@ -170,7 +184,7 @@ class Settings:
 
     def public(self) -> dict[str, Any]:
         """Settings safe to write into results and logs: the token is never included."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "milvus_token"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in SECRET_FIELDS}
         out["token_set"] = bool(self.milvus_token)
         return out
 

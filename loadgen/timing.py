@@ -7,23 +7,28 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from loadgen.embeddings import metered
+
 
 @dataclass(frozen=True)
 class Sample:
-    """One measured call: how much came back, how long it took, and what went wrong if anything did."""
+    """One measured call: how much came back, how long it took, what went wrong if anything did, and how much of
+    the time went into computing embeddings (see ``loadgen.embeddings.metered``)."""
 
     length: int
     elapsed_ms: float
     error: BaseException | None = None
+    embed_ms: float = 0.0
 
 
 def measure(fn: Callable[..., int], *args: Any, **kwargs: Any) -> Sample:
-    start = time.perf_counter()
-    try:
-        length = fn(*args, **kwargs)
-    except Exception as exc:  # every failure is a measured, reported failure
-        return Sample(0, (time.perf_counter() - start) * 1000.0, exc)
-    return Sample(length, (time.perf_counter() - start) * 1000.0)
+    with metered() as embed:
+        start = time.perf_counter()
+        try:
+            length = fn(*args, **kwargs)
+        except Exception as exc:  # every failure is a measured, reported failure
+            return Sample(0, (time.perf_counter() - start) * 1000.0, exc, sum(embed))
+        return Sample(length, (time.perf_counter() - start) * 1000.0, None, sum(embed))
 
 
 async def ameasure(awaitable: Awaitable[int], timeout: float | None = None) -> Sample:
@@ -35,21 +40,35 @@ async def ameasure(awaitable: Awaitable[int], timeout: float | None = None) -> S
 
     from loadgen.errors import CallTimeout
 
-    start = time.perf_counter()
-    try:
-        length = await (asyncio.wait_for(awaitable, timeout) if timeout else awaitable)
-    except TimeoutError:
-        return Sample(0, (time.perf_counter() - start) * 1000.0, CallTimeout(f"no answer within {timeout:g} s"))
-    except Exception as exc:
-        return Sample(0, (time.perf_counter() - start) * 1000.0, exc)
-    return Sample(length, (time.perf_counter() - start) * 1000.0)
+    with metered() as embed:
+        start = time.perf_counter()
+        try:
+            length = await (asyncio.wait_for(awaitable, timeout) if timeout else awaitable)
+        except TimeoutError:
+            elapsed = (time.perf_counter() - start) * 1000.0
+            return Sample(0, elapsed, CallTimeout(f"no answer within {timeout:g} s"), sum(embed))
+        except Exception as exc:
+            return Sample(0, (time.perf_counter() - start) * 1000.0, exc, sum(embed))
+        return Sample(length, (time.perf_counter() - start) * 1000.0, None, sum(embed))
 
 
 def report(events: Any, request_type: str, name: str, sample: Sample, context: dict[str, Any]) -> None:
+    """One request for the store call; when embeddings were computed, their time is reported apart (request type
+    ``embedding``, same name) and left out of the store call's time, so a user sees where the time goes."""
+    if sample.embed_ms:
+        context = {**context, "embed_ms": sample.embed_ms, "total_ms": sample.elapsed_ms}
+        events.request.fire(
+            request_type="embedding",
+            name=name,
+            response_time=sample.embed_ms,
+            response_length=0,
+            exception=None,
+            context=context,
+        )
     events.request.fire(
         request_type=request_type,
         name=name,
-        response_time=sample.elapsed_ms,
+        response_time=sample.elapsed_ms - sample.embed_ms,
         response_length=sample.length,
         exception=sample.error,
         context=context,

