@@ -18,7 +18,7 @@ import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
 from locust import events
 from locust.runners import WorkerRunner
 
-from loadgen import collection
+from loadgen import adapters, collection
 from loadgen.errors import LoadgenError
 from loadgen.runtime import bridge
 from loadgen.settings import Settings, add_options
@@ -28,7 +28,7 @@ log = logging.getLogger("loadgen")
 
 class _State:
     settings: Settings | None = None
-    prepared: collection.Prepared | None = None
+    prepared: dict[str, collection.Prepared] = {}  # noqa: RUF012 - layer -> its collection, on the master
     prepared_for: Settings | None = None
     worker_requests: dict[str, int] = {}  # noqa: RUF012 - one process-wide tally, on the master
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
@@ -50,20 +50,20 @@ def _fail(environment: Any, exc: LoadgenError) -> None:
     environment.process_exit_code = exc.exit_code
 
 
+def _layers(environment: Any) -> list[str]:
+    return sorted({layer for cls in environment.user_classes or [] if (layer := getattr(cls, "layer", None))})
+
+
 def _prepare(environment: Any) -> None:
     settings = settings_for(environment)
-    if state.prepared is not None and state.prepared_for == settings:
+    if state.prepared and state.prepared_for == settings:
         return
-    state.prepared = collection.prepare(settings, progress=True)
-    state.prepared_for = settings
-    p = state.prepared
-    log.info(
-        "collection %s ready: %d rows, %s, Milvus %s",
-        p.name,
-        p.rows,
-        "created" if p.created else "reused",
-        p.server_version,
-    )
+    state.prepared, state.prepared_for = {}, settings
+    for layer in _layers(environment):
+        p = adapters.module(layer).prepare(settings, progress=True)
+        state.prepared[layer] = p
+        how = "created" if p.created else "reused"
+        log.info("%s collection %s ready: %d rows, %s, Milvus %s", layer, p.name, p.rows, how, p.server_version)
 
 
 @events.init_command_line_parser.add_listener
@@ -112,13 +112,16 @@ def _on_quitting(environment: Any, **_: Any) -> None:
     bridge.stop()
     if state.worker_requests:
         log.info("requests per worker: %s", json.dumps(state.worker_requests, sort_keys=True))
-    if isinstance(environment.runner, WorkerRunner) or state.prepared is None:
+    if isinstance(environment.runner, WorkerRunner) or not state.prepared:
         return
     settings = state.prepared_for
-    if settings is None or settings.keep_data or not state.prepared.owned:
+    if settings is None or settings.keep_data:
         return
-    try:
-        if collection.drop_if_owned(settings):
-            log.info("dropped collection %s (created by loadgen; pass --keep-data to keep it)", settings.collection)
-    except LoadgenError as exc:
-        log.warning("could not drop collection %s: %s", settings.collection, exc)
+    for layer, prepared in state.prepared.items():
+        if not prepared.owned:
+            continue
+        try:
+            if adapters.module(layer).drop(settings):
+                log.info("dropped collection %s (created by loadgen; pass --keep-data to keep it)", prepared.name)
+        except LoadgenError as exc:
+            log.warning("could not drop collection %s: %s", prepared.name, exc)

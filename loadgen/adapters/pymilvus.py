@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from pymilvus import AsyncMilvusClient, MilvusClient
 
+from loadgen import collection
 from loadgen.adapters.base import Rows, Vectors
 from loadgen.collection import search_params
 from loadgen.data import CATEGORIES, RowFactory
@@ -143,3 +144,11 @@ class AsyncPymilvusStore(_Common):
 
 
 __all__ = ["AsyncPymilvusStore", "PymilvusStore", "Rows"]
+
+
+def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
+    return collection.prepare(settings, progress=progress)
+
+
+def drop(settings: Settings) -> bool:
+    return collection.drop_if_owned(settings)
