@@ -37,6 +37,15 @@ SEARCH_PARAMS: dict[str, dict[str, tuple[int, int]]] = {
 WRITTEN_FIELDS = ("id", "vector", "text", "category", "price")
 
 
+OWNER_PROPERTY = ("loadgen.created_by", "milvus-loadgen")  # for collections a library creates with its own schema
+
+
+def is_owned(desc: dict[str, Any]) -> bool:
+    """Did loadgen create the collection ``desc`` (a MilvusClient.describe_collection result) describes?"""
+    props = desc.get("properties") or {}
+    return MARKER in (desc.get("description") or "") or props.get(OWNER_PROPERTY[0]) == OWNER_PROPERTY[1]
+
+
 def redact_uri(uri: str) -> str:
     """``http://user:secret@host`` -> ``http://***@host``: credentials never reach a message."""
     return re.sub(r"//[^/@]*@", "//***@", uri)

