@@ -6,6 +6,8 @@ This process never imports gevent or Locust: Locust runs as a child process, so 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -59,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("classes", nargs="*", help="user classes to run (default: all in the locustfile)")
     add_options(run, locust=False)
 
+    cmp = sub.add_parser("compare", help="N sequential sync calls vs N concurrent async calls, per client layer")
+    cmp.add_argument("--host", help="Milvus URI (default: start an embedded Milvus)")
+    cmp.add_argument("--counts", default="10,100,1000", help="comma-separated N values (default 10,100,1000)")
+    cmp.add_argument("--layers", default="pymilvus,langchain,llamaindex", help="client layers to compare")
+    cmp.add_argument("--out", type=Path, help="output directory (default results/compare-<timestamp>)")
+    cmp.add_argument("--engine", choices=ENGINES, default="milvus")
+    cmp.add_argument("--startup-timeout", type=float, default=120.0)
+    add_options(cmp, locust=False)
+
     server = sub.add_parser("server", help="start, stop or inspect an embedded Milvus that outlives the command")
     server.add_argument("action", choices=("start", "stop", "status"))
     server.add_argument("--data-dir", type=Path, default=default_data_dir(), help="data, logs and state file")
@@ -71,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return _server(args) if args.command == "server" else _run(args)
+        commands = {"server": _server, "run": _run, "compare": _compare}
+        return commands[args.command](args)
     except LoadgenError as exc:
         print(f"loadgen: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -120,55 +133,87 @@ def _terminate_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+@contextlib.contextmanager
+def _milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
+    """The Milvus to use: ``--host``, or an embedded one started for this command, stopped after and removed unless
+    something failed, ``--keep-data`` was given, or the caller set ``keep["logs"]``."""
+    keep = {"logs": False}
+    if args.host:
+        yield args.host, keep
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="loadgen-milvus-"))
+    server = EmbeddedMilvus(data_dir, engine=args.engine, startup_timeout=args.startup_timeout, die_with_parent=True)
+    print(f"loadgen: starting embedded Milvus ({args.engine}); logs: {data_dir / 'logs'}", file=sys.stderr)
+    ok = False
+    try:
+        yield server.start().uri, keep
+        ok = True
+    finally:
+        server.stop()
+        if ok and not args.keep_data and not keep["logs"]:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            print(f"loadgen: embedded Milvus data and logs kept in {data_dir}", file=sys.stderr)
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise LoadgenError(f"--counts {text!r}: expected comma-separated positive integers") from None
+    if not counts or min(counts) < 1:
+        raise LoadgenError(f"--counts {text!r}: expected comma-separated positive integers")
+    return counts
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from loadgen import collection, compare
+
+    counts = _counts(args.counts)
+    layers = [x.strip() for x in args.layers.split(",") if x.strip()]
+    from loadgen.embeddings import check_backend
+
+    check_backend(Settings.from_options(args, args.host or "http://127.0.0.1:19530"))
+    out = (args.out or Path("results") / time.strftime("compare-%Y%m%d-%H%M%S")).resolve()
+    _terminate_on_sigterm()
+    with _milvus(args) as (host, _keep):
+        base = Settings.from_options(args, host)
+        if args.collection == "loadgen_bench":  # the default: compare collections get their own prefix
+            base = dataclasses.replace(base, collection="loadgen_compare")
+        version = collection.check(base)
+        print(f"loadgen: Milvus {version} at {collection.redact_uri(base.uri)}", file=sys.stderr)
+        rows = compare.compare(base, layers, counts, out, log=lambda m: print(m, file=sys.stderr))
+    print(compare.render(rows))
+    print(f"\nresults: {out / 'compare.json'}  chart: {out / 'compare.png'}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from loadgen import collection, summary
+    from loadgen.embeddings import check_backend
 
     locustfile = _locustfile(args)
-    Settings.from_options(args, args.host or "http://127.0.0.1:19530")  # bad options fail before anything starts
+    # bad options fail before anything starts
+    check_backend(Settings.from_options(args, args.host or "http://127.0.0.1:19530"))
     out = (args.out or Path("results") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _terminate_on_sigterm()
-    server, data_dir, ok = None, None, False
-    try:
-        host = args.host
-        if not host:
-            data_dir = Path(tempfile.mkdtemp(prefix="loadgen-milvus-"))
-            server = EmbeddedMilvus(
-                data_dir, engine=args.engine, startup_timeout=args.startup_timeout, die_with_parent=True
-            )
-            print(f"loadgen: starting embedded Milvus ({args.engine}); logs: {data_dir / 'logs'}", file=sys.stderr)
-            host = server.start().uri
+    with _milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
         version = collection.check(settings)
         print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
         code = _locust(args, locustfile, settings, out)
-        results = summary.build_results(
-            out,
-            settings=settings.public(),
-            run={
-                "users": args.users,
-                "spawn_rate": args.spawn_rate,
-                "run_time": args.run_time,
-                "processes": args.processes,
-                "locustfile": str(locustfile),
-                "server_version": version,
-                "embedded": server is not None,
-                "exit_code": code,
-                "classes": args.classes,
-            },
-        )
-        (out / "results.json").write_text(json.dumps(results, indent=2))
-        print(summary.render_table(results))
-        print(f"\nresults: {out / 'results.json'}  report: {out / 'report.html'}  csv: {out}/stats_*.csv")
-        ok = code == 0
-        return code
-    finally:
-        if server is not None:
-            server.stop()
-            if data_dir is not None and ok and not args.keep_data:
-                shutil.rmtree(data_dir, ignore_errors=True)
-            elif data_dir is not None:
-                print(f"loadgen: embedded Milvus data and logs kept in {data_dir}", file=sys.stderr)
+        keep["logs"] = code != 0  # failures: keep the embedded server's logs for a look
+        run = {
+            "users": args.users, "spawn_rate": args.spawn_rate, "run_time": args.run_time,
+            "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
+            "embedded": not args.host, "exit_code": code, "classes": args.classes,
+        }  # fmt: skip
+        results = summary.build_results(out, settings=settings.public(), run=run)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(summary.render_table(results))
+    print(f"\nresults: {out / 'results.json'}  report: {out / 'report.html'}  csv: {out}/stats_*.csv")
+    return code
 
 
 def _locust(args: argparse.Namespace, locustfile: Path, settings: Settings, out: Path) -> int:

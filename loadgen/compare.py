@@ -1,0 +1,148 @@
+"""``loadgen compare``: the seed tutorials' experiment on any Milvus.
+
+For each client layer, count N and operation: the time of N sequential sync calls and of N concurrent async calls
+(``asyncio.gather``), and the speedup. Each (layer, N) gets a fresh loadgen-owned collection, dropped afterwards.
+Writes a terminal table, ``compare.json`` and ``compare.png``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from loadgen import adapters
+from loadgen.errors import LoadgenError
+from loadgen.settings import Settings
+from loadgen.timing import ameasure_gather, measure_sequence
+
+# layer -> (label, adapter operation), in the order they run: writes first, so deletes remove what was added
+EXPERIMENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "pymilvus": (("insert", "insert"), ("search", "search"), ("delete", "delete")),
+    "langchain": (("add", "add_texts"), ("search", "similarity_search"), ("delete", "delete")),
+    "llamaindex": (("add", "add"), ("query", "query")),
+}
+PREFILL_ROWS = 200
+Timed = tuple[float, list[BaseException | None]]  # total milliseconds, each call's error
+
+
+@dataclass(frozen=True)
+class Row:
+    layer: str
+    op: str
+    n: int
+    sync_s: float
+    async_s: float
+    sync_errors: int
+    async_errors: int
+    consistency_level: str
+
+    @property
+    def speedup(self) -> float:
+        return self.sync_s / self.async_s if self.async_s else 0.0
+
+
+def _first_error(errors: list[BaseException | None]) -> str:
+    return next((f"{type(e).__name__}: {e}" for e in errors if e is not None), "")
+
+
+def _sync_phase(cls: Any, layer: str, settings: Settings, n: int) -> dict[str, Timed]:
+    store = cls(settings)
+    try:
+        out = {}
+        for label, op in EXPERIMENTS[layer]:
+            inputs = [store.inputs(op) for _ in range(n)]
+            out[label] = measure_sequence([functools.partial(store.call, op, *args) for args in inputs])
+            for args, err in zip(inputs, out[label][1], strict=True):
+                store.done(op, args, err is None)
+        return out
+    finally:
+        store.close()
+
+
+async def _async_phase(cls: Any, layer: str, settings: Settings, n: int) -> dict[str, Timed]:
+    store = await cls.open(settings)
+    try:
+        out = {}
+        for label, op in EXPERIMENTS[layer]:
+            inputs = [store.inputs(op) for _ in range(n)]
+            out[label] = await ameasure_gather([store.call(op, *args) for args in inputs])
+            for args, err in zip(inputs, out[label][1], strict=True):
+                store.done(op, args, err is None)
+        return out
+    finally:
+        await store.close()
+
+
+def run_layer(layer: str, base: Settings, n: int, log: Any = print) -> list[Row]:
+    module = adapters.module(layer)
+    settings = replace(base, collection=f"{base.collection}_{layer}_{n}", rows=PREFILL_ROWS, batch_size=1)
+    module.prepare(replace(settings, recreate=True), progress=False)  # fresh, loadgen-owned
+    try:
+        sync = _sync_phase(adapters.load(layer, use_async=False), layer, settings, n)
+        aio = asyncio.run(_async_phase(adapters.load(layer, use_async=True), layer, settings, n))
+    finally:
+        module.drop(settings)
+    rows = []
+    for label, _ in EXPERIMENTS[layer]:
+        (s_ms, s_err), (a_ms, a_err) = sync[label], aio[label]
+        row = Row(layer, label, n, s_ms / 1000, a_ms / 1000, sum(e is not None for e in s_err),
+                  sum(e is not None for e in a_err), base.consistency_level)  # fmt: skip
+        if row.sync_errors or row.async_errors:
+            log(f"loadgen: {layer} {label} x{n}: {row.sync_errors} sync / {row.async_errors} async errors, "
+                f"first: {_first_error(s_err) or _first_error(a_err)}")  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def render(rows: list[Row]) -> str:
+    header = ("layer", "op", "N", "sync s", "async s", "speedup", "errors")
+    body = [(r.layer, r.op, str(r.n), f"{r.sync_s:.3f}", f"{r.async_s:.3f}", f"{r.speedup:.1f}x",
+             f"{r.sync_errors}/{r.async_errors}") for r in rows]  # fmt: skip
+    widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in [header, *body]]  # fmt: skip
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def chart(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = sorted({r.n for r in rows})
+    fig, axes = plt.subplots(1, len(counts), figsize=(5 * len(counts), 4.5), squeeze=False)
+    for ax, n in zip(axes[0], counts, strict=True):
+        sub = [r for r in rows if r.n == n]
+        xs = range(len(sub))
+        ax.bar([x - 0.2 for x in xs], [r.sync_s for r in sub], 0.4, label="sync, sequential")
+        ax.bar([x + 0.2 for x in xs], [r.async_s for r in sub], 0.4, label="async, concurrent")
+        ax.set_xticks(list(xs), [f"{r.layer}\n{r.op}" for r in sub], fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("seconds for N calls")
+        ax.set_title(f"N = {n} ({sub[0].consistency_level})" if sub else f"N = {n}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def compare(base: Settings, layers: list[str], counts: list[int], out: Path, log: Any = print) -> list[Row]:
+    for layer in layers:
+        if layer not in EXPERIMENTS:
+            raise LoadgenError(f"compare: unknown layer {layer!r}; choose from {', '.join(EXPERIMENTS)}")
+    rows: list[Row] = []
+    for layer in layers:
+        for n in counts:
+            log(f"loadgen: compare {layer} N={n} ...")
+            rows.extend(run_layer(layer, base, n, log))
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"settings": base.public(), "rows": [{**asdict(r), "speedup": r.speedup} for r in rows]}
+    (out / "compare.json").write_text(json.dumps(payload, indent=2))
+    chart(rows, out / "compare.png")
+    return rows
