@@ -108,7 +108,7 @@ def _schema(settings: Settings) -> Any:
 def _check_existing(client: MilvusClient, settings: Settings) -> bool:
     """Validate an existing collection against the settings; returns whether loadgen owns it."""
     desc = client.describe_collection(settings.collection, timeout=settings.timeout)
-    owned = MARKER in (desc.get("description") or "")
+    owned = is_owned(desc)
     name = settings.collection
     if not owned and not settings.allow_foreign_collection:
         raise LoadgenError(
@@ -144,7 +144,7 @@ def _inspect(client: MilvusClient, settings: Settings) -> bool | None:
         return None
     if settings.recreate:
         desc = client.describe_collection(settings.collection, timeout=settings.timeout)
-        if MARKER not in (desc.get("description") or ""):
+        if not is_owned(desc):
             raise LoadgenError(f"--recreate refused: collection {settings.collection!r} was not created by loadgen")
         return None
     return _check_existing(client, settings)
@@ -231,7 +231,7 @@ def drop_if_owned(settings: Settings) -> bool:
         if not client.has_collection(settings.collection, timeout=settings.timeout):
             return False
         desc = client.describe_collection(settings.collection, timeout=settings.timeout)
-        if MARKER not in (desc.get("description") or ""):
+        if not is_owned(desc):
             return False
         client.drop_collection(settings.collection, timeout=settings.timeout)
         return True
