@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 CATEGORIES = 100  # `category < k` passes k% of rows: a filter with known selectivity
-_WORDS = ("vector", "milvus", "search", "latency", "shard", "replica", "segment", "index", "recall", "query")
+WORDS = ("vector", "milvus", "search", "latency", "shard", "replica", "segment", "index", "recall", "query")
 
 
 class RowFactory:
@@ -33,7 +33,7 @@ class RowFactory:
             {
                 "id": pk,
                 "vector": vecs[i].tolist(),
-                "text": f"{_WORDS[pk % len(_WORDS)]} document {pk}",
+                "text": f"{WORDS[pk % len(WORDS)]} document {pk}",
                 "category": int(cats[i]),
                 "price": float(prices[i]),
             }

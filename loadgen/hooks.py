@@ -73,6 +73,9 @@ def _options(parser: Any) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Any, **_: Any) -> None:
+    # pymilvus logs a full traceback for every failed call; under load that floods the terminal with what
+    # Locust's failure table already counts (with the server's message)
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     opts: Any = environment.parsed_options
     cli_token: str = getattr(opts, "milvus_token", "") or ""
     if cli_token:

@@ -52,6 +52,20 @@ async def ameasure(awaitable: Awaitable[int], timeout: float | None = None) -> S
         return Sample(length, (time.perf_counter() - start) * 1000.0, None, sum(embed))
 
 
+class ReportedError(Exception):
+    """What Locust records for a failed request. Locust shows ``repr(error)``, and some exceptions (pymilvus's
+    MilvusException) have a bare repr: this one carries the type, code and the server's message."""
+
+    def __init__(self, error: BaseException) -> None:
+        message = getattr(error, "message", None)
+        code = getattr(error, "code", None)
+        self.text = f"{type(error).__name__}(code={code}, message={message!r})" if message else repr(error)
+        super().__init__(self.text)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def report(events: Any, request_type: str, name: str, sample: Sample, context: dict[str, Any]) -> None:
     """One request for the store call; when embeddings were computed, their time is reported apart (request type
     ``embedding``, same name) and left out of the store call's time, so a user sees where the time goes."""
@@ -70,7 +84,7 @@ def report(events: Any, request_type: str, name: str, sample: Sample, context: d
         name=name,
         response_time=sample.elapsed_ms - sample.embed_ms,
         response_length=sample.length,
-        exception=sample.error,
+        exception=ReportedError(sample.error) if sample.error is not None else None,
         context=context,
     )
 

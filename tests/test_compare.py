@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from pymilvus import MilvusClient
 
-from conftest import run_cli
 from loadgen.server import ServerInfo
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]

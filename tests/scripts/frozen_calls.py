@@ -18,9 +18,9 @@ print("connected", flush=True)
 time.sleep(1.0)  # the test freezes the server now
 vec = [[0.1, 0.2, 0.3, 0.4]]
 out = {}
-s = measure(sync_store.search, vec)
+s = measure(sync_store.call, "search", vec)
 out["sync"] = {"error": repr(s.error), "elapsed_s": s.elapsed_ms / 1000}
-a = bridge.run(ameasure(async_store.search(vec), settings.timeout), settings.timeout + 1)
+a = bridge.run(ameasure(async_store.call("search", vec), settings.timeout), settings.timeout + 1)
 out["async"] = {"error": repr(a.error), "elapsed_s": a.elapsed_ms / 1000}
 print(json.dumps(out), flush=True)
 sys.stdout.flush()

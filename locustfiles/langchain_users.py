@@ -1,0 +1,9 @@
+"""LangChain, sync and async: ``locust -f locustfiles/langchain_users.py --host http://127.0.0.1:19530``."""
+
+import loadgen.runtime  # first: the gevent/asyncio policy
+
+# isort: split
+import loadgen.hooks  # noqa: F401  - options, setup once per run, cleanup
+from loadgen.users.langchain import AsyncLangChainUser, LangChainUser
+
+__all__ = ["AsyncLangChainUser", "LangChainUser"]
