@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+from loadgen.checks import CHECK_FAILED_EXIT_CODE, Checks, evaluate
 from loadgen.errors import LoadgenError
 from loadgen.server import ENGINES, EmbeddedMilvus, default_data_dir, die_with_parent
 from loadgen.settings import Settings, add_options, to_argv
@@ -60,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=ENGINES, default="milvus", help="embedded server: real Milvus, or milvus-lite")
     run.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for the embedded Milvus")
     run.add_argument("classes", nargs="*", help="user classes to run (default: all in the locustfile)")
+    checks = run.add_argument_group("checks for CI (a failed check exits with code 3)")
+    checks.add_argument("--check-p99-ms", type=float, help="fail if any request's p99 is above this")
+    checks.add_argument("--check-fail-ratio", type=float, help="fail if more than this share of requests failed")
+    checks.add_argument("--check-min-qps", type=float, help="fail if the total request rate is below this")
+    checks.add_argument("--check-min-recall", type=float, help="fail if recall is below this")
     add_options(run, locust=False)
 
     cmp = sub.add_parser("compare", help="N sequential sync calls vs N concurrent async calls, per client layer")
@@ -210,10 +216,15 @@ def _run(args: argparse.Namespace) -> int:
             "embedded": not args.host, "exit_code": code, "classes": args.classes,
         }  # fmt: skip
         results = summary.build_results(out, settings=settings.public(), run=run)
+    wanted = Checks(args.check_p99_ms, args.check_fail_ratio, args.check_min_qps, args.check_min_recall)
+    failed = evaluate(wanted, results)
+    results["checks"] = {"set": dataclasses.asdict(wanted), "failed": failed}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(summary.render_table(results))
     print(f"\nresults: {out / 'results.json'}  report: {out / 'report.html'}  csv: {out}/stats_*.csv")
-    return code
+    for line in failed:
+        print(line, file=sys.stderr)
+    return CHECK_FAILED_EXIT_CODE if failed else code
 
 
 def _locust(args: argparse.Namespace, locustfile: Path, settings: Settings, out: Path) -> int:
@@ -223,7 +234,7 @@ def _locust(args: argparse.Namespace, locustfile: Path, settings: Settings, out:
         "--csv", str(out / "stats"), "--html", str(out / "report.html"), "--json-file", str(out / "locust"),
         "--only-summary", "--stop-timeout", str(int(settings.timeout) + 2),
         *(["--processes", str(args.processes)] if args.processes else []),
-        *to_argv(args), *args.classes,
+        "--latency-file", str(out / "latency.json"), *to_argv(args), *args.classes,
     ]  # fmt: skip
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}
     # if loadgen itself is killed, Locust gets SIGTERM (it stops cleanly) instead of running on as an orphan

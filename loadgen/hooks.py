@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
@@ -20,6 +21,7 @@ from locust.runners import WorkerRunner
 
 from loadgen import adapters, collection
 from loadgen.errors import LoadgenError
+from loadgen.histograms import HistogramListener
 from loadgen.runtime import bridge
 from loadgen.settings import Settings, add_options
 
@@ -31,6 +33,7 @@ class _State:
     prepared: dict[str, collection.Prepared] = {}  # noqa: RUF012 - layer -> its collection, on the master
     prepared_for: Settings | None = None
     worker_requests: dict[str, int] = {}  # noqa: RUF012 - one process-wide tally, on the master
+    histograms: HistogramListener | None = None  # microsecond latencies, merged on the master
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
 
 
@@ -80,6 +83,8 @@ def _on_init(environment: Any, **_: Any) -> None:
     cli_token: str = getattr(opts, "milvus_token", "") or ""
     if cli_token:
         state.token, opts.milvus_token = cli_token, ""  # never rendered in the UI or sent to workers
+    latency_file = getattr(opts, "latency_file", "") or ""
+    state.histograms = HistogramListener(environment, out_path=Path(latency_file) if latency_file else None)
     if isinstance(environment.runner, WorkerRunner):
         return
     if opts is None or not (opts.headless or opts.autostart):

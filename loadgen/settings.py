@@ -64,6 +64,13 @@ _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
     ("allow_foreign_collection", False, bool, "write into an existing collection loadgen did not create", {}),
     ("recreate", False, bool, "drop and recreate the collection if loadgen created it earlier", {}),
     ("keep_data", False, bool, "keep the collection loadgen created when the test ends", {}),
+    (
+        "latency_file",
+        "",
+        str,
+        "write microsecond latency percentiles (HDR, merged from workers) to this JSON",
+        {"ui": False},
+    ),
 ]
 
 
@@ -84,7 +91,7 @@ def add_options(parser: Any, *, locust: bool) -> None:
             # Settings.from_options reads the env var itself; the form shows an empty, masked field.
             kwargs.update(include_in_web_ui=True, is_secret=True)
         elif locust:
-            kwargs.update(env_var=env, include_in_web_ui=True)
+            kwargs.update(env_var=env, include_in_web_ui=extra.get("ui", True))
         elif env in os.environ:  # plain argparse has no env_var support
             raw = os.environ[env]
             default = raw.lower() in ("1", "true", "yes") if typ is bool else raw  # noqa: PLW2901
@@ -162,6 +169,7 @@ class Settings:
     allow_foreign_collection: bool = False
     recreate: bool = False
     keep_data: bool = False
+    latency_file: str = ""
 
     @classmethod
     def from_options(cls, options: argparse.Namespace, host: str | None, token: str = "") -> Settings:

@@ -54,10 +54,24 @@ def read_failures(csv_path: Path) -> list[dict[str, Any]]:
         ]
 
 
+def _with_hdr(requests: list[dict[str, Any]], latency_file: Path) -> str:
+    """Replace Locust's whole-millisecond percentiles with our microsecond HDR ones where we have them."""
+    if not latency_file.exists():
+        return "locust"
+    hdr = {(r["type"], r["name"]): r for r in json.loads(latency_file.read_text()).get("requests", [])}
+    for m in requests:
+        h = hdr.get((m["type"], m["name"]))
+        if h and h["count"]:
+            m.update({k: h[k] for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "min_ms", "max_ms")})
+            m["hdr_count"] = h["count"]  # successful requests; Locust's count includes failures
+    return "hdr"
+
+
 def build_results(out_dir: Path, *, settings: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     stats_file = out_dir / "locust.json"
     entries = json.loads(stats_file.read_text()) if stats_file.exists() else []
     requests = sorted((entry_metrics(e) for e in entries), key=lambda m: (m["name"], m["type"]))
+    run = {**run, "percentiles_from": _with_hdr(requests, out_dir / "latency.json")}
     total_n = sum(m["requests"] for m in requests)
     total_f = sum(m["failures"] for m in requests)
     return {
@@ -80,9 +94,9 @@ def render_table(results: dict[str, Any]) -> str:
             str(m["failures"]),
             f"{m['rps']:.1f}",
             f"{m['avg_ms']:.2f}",
-            f"{m['p50_ms']:.0f}",
-            f"{m['p95_ms']:.0f}",
-            f"{m['p99_ms']:.0f}",
+            f"{m['p50_ms']:.3f}",
+            f"{m['p95_ms']:.3f}",
+            f"{m['p99_ms']:.3f}",
             f"{m['max_ms']:.1f}",
         )
         for m in results["requests"]

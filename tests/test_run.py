@@ -49,6 +49,11 @@ def test_every_task_of_both_users_succeeds_and_searches_match_server(
     fanout = stats[("pymilvus-async-batch", "search_fanout[10]")]
     assert fanout["requests"] > 0 and fanout["failures"] == 0
     assert res["totals"]["failures"] == 0
+    # percentiles come from our microsecond HDR histograms, one sample per successful request
+    assert res["run"]["percentiles_from"] == "hdr"
+    for m in res["requests"]:
+        assert m["hdr_count"] == m["requests"] - m["failures"], m
+        assert m["p50_ms"] <= m["p99_ms"] <= m["p99_9_ms"] <= m["max_ms"]
     # what we counted is what the server served, one for one
     ours = sum(m["requests"] for m in res["requests"] if m["name"] == "search")
     assert server_counter(milvus, "Search") - searches_before == ours
@@ -84,10 +89,23 @@ def test_two_worker_processes_complete_and_merge(milvus: ServerInfo, tmp_path: P
     res = results_of(tmp_path)
     assert res["run"]["processes"] == 2
     assert res["totals"]["failures"] == 0
-    # the master's merged totals are exactly what the two workers reported
+    # the master's merged totals are exactly what the two workers reported, histograms included
     assert res["totals"]["requests"] == sum(per_worker.values())
+    assert sum(m["hdr_count"] for m in res["requests"]) == res["totals"]["requests"]
     stats = by_key(res)
     assert stats[("pymilvus-async", "search")]["requests"] > 0 and stats[("pymilvus", "search")]["requests"] > 0
+
+
+def test_failed_checks_exit_3_with_one_line_each(milvus: ServerInfo, tmp_path: Path) -> None:
+    proc = run_cli(
+        "run", "--host", milvus.uri, "-u", "2", "-t", "4s", *SMALL, "--collection", "lg_checks", "--out", str(tmp_path),
+        "--check-p99-ms", "0.001", "--check-min-qps", "1000000", "--check-fail-ratio", "0.5",
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("check failed:")]
+    assert any("p99" in line for line in failed) and any("throughput" in line for line in failed)
+    assert not any("fail ratio" in line for line in failed)  # 0 failures: that check passed
+    assert results_of(tmp_path)["checks"]["failed"] == failed
 
 
 def test_plain_locust_command_works(milvus: ServerInfo) -> None:

@@ -1,0 +1,94 @@
+"""Pass/fail checks for CI, evaluated on the results built by ``loadgen.summary.build_results``.
+
+Each failed check is one human line; any failure ends the run with ``CHECK_FAILED_EXIT_CODE`` (distinct from
+``LoadgenError``'s 2, so CI can tell "the system is too slow" from "loadgen could not run").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+CHECK_FAILED_EXIT_CODE = 3
+EMBEDDING_TYPE = "embedding"  # see loadgen.timing.report: embedding time is a separate entry, not extra queries
+
+
+@dataclass(frozen=True)
+class Checks:
+    """Thresholds; ``None`` means no check.
+
+    p99_ms: the highest p99 allowed for every request entry; fail_ratio: the highest share of failed requests
+    (0.01 = 1%); min_qps: the lowest total request rate (embedding entries left out); min_recall: the lowest recall.
+    """
+
+    p99_ms: float | None = None
+    fail_ratio: float | None = None
+    min_qps: float | None = None
+    min_recall: float | None = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.p99_ms, self.fail_ratio, self.min_qps, self.min_recall))
+
+
+def _num(value: float) -> str:
+    """3.0 -> "3", 12.3 -> "12.3", 10.0004 -> "10.0004": short, yet a value just over a limit still reads as over."""
+    return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.0f}"
+
+
+def _recalls(results: dict[str, Any]) -> dict[str, float]:
+    """Recall as ``{label: value}``; accepts a number, ``{"mean": x}``, or ``{name: number | {"mean": x}}``."""
+    recall = results.get("recall")
+    if recall is None:
+        return {}
+    if isinstance(recall, int | float):
+        return {"": float(recall)}
+    if isinstance(recall, dict):
+        if isinstance(recall.get("mean"), int | float):
+            return {"": float(recall["mean"])}
+        out: dict[str, float] = {}
+        for name, entry in recall.items():
+            value = entry.get("mean") if isinstance(entry, dict) else entry
+            if isinstance(value, int | float):
+                out[str(name)] = float(value)
+        return out
+    return {}
+
+
+def qps(results: dict[str, Any]) -> float:
+    """Total requests per second over the store calls (embedding entries would count the same queries twice)."""
+    return sum(float(m["rps"]) for m in results.get("requests", []) if m.get("type") != EMBEDDING_TYPE)
+
+
+def evaluate(checks: Checks, results: dict[str, Any]) -> list[str]:
+    """One line per failed check; an empty list means every check passed (or none was set)."""
+    failed: list[str] = []
+    if checks.p99_ms is not None:
+        for m in results.get("requests", []):
+            p99 = float(m["p99_ms"])
+            if m.get("requests") and p99 > checks.p99_ms:
+                failed.append(f"check failed: p99 {_num(p99)} ms > {_num(checks.p99_ms)} ms ({m['type']} {m['name']})")
+    if checks.fail_ratio is not None:
+        totals = results.get("totals", {})
+        ratio = float(totals.get("fail_ratio", 0.0))
+        if ratio > checks.fail_ratio:
+            failed.append(
+                f"check failed: fail ratio {ratio:.2%} > {checks.fail_ratio:.2%} "
+                f"({totals.get('failures', 0)} of {totals.get('requests', 0)} requests)"
+            )
+    if checks.min_qps is not None:
+        rate = qps(results)
+        if rate < checks.min_qps:
+            failed.append(f"check failed: throughput {_num(rate)} req/s < {_num(checks.min_qps)} req/s")
+    if checks.min_recall is not None:
+        recalls = _recalls(results)
+        if not recalls:
+            failed.append(f"check failed: recall >= {_num(checks.min_recall)} required but no recall measured")
+        for label, value in sorted(recalls.items()):
+            if value < checks.min_recall:
+                where = f" ({label})" if label else ""
+                failed.append(f"check failed: recall {_num(value)} < {_num(checks.min_recall)}{where}")
+    return [" ".join(line.split()) for line in failed]  # one line each, whatever the request names hold
+
+
+def exit_code(failed: list[str]) -> int:
+    return CHECK_FAILED_EXIT_CODE if failed else 0

@@ -1,0 +1,204 @@
+"""Microsecond latency statistics: one HDR histogram per (request type, name), merged across workers.
+
+Locust rounds response times to whole milliseconds below 100 ms, and a vector search takes 1-3 ms, so its
+percentiles say "1" or "2". Here every successful request is recorded in microseconds (1 us .. 10 min, 3 significant
+digits: exact to the microsecond below ~2 ms, within 0.1% above). Workers send what they recorded since their last
+report, piggy-backed on Locust's own stats report; the master adds the deltas up. HDR buckets are deterministic, so the
+merged percentiles equal those of one histogram fed every sample.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+log = logging.getLogger("loadgen")
+
+LOWEST_US = 1
+HIGHEST_US = 600_000_000  # 10 minutes; anything slower is recorded as 10 minutes
+SIGNIFICANT_DIGITS = 3
+PERCENTILES: dict[str, float] = {"p50_ms": 50.0, "p90_ms": 90.0, "p95_ms": 95.0, "p99_ms": 99.0, "p99_9_ms": 99.9}
+PAYLOAD_FORMAT = "milvus-loadgen/hdr/v1"
+RESULTS_FORMAT = "milvus-loadgen/latency/v1"
+REPORT_KEY = "loadgen_hdr"  # the key in a worker's stats report (``events.report_to_master``)
+
+
+def _new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+class _Series:
+    """One histogram and the exact sum of what it holds (HDR's own mean uses bucket midpoints)."""
+
+    __slots__ = ("hist", "sum_us")
+
+    def __init__(self) -> None:
+        self.hist = _new_histogram()
+        self.sum_us = 0
+
+    def add(self, other: _Series) -> None:
+        self.hist.add(other.hist)
+        self.sum_us += other.sum_us
+
+
+class LatencyHistograms:
+    """Latency histograms keyed by ``(request_type, name)``; values go in as float milliseconds."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str], _Series] = {}
+
+    def __bool__(self) -> bool:
+        return any(s.hist.get_total_count() for s in self._series.values())
+
+    def request_keys(self) -> list[tuple[str, str]]:
+        return sorted(self._series)
+
+    def record(self, request_type: str, name: str, ms: float) -> None:
+        if not math.isfinite(ms):
+            return
+        us = min(max(round(ms * 1000.0), 0), HIGHEST_US)
+        series = self._series.get((request_type, name))
+        if series is None:
+            series = self._series[(request_type, name)] = _Series()
+        series.hist.record_value(us)
+        series.sum_us += us
+
+    def percentiles(self, request_type: str, name: str) -> dict[str, Any]:
+        """count, mean_ms, min_ms, p50_ms, p90_ms, p95_ms, p99_ms, p99_9_ms, max_ms (all zero when nothing recorded)."""
+        series = self._series.get((request_type, name))
+        count = series.hist.get_total_count() if series is not None else 0
+        if series is None or not count:
+            return {"count": 0, "mean_ms": 0.0, "min_ms": 0.0, **dict.fromkeys(PERCENTILES, 0.0), "max_ms": 0.0}
+        hist = series.hist
+        values = hist.get_percentile_to_value_dict(list(PERCENTILES.values()))
+        return {
+            "count": count,
+            "mean_ms": series.sum_us / count / 1000.0,
+            "min_ms": hist.get_min_value() / 1000.0,
+            **{key: values[q] / 1000.0 for key, q in PERCENTILES.items()},
+            "max_ms": hist.get_max_value() / 1000.0,
+        }
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One entry per (type, name) that recorded anything, sorted like ``summary.build_results`` sorts."""
+        rows = [{"type": t, "name": n, **self.percentiles(t, n)} for t, n in self.request_keys()]
+        return sorted((r for r in rows if r["count"]), key=lambda r: (r["name"], r["type"]))
+
+    def merge(self, other: LatencyHistograms) -> None:
+        for key, theirs in other._series.items():
+            if not theirs.hist.get_total_count():
+                continue
+            ours = self._series.get(key)
+            if ours is None:
+                ours = self._series[key] = _Series()
+            ours.add(theirs)
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain data (str, int, list, dict) that survives JSON and msgpack; empty histograms are left out."""
+        return {
+            "format": PAYLOAD_FORMAT,
+            "series": [
+                {"type": t, "name": n, "hdr": s.hist.encode().decode("ascii"), "sum_us": s.sum_us}
+                for (t, n), s in sorted(self._series.items())
+                if s.hist.get_total_count()
+            ],
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> LatencyHistograms:
+        if payload.get("format") != PAYLOAD_FORMAT:
+            raise ValueError(f"not a loadgen histogram payload: format {payload.get('format')!r}")
+        out = cls()
+        for item in payload["series"]:
+            series = _Series()
+            series.hist.add(HdrHistogram.decode(item["hdr"]))  # into a fresh one: same layout as local histograms
+            series.sum_us = int(item["sum_us"])
+            key = (str(item["type"]), str(item["name"]))
+            if key in out._series:
+                out._series[key].add(series)
+            else:
+                out._series[key] = series
+        return out
+
+    def reset(self) -> None:
+        self._series = {}
+
+
+class HistogramListener:
+    """Records successful requests in microseconds; workers send deltas to the master, which merges them.
+
+    ``HistogramListener(environment, out_path=Path("results/latency.json"))`` attaches itself. The master (or the
+    local runner) writes the merged percentiles to ``out_path`` when the test stops and again when Locust quits
+    (after the workers' final reports); ``out_path=None`` writes nothing (read ``histograms`` instead).
+    """
+
+    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+        self.environment = environment
+        self.out_path = out_path
+        self.histograms = LatencyHistograms()
+        events = environment.events
+        events.request.add_listener(self.on_request)
+        events.report_to_master.add_listener(self.on_report_to_master)
+        events.worker_report.add_listener(self.on_worker_report)
+        events.test_start.add_listener(self.on_test_start)
+        events.test_stop.add_listener(self.on_test_stop)
+        events.quitting.add_listener(self.on_quitting)
+
+    def _is_worker(self) -> bool:
+        from locust.runners import WorkerRunner
+
+        return isinstance(self.environment.runner, WorkerRunner)
+
+    def on_request(
+        self, request_type: str, name: str, response_time: float, exception: BaseException | None = None, **_: Any
+    ) -> None:
+        if exception is None and response_time is not None:
+            self.histograms.record(request_type, name, float(response_time))
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        """On a worker: what was recorded since the last report goes along with Locust's stats, then is forgotten."""
+        if self.histograms:
+            data[REPORT_KEY] = self.histograms.to_payload()
+        self.histograms.reset()
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        payload = data.get(REPORT_KEY)
+        if not payload:
+            return
+        try:
+            self.histograms.merge(LatencyHistograms.from_payload(payload))
+        except Exception as exc:  # a bad report (other loadgen version) must not break the master's stats loop
+            log.warning("ignored latency histograms from worker %s: %s", client_id, exc)
+
+    def on_test_start(self, **_: Any) -> None:
+        self.histograms.reset()
+
+    def on_test_stop(self, **_: Any) -> None:
+        self.write()
+
+    def on_quitting(self, **_: Any) -> None:
+        self.write()
+
+    def results(self) -> dict[str, Any]:
+        return {
+            "format": RESULTS_FORMAT,
+            "resolution_us": LOWEST_US,
+            "significant_digits": SIGNIFICANT_DIGITS,
+            "requests": self.histograms.summary(),
+            "histograms": self.histograms.to_payload(),  # to merge runs or compute other percentiles later
+        }
+
+    def write(self) -> None:
+        """Write the merged results to ``out_path`` (master or local runner only); atomic, so readers never see half."""
+        if self.out_path is None or self._is_worker():
+            return
+        self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.out_path.with_name(f".{self.out_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.results(), indent=2) + "\n")
+        tmp.replace(self.out_path)
