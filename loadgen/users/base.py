@@ -99,7 +99,11 @@ class StoreUser(User):
                 sample = Sample(0, self._timeout * 1000.0, exc)
         self.store.done(op, inputs, sample.error is None)
         name = self.store.request_name(op)
-        report(self.environment.events, self.request_type, name, sample, self._context(op, inputs))
+        context = self._context(op, inputs)
+        observe = getattr(self.store, "observe", None)  # optional: what the adapter learned (e.g. recall)
+        if observe is not None and sample.error is None:
+            context.update(observe(op, inputs))
+        report(self.environment.events, self.request_type, name, sample, context)
         return sample
 
     def run_fanout(self) -> None:
