@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=ENGINES, default="milvus", help="embedded server: real Milvus, or milvus-lite")
     run.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for the embedded Milvus")
     run.add_argument("classes", nargs="*", help="user classes to run (default: all in the locustfile)")
+    run.add_argument("--sweep-users", help="run once per level, e.g. 1,5,10,20 (each for --run-time); see sweep.json")
     checks = run.add_argument_group("checks for CI (a failed check exits with code 3)")
     checks.add_argument("--check-p99-ms", type=float, help="fail if any request's p99 is above this")
     checks.add_argument("--check-fail-ratio", type=float, help="fail if more than this share of requests failed")
@@ -195,46 +196,68 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from loadgen import collection, summary
+    """One headless run, or with ``--sweep-users`` one run per level (same server and collection, filled once)."""
+    from loadgen import collection, summary, sweep
     from loadgen.embeddings import check_backend
 
     locustfile = _locustfile(args)
     # bad options fail before anything starts
     check_backend(Settings.from_options(args, args.host or "http://127.0.0.1:19530"))
+    levels = sweep.parse_levels(args.sweep_users) if args.sweep_users else [args.users]
     out = (args.out or Path("results") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    wanted = Checks(args.check_p99_ms, args.check_fail_ratio, args.check_min_qps, args.check_min_recall)
     _terminate_on_sigterm()
+    done: list[tuple[int, dict[str, Any]]] = []
+    codes, failed = [], []
     with _milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
         version = collection.check(settings)
         print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
-        code = _locust(args, locustfile, settings, out)
-        keep["logs"] = code != 0  # failures: keep the embedded server's logs for a look
-        run = {
-            "users": args.users, "spawn_rate": args.spawn_rate, "run_time": args.run_time,
-            "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
-            "embedded": not args.host, "exit_code": code, "classes": args.classes,
-        }  # fmt: skip
-        results = summary.build_results(out, settings=settings.public(), run=run)
-    wanted = Checks(args.check_p99_ms, args.check_fail_ratio, args.check_min_qps, args.check_min_recall)
-    failed = evaluate(wanted, results)
-    results["checks"] = {"set": dataclasses.asdict(wanted), "failed": failed}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(summary.render_table(results))
-    print(f"\nresults: {out / 'results.json'}  report: {out / 'report.html'}  csv: {out}/stats_*.csv")
+        for i, users in enumerate(levels):
+            level_out = out / f"users-{users}" if args.sweep_users else out
+            level_out.mkdir(exist_ok=True)
+            last = i == len(levels) - 1  # earlier levels keep the collection for the next one
+            code = _locust(args, locustfile, settings, level_out, users=users, keep_data=args.keep_data or not last)
+            run = {
+                "users": users, "spawn_rate": args.spawn_rate, "run_time": args.run_time,
+                "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
+                "embedded": not args.host, "exit_code": code, "classes": args.classes,
+                **({"level": {"users": users}} if args.sweep_users else {}),
+            }  # fmt: skip
+            results = summary.build_results(level_out, settings=settings.public(), run=run)
+            level_failed = evaluate(wanted, results)
+            results["checks"] = {"set": dataclasses.asdict(wanted), "failed": level_failed}
+            (level_out / "results.json").write_text(json.dumps(results, indent=2))
+            print(summary.render_table(results))
+            print(f"\nresults: {level_out / 'results.json'}  report: {level_out / 'report.html'}")
+            done.append((users, results))
+            codes.append(code)
+            failed += [f"{line} [users={users}]" if args.sweep_users else line for line in level_failed]
+            if getattr(args, "interrupted", False):
+                break
+        keep["logs"] = any(codes)  # failures: keep the embedded server's logs for a look
+    if args.sweep_users:
+        combined = sweep.combine(done)
+        print("\n" + sweep.render(combined))
+        print(f"\nsweep: {sweep.write(out, combined)}")
     for line in failed:
         print(line, file=sys.stderr)
-    return CHECK_FAILED_EXIT_CODE if failed else code
+    return CHECK_FAILED_EXIT_CODE if failed else max(codes)
 
 
-def _locust(args: argparse.Namespace, locustfile: Path, settings: Settings, out: Path) -> int:
+def _locust(
+    args: argparse.Namespace, locustfile: Path, settings: Settings, out: Path, *, users: int, keep_data: bool
+) -> int:
+    options = [a for a in to_argv(args) if a != "--keep-data"] + (["--keep-data"] if keep_data else [])
     cmd = [
         sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
-        "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time, "--host", settings.uri,
+        "-u", str(users), "-r", str(args.spawn_rate), "-t", args.run_time, "--host", settings.uri,
         "--csv", str(out / "stats"), "--html", str(out / "report.html"), "--json-file", str(out / "locust"),
         "--only-summary", "--stop-timeout", str(int(settings.timeout) + 2),
         *(["--processes", str(args.processes)] if args.processes else []),
-        "--latency-file", str(out / "latency.json"), *to_argv(args), *args.classes,
+        "--latency-file", str(out / "latency.json"), "--recall-file", str(out / "recall.json"),
+        *options, *args.classes,
     ]  # fmt: skip
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}
     # if loadgen itself is killed, Locust gets SIGTERM (it stops cleanly) instead of running on as an orphan
@@ -242,6 +265,7 @@ def _locust(args: argparse.Namespace, locustfile: Path, settings: Settings, out:
     try:
         return proc.wait()
     except KeyboardInterrupt:
+        args.interrupted = True  # a sweep stops after this level
         proc.send_signal(signal.SIGINT)  # Locust stops its users and writes its stats
         try:
             return proc.wait(timeout=settings.timeout + 15)

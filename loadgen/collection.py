@@ -14,7 +14,8 @@ from typing import Any
 
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from loadgen.data import RowFactory
+from loadgen import recall
+from loadgen.data import RowFactory, dataset_rows
 from loadgen.errors import LoadgenError
 from loadgen.settings import Settings
 
@@ -154,6 +155,7 @@ def check(settings: Settings) -> str:
     """Everything ``prepare`` would refuse, found without writing anything. Returns the server version."""
     index_params(settings)
     search_params(settings)
+    _workload(settings)
     client = connect(settings)
     try:
         version = str(client.get_server_version(timeout=settings.timeout))
@@ -169,6 +171,8 @@ def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
     """Make the collection ready for a run. Raises LoadgenError (one line) and touches nothing on bad input."""
     idx_params = index_params(settings)
     search_params(settings)  # validate before anything is created
+    workload = _workload(settings)  # a bad dataset (missing, corrupt, other dim) touches nothing either
+    target = workload.dataset.count if workload is not None else settings.rows
     client = connect(settings)
     try:
         version = str(client.get_server_version(timeout=settings.timeout))
@@ -181,7 +185,10 @@ def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
             owned = True
         client.load_collection(settings.collection, timeout=max(settings.timeout, 60))
         rows = count_rows(client, settings)
-        if owned and rows < settings.rows:
+        if owned and rows < target and workload is not None:
+            _fill_dataset(client, settings, workload, start=rows, progress=progress)
+            rows = count_rows(client, settings)
+        elif owned and rows < settings.rows:
             _fill(client, settings, start=rows, progress=progress)
             rows = count_rows(client, settings)
         return Prepared(settings.collection, bool(owned), created, rows, version)
@@ -221,6 +228,32 @@ def _fill(client: MilvusClient, settings: Settings, *, start: int, progress: boo
             ids = list(range(first, min(first + FILL_BATCH, settings.rows)))
             client.insert(settings.collection, factory.rows(ids), timeout=max(settings.timeout, 60))
             bar.update(len(ids))
+    client.flush(settings.collection, timeout=max(settings.timeout, 120))
+
+
+def _workload(settings: Settings) -> recall.Workload | None:
+    """With ``--dataset``: open and check it, and compute (or load) its ground truth, before any write."""
+    return recall.workload_for(settings) if settings.dataset else None
+
+
+def _fill_dataset(
+    client: MilvusClient, settings: Settings, workload: recall.Workload, *, start: int, progress: bool
+) -> None:
+    """Insert the dataset's base vectors start..count-1 as ids start..count-1 (a reused collection's rows are
+    taken to be the same dataset's first rows: pass --recreate after changing --dataset)."""
+    from tqdm import tqdm
+
+    total = workload.dataset.count - start
+    with tqdm(
+        total=total, desc=f"filling {settings.collection}", unit="rows", disable=not progress, file=sys.stderr
+    ) as bar:
+        for first, vectors in workload.dataset.iter_base(FILL_BATCH):
+            if first + len(vectors) <= start:
+                continue
+            skip = max(start - first, 0)
+            rows = dataset_rows(first + skip, vectors[skip:], settings.seed)
+            client.insert(settings.collection, rows, timeout=max(settings.timeout, 60))
+            bar.update(len(rows))
     client.flush(settings.collection, timeout=max(settings.timeout, 120))
 
 

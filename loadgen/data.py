@@ -46,3 +46,33 @@ class RowFactory:
 
     def existing_ids(self, count: int, rows: int) -> list[int]:
         return [int(x) for x in self.rng.integers(0, max(rows, 1), count)]
+
+
+def dataset_categories(ids: np.ndarray | list[int], seed: int) -> np.ndarray:
+    """Category of each row of a ``--dataset`` prefill: uniform over 0..CATEGORIES-1 and a pure function of
+    (id, seed), so the rows a filter keeps are known without asking the server (filtered ground truth)."""
+    with np.errstate(over="ignore"):  # splitmix64: wrapping uint64 arithmetic on purpose
+        x = np.asarray(ids, dtype=np.uint64) ^ np.uint64((seed * 0xD6E8FEB86659FD93) % (1 << 64))
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x % np.uint64(CATEGORIES)).astype(np.int64)
+
+
+def dataset_rows(first_id: int, vectors: np.ndarray, seed: int) -> list[dict[str, Any]]:
+    """Rows for a ``--dataset`` prefill: the dataset's vectors as ids first_id.., text as generated rows have it,
+    category from ``dataset_categories``, a price seeded by the first id (deterministic per batch)."""
+    ids = np.arange(first_id, first_id + len(vectors), dtype=np.int64)
+    cats = dataset_categories(ids, seed)
+    prices = np.random.default_rng([seed, first_id]).random(len(ids)) * 100
+    return [
+        {
+            "id": int(pk),
+            "vector": vectors[i].tolist(),
+            "text": f"{WORDS[int(pk) % len(WORDS)]} document {int(pk)}",
+            "category": int(cats[i]),
+            "price": float(prices[i]),
+        }
+        for i, pk in enumerate(ids)
+    ]

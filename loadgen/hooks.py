@@ -22,6 +22,7 @@ from locust.runners import WorkerRunner
 from loadgen import adapters, collection
 from loadgen.errors import LoadgenError
 from loadgen.histograms import HistogramListener
+from loadgen.recall import RecallListener
 from loadgen.runtime import bridge
 from loadgen.settings import Settings, add_options
 
@@ -34,6 +35,7 @@ class _State:
     prepared_for: Settings | None = None
     worker_requests: dict[str, int] = {}  # noqa: RUF012 - one process-wide tally, on the master
     histograms: HistogramListener | None = None  # microsecond latencies, merged on the master
+    recall: RecallListener | None = None  # per-search recall against --dataset, merged on the master
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
 
 
@@ -85,6 +87,8 @@ def _on_init(environment: Any, **_: Any) -> None:
         state.token, opts.milvus_token = cli_token, ""  # never rendered in the UI or sent to workers
     latency_file = getattr(opts, "latency_file", "") or ""
     state.histograms = HistogramListener(environment, out_path=Path(latency_file) if latency_file else None)
+    recall_file = getattr(opts, "recall_file", "") or ""
+    state.recall = RecallListener(environment, out_path=Path(recall_file) if recall_file else None)
     if isinstance(environment.runner, WorkerRunner):
         return
     if opts is None or not (opts.headless or opts.autostart):

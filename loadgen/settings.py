@@ -33,6 +33,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 KNOWN_TASKS = frozenset(op for ops in OPERATIONS.values() for op in ops) | {"fanout"}
 
+CATEGORY_COUNT = 100  # loadgen.data.CATEGORIES: rows' category is uniform over 0..99
 SECRET_FIELDS = ("milvus_token", "openai_api_key")
 
 # dest, default, type, help, extra (choices, secret, flag)
@@ -40,13 +41,44 @@ _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
     ("milvus_token", "", str, "Milvus token (user:password or API key); prefer the env var", {"secret": True}),
     ("collection", "loadgen_bench", str, "collection to create (or reuse if loadgen created it)", {}),
     ("dim", 128, int, "vector dimension", {}),
-    ("rows", 10_000, int, "rows inserted once per test run before users start", {}),
+    (
+        "rows",
+        10_000,
+        int,
+        "rows inserted once per test run before users start; with --dataset: at most this many of its base vectors "
+        "(0: all of them)",
+        {},
+    ),
     ("index_type", "AUTOINDEX", str, "vector index", {"choices": INDEX_TYPES}),
     ("metric_type", "COSINE", str, "distance metric", {"choices": METRICS}),
     ("index_params", "", str, 'index build params as JSON, e.g. {"M": 16, "efConstruction": 200}', {}),
     ("search_params", "", str, 'search params as JSON, e.g. {"ef": 64} or {"nprobe": 16}', {}),
     ("top_k", 10, int, "hits per search", {}),
     ("filter", "", str, 'filter expression for search and query, e.g. "category < 10"', {}),
+    (
+        "filter_selectivity",
+        "",
+        str,
+        "share of rows searches and queries keep, 0 < s <= 1: the filter category < round(100*s) (not with --filter)",
+        {},
+    ),
+    (
+        "dataset",
+        "",
+        str,
+        "pymilvus layer: insert this dataset's base vectors and measure recall: synthetic:uniform, "
+        "synthetic:clustered[:K], a .npy/.fvecs/.bvecs/.hdf5 file or a VectorDBBench parquet dir",
+        {},
+    ),
+    ("queries", "", str, "query vectors for --dataset (.npy/.fvecs/.bvecs); default: the dataset's own", {}),
+    ("neighbors", "", str, "true neighbor ids of --queries (.ivecs/.npy); default: computed exactly", {}),
+    (
+        "groundtruth_cache",
+        "",
+        str,
+        "directory caching computed ground truth (default ~/.cache/milvus-loadgen/groundtruth)",
+        {"ui": False},
+    ),
     ("consistency_level", "Bounded", str, "consistency level of searches and queries", {"choices": CONSISTENCY_LEVELS}),
     ("batch_size", 10, int, "rows per insert/upsert/delete call; ids per get", {}),
     ("fanout", 10, int, "concurrent calls gathered by the async fanout task", {}),
@@ -71,6 +103,7 @@ _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
         "write microsecond latency percentiles (HDR, merged from workers) to this JSON",
         {"ui": False},
     ),
+    ("recall_file", "", str, "write recall statistics (merged from workers) to this JSON", {"ui": False}),
 ]
 
 
@@ -114,6 +147,26 @@ def _json_object(name: str, text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise LoadgenError(f"--{name.replace('_', '-')} must be a JSON object, got {text!r}")
     return value
+
+
+def _selectivity(text: str) -> float:
+    """``--filter-selectivity``: "" means none; else a share of rows in (0, 1]."""
+    if not text.strip():
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise LoadgenError(f"--filter-selectivity {text!r} is not a number; expected 0 < s <= 1") from None
+    if not 0.0 < value <= 1.0:  # NaN fails too
+        raise LoadgenError(f"--filter-selectivity must be in (0, 1], got {text}")
+    if round(value * CATEGORY_COUNT) < 1:
+        raise LoadgenError(f"--filter-selectivity {text} keeps no category; the smallest is {1 / CATEGORY_COUNT}")
+    return value
+
+
+def selectivity_filter(selectivity: float) -> str:
+    """The filter a selectivity stands for: categories are uniform over 0..99."""
+    return f"category < {round(selectivity * CATEGORY_COUNT)}"
 
 
 def _weights(text: str) -> dict[str, int]:
@@ -170,6 +223,12 @@ class Settings:
     recreate: bool = False
     keep_data: bool = False
     latency_file: str = ""
+    filter_selectivity: float = 0.0  # 0: none; else ``filter`` holds the category filter it stands for
+    dataset: str = ""
+    queries: str = ""
+    neighbors: str = ""
+    groundtruth_cache: str = ""
+    recall_file: str = ""
 
     @classmethod
     def from_options(cls, options: argparse.Namespace, host: str | None, token: str = "") -> Settings:
@@ -182,6 +241,12 @@ class Settings:
         values["index_params"] = _json_object("index_params", values.get("index_params", ""))
         values["search_params"] = _json_object("search_params", values.get("search_params", ""))
         values["weights"] = _weights(values.get("weights", ""))
+        selectivity = _selectivity(str(values.get("filter_selectivity", "") or ""))
+        values["filter_selectivity"] = selectivity
+        if selectivity:
+            if values.get("filter"):
+                raise LoadgenError("--filter and --filter-selectivity exclude each other: pass one of them")
+            values["filter"] = selectivity_filter(selectivity)
         values["milvus_token"] = values.get("milvus_token") or token or os.environ.get(_env_name("milvus_token"), "")
         values["openai_api_key"] = os.environ.get("OPENAI_API_KEY", "")
         settings = cls(uri=normalize_uri(host), **values)

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from loadgen.recall import read_results
+
 PERCENTILES = (0.50, 0.95, 0.99)
 
 
@@ -74,6 +76,7 @@ def build_results(out_dir: Path, *, settings: dict[str, Any], run: dict[str, Any
     run = {**run, "percentiles_from": _with_hdr(requests, out_dir / "latency.json")}
     total_n = sum(m["requests"] for m in requests)
     total_f = sum(m["failures"] for m in requests)
+    recall = read_results(out_dir / "recall.json")  # {"<type> <name>": {mean, p1, p5, p50, min, count}}
     return {
         "format": "milvus-loadgen/results/v1",
         "run": run,
@@ -81,12 +84,13 @@ def build_results(out_dir: Path, *, settings: dict[str, Any], run: dict[str, Any
         "requests": requests,
         "totals": {"requests": total_n, "failures": total_f, "fail_ratio": total_f / total_n if total_n else 0.0},
         "failures": read_failures(out_dir / "stats_failures.csv"),
+        **({"recall": recall} if recall else {}),
     }
 
 
 def render_table(results: dict[str, Any]) -> str:
-    header = ("type", "name", "reqs", "fails", "req/s", "avg ms", "p50", "p95", "p99", "max ms")
-    rows = [
+    header: tuple[str, ...] = ("type", "name", "reqs", "fails", "req/s", "avg ms", "p50", "p95", "p99", "max ms")
+    rows: list[tuple[str, ...]] = [
         (
             m["type"],
             m["name"],
@@ -103,6 +107,15 @@ def render_table(results: dict[str, Any]) -> str:
     ]
     t = results["totals"]
     rows.append(("", "TOTAL", str(t["requests"]), str(t["failures"]), "", "", "", "", "", ""))
+    recall = results.get("recall")
+    if isinstance(recall, dict) and recall:  # a column of mean recall@k, for the requests that measured it
+        header = (*header, "recall")
+        means = {
+            key: f"{entry['mean']:.4f}"
+            for key, entry in recall.items()
+            if isinstance(entry, dict) and isinstance(entry.get("mean"), int | float)
+        }
+        rows = [(*r, means.get(f"{r[0]} {r[1]}", "")) for r in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def fmt(row: tuple[str, ...]) -> str:

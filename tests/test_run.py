@@ -108,6 +108,22 @@ def test_failed_checks_exit_3_with_one_line_each(milvus: ServerInfo, tmp_path: P
     assert results_of(tmp_path)["checks"]["failed"] == failed
 
 
+def test_sweep_runs_each_level_and_tags_results(milvus: ServerInfo, client: MilvusClient, tmp_path: Path) -> None:
+    proc = run_cli(
+        "run", "--host", milvus.uri, "--sweep-users", "1,3", "-t", "4s", *SMALL, "--weights", "search=1",
+        "--collection", "lg_sweep", "--out", str(tmp_path), timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = json.loads((tmp_path / "sweep.json").read_text())
+    assert [lvl["level"] for lvl in sweep["levels"]] == [{"users": 1}, {"users": 3}]
+    for users in (1, 3):
+        res = results_of(tmp_path / f"users-{users}")
+        assert res["run"]["level"] == {"users": users} and res["totals"]["failures"] == 0
+        assert sum(m["requests"] for m in res["requests"] if m["name"] == "search") > 0  # 1 user: one class
+    assert "sweep:" in proc.stdout
+    assert not client.has_collection("lg_sweep")  # kept between levels, dropped after the last
+
+
 def test_plain_locust_command_works(milvus: ServerInfo) -> None:
     env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"}
     locust = Path(sys.executable).parent / "locust"

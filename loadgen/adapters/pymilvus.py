@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from pymilvus import AsyncMilvusClient, MilvusClient
 
-from loadgen import collection
+from loadgen import collection, recall
 from loadgen.adapters.base import Rows, Vectors
 from loadgen.collection import search_params
 from loadgen.data import CATEGORIES, RowFactory
@@ -34,11 +34,20 @@ class _Common:
         # each user gets its own connection (its own alias), like an independent client of the app
         self.conn: dict[str, Any] = {"uri": settings.uri, "token": settings.milvus_token, "timeout": settings.timeout}
         self.conn["alias"] = f"loadgen-{uuid.uuid4().hex}"
+        # --dataset: searches use its query vectors and report recall against its ground truth
+        self.workload = recall.workload_for(settings) if settings.dataset else None
+        self.existing_rows = self.workload.dataset.count if self.workload is not None else settings.rows
+        self.last_ids: list[int] = []  # ids of the last search's hits (first query)
 
     def request_name(self, op: str) -> str:
         return op  # AsyncMilvusClient's methods have the same names
 
     def inputs(self, op: str) -> tuple[Any, ...]:
+        if self.workload is not None and op in ("upsert", "search"):
+            return self._dataset_inputs(op)
+        return self._generated_inputs(op)
+
+    def _generated_inputs(self, op: str) -> tuple[Any, ...]:
         n = self.s.batch_size
         if op == "insert":
             return (self.rows.rows(self.rows.new_ids(n)),)
@@ -49,7 +58,7 @@ class _Common:
         if op == "query":
             return (self.s.filter or f"category == {int(self.rows.rng.integers(0, CATEGORIES))}",)
         if op == "get":
-            return (self.rows.existing_ids(n, self.s.rows),)
+            return (self.rows.existing_ids(n, self.existing_rows),)
         if op == "delete":
             own = [self.own_ids.popleft() for _ in range(min(n, len(self.own_ids)))]
             return (own or self.rows.new_ids(n),)
@@ -58,6 +67,26 @@ class _Common:
     def done(self, op: str, inputs: tuple[Any, ...], ok: bool) -> None:
         if op == "insert" and ok:
             self.own_ids.extend(row["id"] for row in inputs[0])
+
+    def _dataset_inputs(self, op: str) -> tuple[Any, ...]:
+        """--dataset: a search takes a random query vector (its index rides along for ``observe``); an upsert
+        rewrites rows this client inserted, never the dataset's rows, whose ground truth is fixed."""
+        assert self.workload is not None
+        if op == "search":
+            i = int(self.rows.rng.integers(0, len(self.workload.queries)))
+            return (self.workload.queries[i : i + 1].tolist(), i)
+        n = self.s.batch_size
+        return (self.rows.rows(list(self.own_ids)[-n:] or self.rows.new_ids(n)),)
+
+    def observe(self, op: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
+        """After a successful call: recall@top_k of a dataset search's hits (see loadgen.recall)."""
+        if op != "search" or self.workload is None or len(inputs) < 2:
+            return {}
+        return {"recall": self.workload.recall(inputs[1], self.last_ids)}
+
+    def _searched(self, result: Any) -> int:
+        self.last_ids = [int(hit["id"]) for hit in result[0]] if len(result) else []
+        return _hits(result)
 
     def _search_kwargs(self, vectors: Vectors) -> dict[str, Any]:
         kw: dict[str, Any] = {
@@ -97,7 +126,7 @@ class PymilvusStore(_Common):
         if op == "upsert":
             return int(c.upsert(self.name, inputs[0], timeout=t)["upsert_count"])
         if op == "search":
-            return _hits(c.search(self.name, **self._search_kwargs(inputs[0])))
+            return self._searched(c.search(self.name, **self._search_kwargs(inputs[0])))
         if op == "query":
             return len(c.query(self.name, **self._query_kwargs(inputs[0])))
         if op == "get":
@@ -130,7 +159,7 @@ class AsyncPymilvusStore(_Common):
         if op == "upsert":
             return int((await c.upsert(self.name, inputs[0], timeout=t))["upsert_count"])
         if op == "search":
-            return _hits(await c.search(self.name, **self._search_kwargs(inputs[0])))
+            return self._searched(await c.search(self.name, **self._search_kwargs(inputs[0])))
         if op == "query":
             return len(await c.query(self.name, **self._query_kwargs(inputs[0])))
         if op == "get":

@@ -1,0 +1,285 @@
+"""Search recall against a ``--dataset``: its ground truth (once per process, cached on disk) and the listener
+that gathers per-search recall into ``RecallStats``, merges workers' values on the master and writes ``recall.json``.
+
+A store that knows a search's query (``Workload.queries[i]``) and its hits reports ``{"recall": r}`` through the
+request's ``context`` (see ``StoreUser.run_op``); recall is a statistic next to the requests, never a request itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loadgen.data import CATEGORIES, dataset_categories
+from loadgen.datasets import Dataset, open_dataset
+from loadgen.errors import LoadgenError
+from loadgen.groundtruth import (
+    DISTANCE_BUDGET,
+    RecallStats,
+    _load,
+    _metric,
+    _norms,
+    cache_key,
+    ground_truth,
+    recall_at_k,
+)
+from loadgen.settings import Settings
+
+log = logging.getLogger("loadgen")
+
+DEFAULT_CACHE_DIR = "~/.cache/milvus-loadgen/groundtruth"
+PAYLOAD_FORMAT = "milvus-loadgen/recall-payload/v1"
+RESULTS_FORMAT = "milvus-loadgen/recall/v1"
+REPORT_KEY = "loadgen_recall"  # the key in a worker's stats report (``events.report_to_master``)
+
+
+# ---- the dataset and its ground truth ----------------------------------------------------------------------
+
+
+def open_for(settings: Settings) -> Dataset:
+    """The ``--dataset`` of ``settings`` with ``--rows`` applied (0: every base vector; more than it has: all).
+
+    Raises a one-line LoadgenError for a missing or corrupt file, or a dim other than ``--dim``."""
+    kw: dict[str, Any] = {
+        "dim": settings.dim,
+        "queries": settings.queries or None,
+        "neighbors": settings.neighbors or None,
+        "seed": settings.seed,
+    }  # no metric: the file's neighbors are for its own (HDF5's distance, else L2); other metrics get computed ones
+    if settings.dataset.startswith("synthetic:"):  # generated: --rows is how many to make (0: the default 10000)
+        return open_dataset(settings.dataset, count=settings.rows or None, **kw)
+    dataset = open_dataset(settings.dataset, **kw)
+    if settings.rows and settings.rows < dataset.count:
+        dataset = open_dataset(settings.dataset, count=settings.rows, **kw)
+    return dataset
+
+
+def max_category(selectivity: float) -> int:
+    """``category < max_category`` is the filter a selectivity stands for (0: no filter)."""
+    return round(selectivity * CATEGORIES) if selectivity else 0
+
+
+def filtered_ground_truth(dataset: Dataset, k: int, metric: str, keep_below: int, seed: int) -> np.ndarray:
+    """Exact top-k over the base rows whose category (``dataset_categories``) is below ``keep_below``: the rows a
+    ``category < keep_below`` search may return. Same chunked merge and tie rule as ``compute_ground_truth``."""
+    metric = _metric(metric)
+    queries = dataset.queries().astype(np.float64)
+    if metric == "COSINE":
+        queries /= _norms(queries)
+    q = len(queries)
+    chunk_rows = max(1024, DISTANCE_BUDGET // max(q, 1))
+    best_d = np.empty((q, 0))
+    best_i = np.empty((q, 0), dtype=np.int64)
+    q_sq = (queries**2).sum(axis=1)[:, None]
+    for first, chunk in dataset.iter_base(chunk_rows):
+        ids = np.arange(first, first + len(chunk), dtype=np.int64)
+        keep = dataset_categories(ids, seed) < keep_below
+        if not keep.any():
+            continue
+        x, ids = chunk[keep].astype(np.float64), ids[keep]
+        if metric == "COSINE":
+            x /= _norms(x)
+        dots = queries @ x.T
+        dist = q_sq - 2 * dots + (x**2).sum(axis=1)[None, :] if metric == "L2" else -dots
+        best_d = np.hstack([best_d, dist])
+        best_i = np.hstack([best_i, np.broadcast_to(ids, dist.shape)])
+        if best_d.shape[1] > k:
+            part = np.argpartition(best_d, k - 1, axis=1)[:, :k]
+            best_d = np.take_along_axis(best_d, part, axis=1)
+            best_i = np.take_along_axis(best_i, part, axis=1)
+    if best_i.shape[1] < k:
+        raise LoadgenError(
+            f"only {best_i.shape[1]} rows of dataset {dataset.name} pass category < {keep_below}; "
+            f"--top-k is {k}: raise --filter-selectivity or --rows"
+        )
+    order = np.lexsort((best_i, best_d), axis=1)
+    return np.ascontiguousarray(np.take_along_axis(best_i, order, axis=1))
+
+
+def truth_for(
+    dataset: Dataset, k: int, metric: str, *, keep_below: int = 0, seed: int = 42, cache_dir: Path | None = None
+) -> np.ndarray:
+    """True neighbor ids [queries, k]; ``keep_below`` > 0: only rows with ``category < keep_below`` count."""
+    if not keep_below or keep_below >= CATEGORIES:
+        return ground_truth(dataset, k, metric, cache_dir)
+    if k < 1 or k > dataset.count:
+        raise LoadgenError(f"top-k {k} must be between 1 and the {dataset.count} rows of dataset {dataset.name}")
+    path = None
+    if cache_dir is not None:
+        text = f"{cache_key(dataset, k, metric)}|category<{keep_below}|categories-seed={seed}"
+        path = cache_dir / f"groundtruth-filtered-{hashlib.sha256(text.encode()).hexdigest()[:24]}.npy"
+        cached = _load(path, (dataset.num_queries, k))
+        if cached is not None:
+            return cached
+    ids = filtered_ground_truth(dataset, k, metric, keep_below, seed)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, ids)
+        os.replace(tmp, path)
+    return ids
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a store needs to search a dataset and score the hits: query vectors and their true top-k ids."""
+
+    dataset: Dataset
+    queries: np.ndarray  # float32 [q, dim]
+    truth: np.ndarray  # int64 [q, k]
+    k: int
+
+    def recall(self, query_index: int, hit_ids: list[int] | np.ndarray) -> float:
+        return recall_at_k(hit_ids, self.truth[query_index], self.k)
+
+
+_workloads: dict[tuple[Any, ...], Workload] = {}
+_lock = threading.Lock()
+
+
+def cache_dir_for(settings: Settings) -> Path:
+    return Path(settings.groundtruth_cache or DEFAULT_CACHE_DIR).expanduser()
+
+
+def workload_for(settings: Settings) -> Workload:
+    """The dataset's queries and ground truth, computed once per process (and cached on disk across processes)."""
+    key = (
+        settings.dataset, settings.queries, settings.neighbors, settings.rows, settings.dim, settings.seed,
+        settings.metric_type, settings.top_k, settings.filter_selectivity, settings.groundtruth_cache,
+    )  # fmt: skip
+    with _lock:
+        found = _workloads.get(key)
+        if found is not None:
+            return found
+        dataset = open_for(settings)
+        queries = dataset.queries()
+        if not len(queries):
+            raise LoadgenError(f"dataset {dataset.name} has no query vectors")
+        truth = truth_for(
+            dataset,
+            settings.top_k,
+            settings.metric_type,
+            keep_below=max_category(settings.filter_selectivity),
+            seed=settings.seed,
+            cache_dir=cache_dir_for(settings),
+        )
+        found = _workloads[key] = Workload(dataset, queries, truth, settings.top_k)
+        return found
+
+
+# ---- the listener --------------------------------------------------------------------------------------------
+
+
+class RecallListener:
+    """Collects ``context["recall"]`` of successful requests per (request type, name) into ``RecallStats``.
+
+    Workers send what they collected since their last report to the master (with Locust's stats report), the master
+    merges; the master or local runner writes ``recall.json`` to ``out_path`` when the test stops and at quit.
+    """
+
+    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+        self.environment = environment
+        self.out_path = out_path
+        self.stats: dict[tuple[str, str], RecallStats] = {}
+        events = environment.events
+        events.request.add_listener(self.on_request)
+        events.report_to_master.add_listener(self.on_report_to_master)
+        events.worker_report.add_listener(self.on_worker_report)
+        events.test_start.add_listener(self.on_test_start)
+        events.test_stop.add_listener(self.on_test_stop)
+        events.quitting.add_listener(self.on_quitting)
+
+    def _is_worker(self) -> bool:
+        if self.environment.runner is None:
+            return False
+        from locust.runners import WorkerRunner
+
+        return isinstance(self.environment.runner, WorkerRunner)
+
+    def _series(self, key: tuple[str, str]) -> RecallStats:
+        stats = self.stats.get(key)
+        if stats is None:
+            stats = self.stats[key] = RecallStats()
+        return stats
+
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        exception: BaseException | None = None,
+        context: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
+        value = (context or {}).get("recall")
+        if exception is None and request_type != "embedding" and isinstance(value, int | float):
+            self._series((request_type, name)).add(float(value))
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "format": PAYLOAD_FORMAT,
+            "series": [{"type": t, "name": n, **s.to_dict()} for (t, n), s in sorted(self.stats.items()) if s.count],
+        }
+
+    def merge_payload(self, payload: dict[str, Any]) -> None:
+        if payload.get("format") != PAYLOAD_FORMAT:
+            raise ValueError(f"not a loadgen recall payload: format {payload.get('format')!r}")
+        for item in payload["series"]:
+            self._series((str(item["type"]), str(item["name"]))).merge(RecallStats.from_dict(item))
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        if any(s.count for s in self.stats.values()):
+            data[REPORT_KEY] = self.to_payload()
+        self.stats = {}
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        payload = data.get(REPORT_KEY)
+        if not payload:
+            return
+        try:
+            self.merge_payload(payload)
+        except Exception as exc:  # a bad report must not break the master's stats loop
+            log.warning("ignored recall statistics from worker %s: %s", client_id, exc)
+
+    def on_test_start(self, **_: Any) -> None:
+        self.stats = {}
+
+    def on_test_stop(self, **_: Any) -> None:
+        self.write()
+
+    def on_quitting(self, **_: Any) -> None:
+        self.write()
+
+    def results(self) -> dict[str, Any]:
+        rows = [
+            {"type": t, "name": n, **s.summary(), "histogram": s.to_dict()}
+            for (t, n), s in sorted(self.stats.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+            if s.count
+        ]
+        return {"format": RESULTS_FORMAT, "requests": rows}
+
+    def write(self) -> None:
+        if self.out_path is None or self._is_worker():
+            return
+        self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.out_path.with_name(f".{self.out_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.results(), indent=2) + "\n")
+        tmp.replace(self.out_path)
+
+
+def read_results(path: Path) -> dict[str, dict[str, Any]]:
+    """``recall.json`` as results.json's ``recall``: {"<type> <name>": {count, mean, min, p1, p5, p50}}."""
+    if not path.exists():
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for r in json.loads(path.read_text()).get("requests", []):
+        if r.get("count"):
+            out[f"{r['type']} {r['name']}"] = {k: r[k] for k in ("mean", "p1", "p5", "p50", "min", "count") if k in r}
+    return out
