@@ -9,14 +9,14 @@ merged percentiles equal those of one histogram fed every sample.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
+
+from loadgen.listeners import MergedListener
 
 log = logging.getLogger("loadgen")
 
@@ -130,7 +130,7 @@ class LatencyHistograms:
         self._series = {}
 
 
-class HistogramListener:
+class HistogramListener(MergedListener):
     """Records successful requests in microseconds; workers send deltas to the master, which merges them.
 
     ``HistogramListener(environment, out_path=Path("results/latency.json"))`` attaches itself. The master (or the
@@ -138,52 +138,30 @@ class HistogramListener:
     (after the workers' final reports); ``out_path=None`` writes nothing (read ``histograms`` instead).
     """
 
+    report_key = REPORT_KEY
+    what = "latency histograms"
+
     def __init__(self, environment: Any, out_path: Path | None = None) -> None:
-        self.environment = environment
-        self.out_path = out_path
         self.histograms = LatencyHistograms()
-        events = environment.events
-        events.request.add_listener(self.on_request)
-        events.report_to_master.add_listener(self.on_report_to_master)
-        events.worker_report.add_listener(self.on_worker_report)
-        events.test_start.add_listener(self.on_test_start)
-        events.test_stop.add_listener(self.on_test_stop)
-        events.quitting.add_listener(self.on_quitting)
+        super().__init__(environment, out_path)
 
-    def _is_worker(self) -> bool:
-        from locust.runners import WorkerRunner
-
-        return isinstance(self.environment.runner, WorkerRunner)
-
-    def on_request(
+    def on_request(  # type: ignore[override]
         self, request_type: str, name: str, response_time: float, exception: BaseException | None = None, **_: Any
     ) -> None:
         if exception is None and response_time is not None:
             self.histograms.record(request_type, name, float(response_time))
 
-    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
-        """On a worker: what was recorded since the last report goes along with Locust's stats, then is forgotten."""
-        if self.histograms:
-            data[REPORT_KEY] = self.histograms.to_payload()
+    def has_data(self) -> bool:
+        return bool(self.histograms)
+
+    def to_payload(self) -> dict[str, Any]:
+        return self.histograms.to_payload()
+
+    def merge_payload(self, payload: dict[str, Any]) -> None:
+        self.histograms.merge(LatencyHistograms.from_payload(payload))
+
+    def reset(self) -> None:
         self.histograms.reset()
-
-    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
-        payload = data.get(REPORT_KEY)
-        if not payload:
-            return
-        try:
-            self.histograms.merge(LatencyHistograms.from_payload(payload))
-        except Exception as exc:  # a bad report (other loadgen version) must not break the master's stats loop
-            log.warning("ignored latency histograms from worker %s: %s", client_id, exc)
-
-    def on_test_start(self, **_: Any) -> None:
-        self.histograms.reset()
-
-    def on_test_stop(self, **_: Any) -> None:
-        self.write()
-
-    def on_quitting(self, **_: Any) -> None:
-        self.write()
 
     def results(self) -> dict[str, Any]:
         return {
@@ -193,12 +171,3 @@ class HistogramListener:
             "requests": self.histograms.summary(),
             "histograms": self.histograms.to_payload(),  # to merge runs or compute other percentiles later
         }
-
-    def write(self) -> None:
-        """Write the merged results to ``out_path`` (master or local runner only); atomic, so readers never see half."""
-        if self.out_path is None or self._is_worker():
-            return
-        self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.out_path.with_name(f".{self.out_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.results(), indent=2) + "\n")
-        tmp.replace(self.out_path)

@@ -31,6 +31,7 @@ from loadgen.groundtruth import (
     ground_truth,
     recall_at_k,
 )
+from loadgen.listeners import MergedListener
 from loadgen.settings import Settings
 
 log = logging.getLogger("loadgen")
@@ -178,31 +179,16 @@ def workload_for(settings: Settings) -> Workload:
 # ---- the listener --------------------------------------------------------------------------------------------
 
 
-class RecallListener:
-    """Collects ``context["recall"]`` of successful requests per (request type, name) into ``RecallStats``.
+class RecallListener(MergedListener):
+    """Collects ``context["recall"]`` of successful requests per (request type, name) into ``RecallStats``;
+    workers' values are merged on the master, which writes ``recall.json`` (see ``loadgen.listeners``)."""
 
-    Workers send what they collected since their last report to the master (with Locust's stats report), the master
-    merges; the master or local runner writes ``recall.json`` to ``out_path`` when the test stops and at quit.
-    """
+    report_key = REPORT_KEY
+    what = "recall statistics"
 
     def __init__(self, environment: Any, out_path: Path | None = None) -> None:
-        self.environment = environment
-        self.out_path = out_path
         self.stats: dict[tuple[str, str], RecallStats] = {}
-        events = environment.events
-        events.request.add_listener(self.on_request)
-        events.report_to_master.add_listener(self.on_report_to_master)
-        events.worker_report.add_listener(self.on_worker_report)
-        events.test_start.add_listener(self.on_test_start)
-        events.test_stop.add_listener(self.on_test_stop)
-        events.quitting.add_listener(self.on_quitting)
-
-    def _is_worker(self) -> bool:
-        if self.environment.runner is None:
-            return False
-        from locust.runners import WorkerRunner
-
-        return isinstance(self.environment.runner, WorkerRunner)
+        super().__init__(environment, out_path)
 
     def _series(self, key: tuple[str, str]) -> RecallStats:
         stats = self.stats.get(key)
@@ -222,6 +208,9 @@ class RecallListener:
         if exception is None and request_type != "embedding" and isinstance(value, int | float):
             self._series((request_type, name)).add(float(value))
 
+    def has_data(self) -> bool:
+        return any(s.count for s in self.stats.values())
+
     def to_payload(self) -> dict[str, Any]:
         return {
             "format": PAYLOAD_FORMAT,
@@ -234,28 +223,8 @@ class RecallListener:
         for item in payload["series"]:
             self._series((str(item["type"]), str(item["name"]))).merge(RecallStats.from_dict(item))
 
-    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
-        if any(s.count for s in self.stats.values()):
-            data[REPORT_KEY] = self.to_payload()
+    def reset(self) -> None:
         self.stats = {}
-
-    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
-        payload = data.get(REPORT_KEY)
-        if not payload:
-            return
-        try:
-            self.merge_payload(payload)
-        except Exception as exc:  # a bad report must not break the master's stats loop
-            log.warning("ignored recall statistics from worker %s: %s", client_id, exc)
-
-    def on_test_start(self, **_: Any) -> None:
-        self.stats = {}
-
-    def on_test_stop(self, **_: Any) -> None:
-        self.write()
-
-    def on_quitting(self, **_: Any) -> None:
-        self.write()
 
     def results(self) -> dict[str, Any]:
         rows = [
@@ -264,14 +233,6 @@ class RecallListener:
             if s.count
         ]
         return {"format": RESULTS_FORMAT, "requests": rows}
-
-    def write(self) -> None:
-        if self.out_path is None or self._is_worker():
-            return
-        self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.out_path.with_name(f".{self.out_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.results(), indent=2) + "\n")
-        tmp.replace(self.out_path)
 
 
 def read_results(path: Path) -> dict[str, dict[str, Any]]:

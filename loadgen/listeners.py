@@ -1,0 +1,93 @@
+"""The shared shape of loadgen's own statistics in a distributed run (latency histograms, recall).
+
+Each node records what its users did; a worker sends what it recorded since its last report along with Locust's
+stats report (``report_to_master``) and forgets it; the master merges (``worker_report``); the master or local runner
+writes the merged result to ``out_path`` when the test stops and again at quit (after the workers' last reports).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+log = logging.getLogger("loadgen")
+
+
+class MergedListener:
+    """Subclasses say what they record (``on_request``) and how it travels: ``has_data``, ``to_payload``,
+    ``merge_payload``, ``reset``, ``results``. This class does the wiring, which is the same for all of them."""
+
+    report_key: ClassVar[str]
+    what: ClassVar[str]  # for the warning about a bad worker payload
+
+    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+        self.environment = environment
+        self.out_path = out_path
+        events = environment.events
+        events.request.add_listener(self.on_request)
+        events.report_to_master.add_listener(self.on_report_to_master)
+        events.worker_report.add_listener(self.on_worker_report)
+        events.test_start.add_listener(self.on_test_start)
+        events.test_stop.add_listener(self.on_test_stop)
+        events.quitting.add_listener(self.on_quitting)
+
+    # ---- what a subclass provides ----------------------------------------------------------------------------
+    def on_request(self, request_type: str, name: str, **kwargs: Any) -> None:
+        raise NotImplementedError
+
+    def has_data(self) -> bool:
+        raise NotImplementedError
+
+    def to_payload(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def merge_payload(self, payload: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def results(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # ---- the wiring ------------------------------------------------------------------------------------------
+    def _is_worker(self) -> bool:
+        from locust.runners import WorkerRunner
+
+        return isinstance(self.environment.runner, WorkerRunner)
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        """On a worker: what was recorded since the last report goes along with Locust's stats, then is forgotten."""
+        if self.has_data():
+            data[self.report_key] = self.to_payload()
+        self.reset()
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        payload = data.get(self.report_key)
+        if not payload:
+            return
+        try:
+            self.merge_payload(payload)
+        except Exception as exc:  # a bad report (another loadgen version) must not break the master's stats loop
+            log.warning("ignored %s from worker %s: %s", self.what, client_id, exc)
+
+    def on_test_start(self, **_: Any) -> None:
+        self.reset()
+
+    def on_test_stop(self, **_: Any) -> None:
+        self.write()
+
+    def on_quitting(self, **_: Any) -> None:
+        self.write()
+
+    def write(self) -> None:
+        """Write the merged results to ``out_path`` (master or local runner only); atomic, so readers never see half."""
+        if self.out_path is None or self._is_worker():
+            return
+        self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.out_path.with_name(f".{self.out_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.results(), indent=2) + "\n")
+        tmp.replace(self.out_path)
