@@ -30,6 +30,8 @@ DEFAULT_LOCUSTFILE = "pymilvus_users.py"
 
 
 class _Parser(argparse.ArgumentParser):
+    run_parser: argparse.ArgumentParser | None = None  # the `run` subcommand's, for --workload defaults
+
     def error(self, message: str) -> NoReturn:  # one line, not usage + error
         raise LoadgenError(f"{self.prog}: {message}")
 
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="headless load test; starts an embedded Milvus unless --host is given")
+    parser.run_parser = run
     run.add_argument("--host", help="Milvus URI, e.g. http://10.0.0.5:19530 (token: env LOADGEN_MILVUS_TOKEN)")
     run.add_argument("-u", "--users", type=_positive_int, default=20, help="concurrent users (default 20)")
     run.add_argument("-r", "--spawn-rate", type=float, default=20.0, help="users started per second (default 20)")
@@ -61,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=ENGINES, default="milvus", help="embedded server: real Milvus, or milvus-lite")
     run.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for the embedded Milvus")
     run.add_argument("classes", nargs="*", help="user classes to run (default: all in the locustfile)")
+    run.add_argument("--workload", type=Path, help="options from a TOML or YAML file (flags win); see README")
     run.add_argument("--sweep-users", help="run once per level, e.g. 1,5,10,20 (each for --run-time); see sweep.json")
     checks = run.add_argument_group("checks for CI (a failed check exits with code 3)")
     checks.add_argument("--check-p99-ms", type=float, help="fail if any request's p99 is above this")
@@ -87,9 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse twice when ``--workload`` is given: its file becomes the defaults, flags on the command line win."""
+    from loadgen.workload import defaults_from
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "workload", None):
+        assert isinstance(parser, _Parser) and parser.run_parser is not None
+        parser.run_parser.set_defaults(**defaults_from(args.workload, parser.run_parser))
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(argv)
         commands = {"server": _server, "run": _run, "compare": _compare}
         return commands[args.command](args)
     except LoadgenError as exc:
