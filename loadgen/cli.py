@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 from loadgen.checks import CHECK_FAILED_EXIT_CODE, Checks, evaluate
 from loadgen.errors import LoadgenError
 from loadgen.server import ENGINES, EmbeddedMilvus, default_data_dir, die_with_parent
-from loadgen.settings import Settings, add_options, to_argv
+from loadgen.settings import Settings, add_options, positive_ints, to_argv
 
 REPO_LOCUSTFILES = Path(__file__).resolve().parent.parent / "locustfiles"
 DEFAULT_LOCUSTFILE = "pymilvus_users.py"
@@ -180,20 +180,10 @@ def _milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
             print(f"loadgen: embedded Milvus data and logs kept in {data_dir}", file=sys.stderr)
 
 
-def _counts(text: str) -> list[int]:
-    try:
-        counts = [int(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        raise LoadgenError(f"--counts {text!r}: expected comma-separated positive integers") from None
-    if not counts or min(counts) < 1:
-        raise LoadgenError(f"--counts {text!r}: expected comma-separated positive integers")
-    return counts
-
-
 def _compare(args: argparse.Namespace) -> int:
     from loadgen import collection, compare
 
-    counts = _counts(args.counts)
+    counts = positive_ints(args.counts, "--counts")
     layers = [x.strip() for x in args.layers.split(",") if x.strip()]
     from loadgen.embeddings import check_backend
 

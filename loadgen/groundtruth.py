@@ -28,7 +28,7 @@ def ground_truth(
     """True neighbor ids, int64 [queries, k]: the file's own when they fit (same metric, at least k columns),
     else computed exactly and, with ``cache_dir``, cached under a hash of the dataset identity, k, metric and
     query count, so the next run (or a second call) loads them instead."""
-    metric = _metric(metric or dataset.metric)
+    metric = check_metric(metric or dataset.metric)
     if k < 1 or k > dataset.count:
         raise LoadgenError(f"top-k {k} must be between 1 and the {dataset.count} rows of dataset {dataset.name}")
     if metric == dataset.metric:
@@ -38,7 +38,7 @@ def ground_truth(
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"groundtruth-{cache_key(dataset, k, metric)}.npy"
-        cached = _load(path, (dataset.num_queries, k))
+        cached = load_cached(path, (dataset.num_queries, k))
         if cached is not None:
             return cached
     ids = compute_ground_truth(dataset, k, metric)
@@ -51,17 +51,17 @@ def ground_truth(
 
 
 def cache_key(dataset: Dataset, k: int, metric: str) -> str:
-    text = f"{dataset.identity}|k={k}|metric={_metric(metric)}|queries={dataset.num_queries}"
+    text = f"{dataset.identity}|k={k}|metric={check_metric(metric)}|queries={dataset.num_queries}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def compute_ground_truth(dataset: Dataset, k: int, metric: str, chunk_rows: int | None = None) -> np.ndarray:
     """Exact top-k over the base in chunks: a running merge keeps the k best per query (argpartition), so memory is
     queries x (k + chunk), never the whole base. Distances in float64; ties at equal distance go to the lower id."""
-    metric = _metric(metric)
+    metric = check_metric(metric)
     queries = dataset.queries().astype(np.float64)
     if metric == "COSINE":
-        queries /= _norms(queries)
+        queries /= row_norms(queries)
     q = len(queries)
     if chunk_rows is None:
         chunk_rows = max(1024, DISTANCE_BUDGET // max(q, 1))
@@ -71,7 +71,7 @@ def compute_ground_truth(dataset: Dataset, k: int, metric: str, chunk_rows: int 
     for first, chunk in dataset.iter_base(chunk_rows):
         x = chunk.astype(np.float64)
         if metric == "COSINE":
-            x /= _norms(x)
+            x /= row_norms(x)
         dots = queries @ x.T
         # smaller is nearer for all three: squared L2, negated inner product, negated cosine similarity
         dist = q_sq - 2 * dots + (x**2).sum(axis=1)[None, :] if metric == "L2" else -dots
@@ -173,18 +173,18 @@ class RecallStats:
         return f"RecallStats(count={self.count}, mean={self.mean:.4f}, p1={self.percentile(1)})"
 
 
-def _metric(metric: str) -> str:
+def check_metric(metric: str) -> str:
     if metric.upper() not in METRICS:
         raise LoadgenError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
     return metric.upper()
 
 
-def _norms(x: np.ndarray) -> np.ndarray:
+def row_norms(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return np.where(norms == 0, 1.0, norms)  # a zero vector has no direction: keep it zero, not NaN
 
 
-def _load(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+def load_cached(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     try:
         ids = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):

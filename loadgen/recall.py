@@ -24,12 +24,12 @@ from loadgen.errors import LoadgenError
 from loadgen.groundtruth import (
     DISTANCE_BUDGET,
     RecallStats,
-    _load,
-    _metric,
-    _norms,
     cache_key,
+    check_metric,
     ground_truth,
+    load_cached,
     recall_at_k,
+    row_norms,
 )
 from loadgen.listeners import MergedListener
 from loadgen.settings import Settings
@@ -71,10 +71,10 @@ def max_category(selectivity: float) -> int:
 def filtered_ground_truth(dataset: Dataset, k: int, metric: str, keep_below: int, seed: int) -> np.ndarray:
     """Exact top-k over the base rows whose category (``dataset_categories``) is below ``keep_below``: the rows a
     ``category < keep_below`` search may return. Same chunked merge and tie rule as ``compute_ground_truth``."""
-    metric = _metric(metric)
+    metric = check_metric(metric)
     queries = dataset.queries().astype(np.float64)
     if metric == "COSINE":
-        queries /= _norms(queries)
+        queries /= row_norms(queries)
     q = len(queries)
     chunk_rows = max(1024, DISTANCE_BUDGET // max(q, 1))
     best_d = np.empty((q, 0))
@@ -87,7 +87,7 @@ def filtered_ground_truth(dataset: Dataset, k: int, metric: str, keep_below: int
             continue
         x, ids = chunk[keep].astype(np.float64), ids[keep]
         if metric == "COSINE":
-            x /= _norms(x)
+            x /= row_norms(x)
         dots = queries @ x.T
         dist = q_sq - 2 * dots + (x**2).sum(axis=1)[None, :] if metric == "L2" else -dots
         best_d = np.hstack([best_d, dist])
@@ -117,7 +117,7 @@ def truth_for(
     if cache_dir is not None:
         text = f"{cache_key(dataset, k, metric)}|category<{keep_below}|categories-seed={seed}"
         path = cache_dir / f"groundtruth-filtered-{hashlib.sha256(text.encode()).hexdigest()[:24]}.npy"
-        cached = _load(path, (dataset.num_queries, k))
+        cached = load_cached(path, (dataset.num_queries, k))
         if cached is not None:
             return cached
     ids = filtered_ground_truth(dataset, k, metric, keep_below, seed)

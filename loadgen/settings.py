@@ -169,6 +169,17 @@ def selectivity_filter(selectivity: float) -> str:
     return f"category < {round(selectivity * CATEGORY_COUNT)}"
 
 
+def positive_ints(text: str, option: str) -> list[int]:
+    """``"1,5,10"`` -> ``[1, 5, 10]``, for list options such as ``--counts`` and ``--sweep-users``."""
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise LoadgenError(f"{option} {text!r}: expected comma-separated positive integers")
+    return values
+
+
 def _weights(text: str) -> dict[str, int]:
     weights: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):

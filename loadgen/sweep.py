@@ -7,19 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadgen.errors import LoadgenError
+from loadgen.settings import positive_ints
 
 FORMAT = "milvus-loadgen/sweep/v1"
 
 
 def parse_levels(text: str) -> list[int]:
-    try:
-        levels = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise LoadgenError(f"--sweep-users {text!r}: expected comma-separated user counts, e.g. 1,5,10") from None
-    if not levels or min(levels) < 1:
-        raise LoadgenError(f"--sweep-users {text!r}: expected comma-separated user counts of at least 1")
-    return levels
+    return positive_ints(text, "--sweep-users")
 
 
 def combine(levels: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
