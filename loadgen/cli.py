@@ -52,26 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="headless load test; starts an embedded Milvus unless --host is given")
     parser.run_parser = run
-    run.add_argument("--host", help="Milvus URI, e.g. http://10.0.0.5:19530 (token: env LOADGEN_MILVUS_TOKEN)")
-    run.add_argument("-u", "--users", type=_positive_int, default=20, help="concurrent users (default 20)")
-    run.add_argument("-r", "--spawn-rate", type=float, default=20.0, help="users started per second (default 20)")
-    run.add_argument("-t", "--run-time", default="20s", help="how long to run, e.g. 30s, 5m (default 20s)")
-    run.add_argument("-f", "--locustfile", help=f"locustfile (default locustfiles/{DEFAULT_LOCUSTFILE})")
-    run.add_argument(
-        "--processes", type=int, default=0, help="Locust worker processes on this machine (0: one process)"
-    )
-    run.add_argument("--out", type=Path, help="results directory (default results/run-<timestamp>)")
-    run.add_argument("--engine", choices=ENGINES, default="milvus", help="embedded server: real Milvus, or milvus-lite")
-    run.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for the embedded Milvus")
-    run.add_argument("classes", nargs="*", help="user classes to run (default: all in the locustfile)")
-    run.add_argument("--workload", type=Path, help="options from a TOML or YAML file (flags win); see README")
-    run.add_argument("--sweep-users", help="run once per level, e.g. 1,5,10,20 (each for --run-time); see sweep.json")
-    checks = run.add_argument_group("checks for CI (a failed check exits with code 3)")
-    checks.add_argument("--check-p99-ms", type=float, help="fail if any request's p99 is above this")
-    checks.add_argument("--check-fail-ratio", type=float, help="fail if more than this share of requests failed")
-    checks.add_argument("--check-min-qps", type=float, help="fail if the total request rate is below this")
-    checks.add_argument("--check-min-recall", type=float, help="fail if recall is below this")
-    add_options(run, locust=False)
+    _run_arguments(run, sweep=False)
+    swp = sub.add_parser("sweep", help="one headless run per level: --users 1,5,10 (closed) or --rates 50,100 (open)")
+    _run_arguments(swp, sweep=True)
 
     cmp = sub.add_parser("compare", help="N sequential sync calls vs N concurrent async calls, per client layer")
     cmp.add_argument("--host", help="Milvus URI (default: start an embedded Milvus)")
@@ -91,6 +74,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_arguments(run: argparse.ArgumentParser, *, sweep: bool) -> None:
+    """``loadgen run``'s arguments; ``loadgen sweep`` takes the same, with lists of levels instead of one."""
+    run.add_argument("--host", help="Milvus URI, e.g. http://10.0.0.5:19530 (token: env LOADGEN_MILVUS_TOKEN)")
+    if sweep:
+        run.add_argument("--users", dest="sweep_users", help="closed model: users per level, e.g. 1,5,10,20,40")
+        run.add_argument("--rates", dest="sweep_rates", help="open model: requests/s per level, e.g. 50,100,200")
+        run.add_argument("-u", "--users-per-level", dest="users", type=_positive_int, default=20,
+                         help="users that carry each --rates level (default 20)")  # fmt: skip
+    else:
+        run.add_argument("-u", "--users", type=_positive_int, default=20, help="concurrent users (default 20)")
+        run.add_argument("--sweep-users", help="one run per level, e.g. 1,5,10,20 (each for --run-time): sweep.json")
+        run.add_argument("--sweep-rates", help="one open-model run per --arrival-rate level, e.g. 50,100,200")
+    run.add_argument(
+        "-r", "--spawn-rate", type=_positive_float, default=None,
+        help="users started per second (default 20; open model: all users at once)",
+    )  # fmt: skip
+    run.add_argument("-t", "--run-time", default="20s", help="how long to run (each level), e.g. 30s, 5m (default 20s)")
+    run.add_argument("-f", "--locustfile", help=f"locustfile (default locustfiles/{DEFAULT_LOCUSTFILE})")
+    run.add_argument(
+        "--processes", type=int, default=0, help="Locust worker processes on this machine (0: one process)"
+    )
+    run.add_argument("--out", type=Path, help="results directory (default results/run-<timestamp>)")
+    run.add_argument("--engine", choices=ENGINES, default="milvus", help="embedded server: real Milvus, or milvus-lite")
+    run.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for the embedded Milvus")
+    run.add_argument("classes", nargs="*", help="user classes to run (default: all in the locustfile)")
+    run.add_argument("--workload", type=Path, help="options from a TOML or YAML file (flags win); see README")
+    checks = run.add_argument_group("checks for CI (a failed check exits with code 3)")
+    checks.add_argument("--check-p99-ms", type=float, help="fail if any request's p99 is above this")
+    checks.add_argument("--check-fail-ratio", type=float, help="fail if more than this share of requests failed")
+    checks.add_argument("--check-min-qps", type=float, help="fail if the total request rate is below this")
+    checks.add_argument("--check-min-recall", type=float, help="fail if recall is below this")
+    add_options(run, locust=False)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     """Parse twice when ``--workload`` is given: its file becomes the defaults, flags on the command line win."""
     from loadgen.workload import defaults_from
@@ -98,8 +125,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "workload", None):
-        assert isinstance(parser, _Parser) and parser.run_parser is not None
-        parser.run_parser.set_defaults(**defaults_from(args.workload, parser.run_parser))
+        assert isinstance(parser, _Parser)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command_parser = sub.choices[args.command]
+        command_parser.set_defaults(**defaults_from(args.workload, command_parser))
         args = parser.parse_args(argv)
     return args
 
@@ -107,7 +136,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parse(argv)
-        commands = {"server": _server, "run": _run, "compare": _compare}
+        commands = {"server": _server, "run": _run, "sweep": _sweep, "compare": _compare}
         return commands[args.command](args)
     except LoadgenError as exc:
         print(f"loadgen: error: {exc}", file=sys.stderr)
@@ -202,35 +231,63 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    if bool(args.sweep_users) == bool(args.sweep_rates):
+        raise LoadgenError("loadgen sweep: give one of --users 1,5,10 (closed model) or --rates 50,100 (open model)")
+    return _run(args)
+
+
+def _levels(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One dict per run: ``{"users": N}`` or ``{"rate": R}``; a single run is one unlabeled level."""
+    from loadgen import sweep
+
+    if args.sweep_users and args.sweep_rates:
+        raise LoadgenError("--sweep-users and --sweep-rates exclude each other: sweep one of them")
+    if args.sweep_users:
+        return [{"users": n} for n in sweep.parse_levels(args.sweep_users)]
+    if args.sweep_rates:
+        return [{"rate": r} for r in sweep.parse_rates(args.sweep_rates)]
+    return [{}]
+
+
 def _run(args: argparse.Namespace) -> int:
-    """One headless run, or with ``--sweep-users`` one run per level (same server and collection, filled once)."""
+    """One headless run, or a sweep: one run per level (same server and collection, filled once)."""
     from loadgen import collection, summary, sweep
     from loadgen.embeddings import check_backend
 
     locustfile = _locustfile(args)
     # bad options fail before anything starts
     check_backend(Settings.from_options(args, args.host or "http://127.0.0.1:19530"))
-    levels = sweep.parse_levels(args.sweep_users) if args.sweep_users else [args.users]
+    levels = _levels(args)
+    swept = levels != [{}]
     out = (args.out or Path("results") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     wanted = Checks(args.check_p99_ms, args.check_fail_ratio, args.check_min_qps, args.check_min_recall)
     _terminate_on_sigterm()
-    done: list[tuple[int, dict[str, Any]]] = []
+    done: list[tuple[dict[str, Any], dict[str, Any]]] = []
     codes, failed = [], []
     with _milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
         version = collection.check(settings)
         print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
-        for i, users in enumerate(levels):
-            level_out = out / f"users-{users}" if args.sweep_users else out
+        for i, level in enumerate(levels):
+            users = level.get("users", args.users)
+            rate = float(level.get("rate", settings.arrival_rate))
+            tag = "-".join(f"{k}-{v:g}" for k, v in level.items())
+            level_out = out / tag if swept else out
             level_out.mkdir(exist_ok=True)
             last = i == len(levels) - 1  # earlier levels keep the collection for the next one
-            code = _locust(args, locustfile, settings, level_out, users=users, keep_data=args.keep_data or not last)
+            spawn_rate = args.spawn_rate or (float(users) if rate else 20.0)  # open model: every user at once
+            code = _locust(
+                args, locustfile, settings, level_out,
+                users=users, spawn_rate=spawn_rate, rate=rate, keep_data=args.keep_data or not last,
+            )  # fmt: skip
             run = {
-                "users": users, "spawn_rate": args.spawn_rate, "run_time": args.run_time,
+                "users": users, "spawn_rate": spawn_rate, "run_time": args.run_time,
                 "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
                 "embedded": not args.host, "exit_code": code, "classes": args.classes,
-                **({"level": {"users": users}} if args.sweep_users else {}),
+                "model": "open" if rate else "closed", **({"arrival_rate": rate} if rate else {}),
+                **({"level": level} if swept else {}),
             }  # fmt: skip
             results = summary.build_results(level_out, settings=settings.public(), run=run)
             level_failed = evaluate(wanted, results)
@@ -238,13 +295,13 @@ def _run(args: argparse.Namespace) -> int:
             (level_out / "results.json").write_text(json.dumps(results, indent=2))
             print(summary.render_table(results))
             print(f"\nresults: {level_out / 'results.json'}  report: {level_out / 'report.html'}")
-            done.append((users, results))
+            done.append((level, results))
             codes.append(code)
-            failed += [f"{line} [users={users}]" if args.sweep_users else line for line in level_failed]
+            failed += [f"{line} [{tag.replace('-', '=', 1)}]" if swept else line for line in level_failed]
             if getattr(args, "interrupted", False):
                 break
         keep["logs"] = any(codes)  # failures: keep the embedded server's logs for a look
-    if args.sweep_users:
+    if swept:
         combined = sweep.combine(done)
         print("\n" + sweep.render(combined))
         print(f"\nsweep: {sweep.write(out, combined)}")
@@ -254,16 +311,26 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _locust(
-    args: argparse.Namespace, locustfile: Path, settings: Settings, out: Path, *, users: int, keep_data: bool
+    args: argparse.Namespace,
+    locustfile: Path,
+    settings: Settings,
+    out: Path,
+    *,
+    users: int,
+    spawn_rate: float,
+    rate: float,
+    keep_data: bool,
 ) -> int:
-    options = [a for a in to_argv(args) if a != "--keep-data"] + (["--keep-data"] if keep_data else [])
+    level = argparse.Namespace(**{**vars(args), "keep_data": keep_data, "arrival_rate": rate})
+    options = to_argv(level)
     cmd = [
         sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
-        "-u", str(users), "-r", str(args.spawn_rate), "-t", args.run_time, "--host", settings.uri,
+        "-u", str(users), "-r", f"{spawn_rate:g}", "-t", args.run_time, "--host", settings.uri,
         "--csv", str(out / "stats"), "--html", str(out / "report.html"), "--json-file", str(out / "locust"),
         "--only-summary", "--stop-timeout", str(int(settings.timeout) + 2),
         *(["--processes", str(args.processes)] if args.processes else []),
         "--latency-file", str(out / "latency.json"), "--recall-file", str(out / "recall.json"),
+        "--open-loop-file", str(out / "open_loop.json"),
         *options, *args.classes,
     ]  # fmt: skip
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}

@@ -143,25 +143,42 @@ class HistogramListener(MergedListener):
 
     def __init__(self, environment: Any, out_path: Path | None = None) -> None:
         self.histograms = LatencyHistograms()
+        # open model: the call's own time (from its actual start), next to the corrected latency in ``histograms``
+        self.service = LatencyHistograms()
         super().__init__(environment, out_path)
 
     def on_request(  # type: ignore[override]
-        self, request_type: str, name: str, response_time: float, exception: BaseException | None = None, **_: Any
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        exception: BaseException | None = None,
+        context: dict[str, Any] | None = None,
+        **_: Any,
     ) -> None:
         if exception is None and response_time is not None:
             self.histograms.record(request_type, name, float(response_time))
+            service = (context or {}).get("service_ms")
+            if isinstance(service, int | float):
+                self.service.record(request_type, name, float(service))
 
     def has_data(self) -> bool:
-        return bool(self.histograms)
+        return bool(self.histograms) or bool(self.service)
 
     def to_payload(self) -> dict[str, Any]:
-        return self.histograms.to_payload()
+        payload = self.histograms.to_payload()
+        if self.service:
+            payload["service"] = self.service.to_payload()
+        return payload
 
     def merge_payload(self, payload: dict[str, Any]) -> None:
         self.histograms.merge(LatencyHistograms.from_payload(payload))
+        if payload.get("service"):
+            self.service.merge(LatencyHistograms.from_payload(payload["service"]))
 
     def reset(self) -> None:
         self.histograms.reset()
+        self.service.reset()
 
     def results(self) -> dict[str, Any]:
         return {
@@ -170,4 +187,6 @@ class HistogramListener(MergedListener):
             "significant_digits": SIGNIFICANT_DIGITS,
             "requests": self.histograms.summary(),
             "histograms": self.histograms.to_payload(),  # to merge runs or compute other percentiles later
+            # open model only: latency from each call's actual start (what a closed-loop client would report)
+            **({"service_requests": self.service.summary()} if self.service else {}),
         }

@@ -20,6 +20,7 @@ from locust import events
 from locust.runners import WorkerRunner
 
 from loadgen import adapters, collection
+from loadgen.arrival_rate import ArrivalStats
 from loadgen.errors import LoadgenError
 from loadgen.histograms import HistogramListener
 from loadgen.recall import RecallListener
@@ -36,6 +37,7 @@ class _State:
     worker_requests: dict[str, int] = {}  # noqa: RUF012 - one process-wide tally, on the master
     histograms: HistogramListener | None = None  # microsecond latencies, merged on the master
     recall: RecallListener | None = None  # per-search recall against --dataset, merged on the master
+    arrivals: ArrivalStats | None = None  # open-model and stream send counts, merged on the master
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
 
 
@@ -89,6 +91,8 @@ def _on_init(environment: Any, **_: Any) -> None:
     state.histograms = HistogramListener(environment, out_path=Path(latency_file) if latency_file else None)
     recall_file = getattr(opts, "recall_file", "") or ""
     state.recall = RecallListener(environment, out_path=Path(recall_file) if recall_file else None)
+    open_loop_file = getattr(opts, "open_loop_file", "") or ""
+    state.arrivals = ArrivalStats(environment, out_path=Path(open_loop_file) if open_loop_file else None)
     if isinstance(environment.runner, WorkerRunner):
         return
     if opts is None or not (opts.headless or opts.autostart):
@@ -103,6 +107,11 @@ def _on_init(environment: Any, **_: Any) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_: Any) -> None:
     state.settings = None  # options may have changed (web UI form, or the master's parsed_options on a worker)
+    runner = environment.runner
+    if runner is not None and not isinstance(runner, WorkerRunner) and environment.parsed_options is not None:
+        # the open model splits --arrival-rate over every user in the test; workers only see their own users, so
+        # the master tells them the total (custom options travel in the spawn message, sent after test_start)
+        environment.parsed_options.total_users = runner.target_user_count
     try:
         settings_for(environment)
         if not isinstance(environment.runner, WorkerRunner):

@@ -85,6 +85,29 @@ _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
     ("weights", "", str, "task weights op=w,... by operation name (0 disables; unnamed ops of a named layer: 0)", {}),
     ("timeout", 10.0, float, "seconds before any single Milvus call fails", {}),
     (
+        "arrival_rate",
+        0.0,
+        float,
+        "open model: total requests per second across all users and workers, sent on schedule whatever the latency "
+        "(latency counted from the intended send time); 0: closed model (each user waits for its answer)",
+        {},
+    ),
+    (
+        "arrival_process",
+        "uniform",
+        str,
+        "open model schedule: evenly spaced sends, or poisson (independent arrivals)",
+        {"choices": ("uniform", "poisson")},
+    ),
+    ("max_in_flight", 100, int, "open model and streams: outstanding requests per user before sends are dropped", {}),
+    (
+        "stream_rates",
+        "",
+        str,
+        "fixed-rate background operations next to the workload, total calls/s: e.g. insert=20 or upsert=10,delete=10",
+        {},
+    ),
+    (
         "embedding",
         "fake",
         str,
@@ -104,6 +127,7 @@ _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
         {"ui": False},
     ),
     ("recall_file", "", str, "write recall statistics (merged from workers) to this JSON", {"ui": False}),
+    ("open_loop_file", "", str, "write open-model send counts (merged from workers) to this JSON", {"ui": False}),
 ]
 
 
@@ -226,6 +250,11 @@ class Settings:
     fanout: int = 10
     weights: dict[str, int] = field(default_factory=dict)  # only the tasks --weights names
     timeout: float = 10.0
+    arrival_rate: float = 0.0  # 0: closed model
+    arrival_process: str = "uniform"
+    max_in_flight: int = 100
+    stream_rates: dict[str, float] = field(default_factory=dict)
+    total_users: int = 0  # users in the whole test, set by the master at test start (splits the rates)
     embedding: str = "fake"
     embedding_model: str = ""
     openai_api_key: str = field(default="", repr=False)  # from OPENAI_API_KEY only
@@ -240,6 +269,7 @@ class Settings:
     neighbors: str = ""
     groundtruth_cache: str = ""
     recall_file: str = ""
+    open_loop_file: str = ""
 
     @classmethod
     def from_options(cls, options: argparse.Namespace, host: str | None, token: str = "") -> Settings:
@@ -252,6 +282,10 @@ class Settings:
         values["index_params"] = _json_object("index_params", values.get("index_params", ""))
         values["search_params"] = _json_object("search_params", values.get("search_params", ""))
         values["weights"] = _weights(values.get("weights", ""))
+        from loadgen.arrival_rate import parse_rate, parse_stream_rates
+
+        values["arrival_rate"] = parse_rate(values.get("arrival_rate", 0.0), "--arrival-rate")
+        values["stream_rates"] = parse_stream_rates(values.get("stream_rates", "") or "", KNOWN_TASKS - {"fanout"})
         selectivity = _selectivity(str(values.get("filter_selectivity", "") or ""))
         values["filter_selectivity"] = selectivity
         if selectivity:
@@ -265,7 +299,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("dim", "batch_size", "top_k", "fanout"):
+        for name in ("dim", "batch_size", "top_k", "fanout", "max_in_flight"):
             if getattr(self, name) < 1:
                 raise LoadgenError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.rows < 0:

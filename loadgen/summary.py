@@ -1,7 +1,8 @@
 """Turn Locust's final stats into loadgen's results: ``results.json`` and the summary table printed at the end.
 
 Locust's JSON keeps, per request name, the float sum of response times (so the mean is exact) and a histogram of
-response times rounded to whole ms below 100 ms (so percentiles are approximate; microsecond histograms are issue 4).
+response times rounded to whole ms below 100 ms; the percentiles come from loadgen's microsecond HDR histograms
+(``latency.json``) when they exist.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from loadgen.arrival_rate import read_results as read_open_loop
 from loadgen.recall import read_results
 
 PERCENTILES = (0.50, 0.95, 0.99)
@@ -60,12 +62,17 @@ def _with_hdr(requests: list[dict[str, Any]], latency_file: Path) -> str:
     """Replace Locust's whole-millisecond percentiles with our microsecond HDR ones where we have them."""
     if not latency_file.exists():
         return "locust"
-    hdr = {(r["type"], r["name"]): r for r in json.loads(latency_file.read_text()).get("requests", [])}
+    latency = json.loads(latency_file.read_text())
+    hdr = {(r["type"], r["name"]): r for r in latency.get("requests", [])}
+    service = {(r["type"], r["name"]): r for r in latency.get("service_requests", [])}
     for m in requests:
         h = hdr.get((m["type"], m["name"]))
         if h and h["count"]:
             m.update({k: h[k] for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "min_ms", "max_ms")})
             m["hdr_count"] = h["count"]  # successful requests; Locust's count includes failures
+        sv = service.get((m["type"], m["name"]))
+        if sv and sv["count"]:  # open model: the calls' own times, without the queueing the schedule exposed
+            m["service"] = {k: sv[k] for k in ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")}
     return "hdr"
 
 
@@ -77,6 +84,7 @@ def build_results(out_dir: Path, *, settings: dict[str, Any], run: dict[str, Any
     total_n = sum(m["requests"] for m in requests)
     total_f = sum(m["failures"] for m in requests)
     recall = read_results(out_dir / "recall.json")  # {"<type> <name>": {mean, p1, p5, p50, min, count}}
+    open_loop = open_loop_section(read_open_loop(out_dir / "open_loop.json"), run)
     return {
         "format": "milvus-loadgen/results/v1",
         "run": run,
@@ -85,7 +93,31 @@ def build_results(out_dir: Path, *, settings: dict[str, Any], run: dict[str, Any
         "totals": {"requests": total_n, "failures": total_f, "fail_ratio": total_f / total_n if total_n else 0.0},
         "failures": read_failures(out_dir / "stats_failures.csv"),
         **({"recall": recall} if recall else {}),
+        **({"open_loop": open_loop} if open_loop else {}),
     }
+
+
+def open_loop_section(raw: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """The open model's totals (schedule vs what was sent) over its main schedules, streams listed apart."""
+    by_type = raw.get("by_type", {})
+    main = {k: v for k, v in by_type.items() if not k.endswith("[stream]")}
+    if not by_type:
+        return {}
+    out: dict[str, Any] = {"by_type": by_type}
+    if main:
+        starts = [v["window_start"] for v in main.values() if v.get("window_start") is not None]
+        sent = sum(v["sent"] for v in main.values())
+        window = max(v["window_end"] for v in main.values()) - min(starts) if starts else 0.0
+        out.update(
+            target_rate=run.get("arrival_rate") or sum(v["target_rate"] for v in main.values()),
+            intended=sum(v["intended"] for v in main.values()),
+            sent=sent,
+            late=sum(v["late"] for v in main.values()),
+            dropped=sum(v["dropped"] for v in main.values()),
+            window_s=window,
+            achieved_rate=sent / window if window > 0 else 0.0,
+        )
+    return out
 
 
 def render_table(results: dict[str, Any]) -> str:
@@ -122,6 +154,17 @@ def render_table(results: dict[str, Any]) -> str:
         return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
 
     lines = [fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)]
+    ol = results.get("open_loop") or {}
+    if "sent" in ol:
+        lines.append(
+            f"open model: target {ol['target_rate']:.1f} req/s, sent {ol['achieved_rate']:.1f} req/s "
+            f"({ol['sent']} sent, {ol['late']} late, {ol['dropped']} dropped); latency counted from the intended "
+            "send time"
+        )
+    for kind, c in sorted(ol.get("by_type", {}).items()):
+        if kind.endswith("[stream]"):
+            rates = ", ".join(f"{op}={r:g}/s" for op, r in c.get("streams", {}).items())
+            lines.append(f"stream {kind}: {rates}: {c['sent']} sent, {c['dropped']} dropped")
     for f in results["failures"][:10]:
         lines.append(f"failure: {f['type']} {f['name']} x{f['occurrences']}: {f['error'][:200]}")
     return "\n".join(lines)

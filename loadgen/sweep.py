@@ -1,5 +1,9 @@
-"""Concurrency sweeps: one headless run per level (like VectorDBBench's 1, 5, 10, 20, 30, 40, 60, 80 users), each
-run's results tagged with its level, and one ``sweep.json`` with every level side by side."""
+"""Sweeps: one headless run per level, like VectorDBBench's 1, 5, 10, 20, 30, 40, 60, 80 concurrency levels.
+
+A level is ``{"users": N}`` (closed model: N users each waiting for its answer) or ``{"rate": R}`` (open model: R
+requests per second on schedule). Each run's results are tagged with their level, and ``sweep.json`` holds every
+level side by side.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from loadgen.arrival_rate import parse_rate
+from loadgen.errors import LoadgenError
 from loadgen.settings import positive_ints
 
 FORMAT = "milvus-loadgen/sweep/v1"
@@ -16,20 +22,29 @@ def parse_levels(text: str) -> list[int]:
     return positive_ints(text, "--sweep-users")
 
 
-def combine(levels: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-    """``[(users, results.json dict), ...]`` -> one document, each level's results kept whole and tagged."""
-    return {
-        "format": FORMAT,
-        "model": "closed",
-        "levels": [{"level": {"users": users}, **results} for users, results in levels],
-    }
+def parse_rates(text: str) -> list[float]:
+    rates = [parse_rate(x.strip(), "--sweep-rates") for x in text.split(",") if x.strip()]
+    if not rates or min(rates) <= 0:
+        raise LoadgenError(f"--sweep-rates {text!r}: expected comma-separated positive requests per second")
+    return rates
+
+
+def combine(levels: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """``[(level, results.json dict), ...]`` -> one document, each level's results kept whole and tagged."""
+    model = "open" if any("rate" in level for level, _ in levels) else "closed"
+    return {"format": FORMAT, "model": model, "levels": [{**results, "level": level} for level, results in levels]}
+
+
+def _label(level: dict[str, Any]) -> str:
+    return ",".join(f"{v:g}" for v in level.values())
 
 
 def render(sweep: dict[str, Any]) -> str:
-    """Per level and request: req/s, p50, p99, failures: how throughput and latency move with concurrency."""
-    header = ("users", "type", "name", "req/s", "p50 ms", "p99 ms", "fails")
+    """Per level and request: req/s, p50, p99, failures: how throughput and latency move with the load."""
+    first = "rate/s" if sweep.get("model") == "open" else "users"
+    header = (first, "type", "name", "req/s", "p50 ms", "p99 ms", "fails")
     rows = [
-        (str(lvl["level"]["users"]), m["type"], m["name"], f"{m['rps']:.1f}", f"{m['p50_ms']:.3f}",
+        (_label(lvl["level"]), m["type"], m["name"], f"{m['rps']:.1f}", f"{m['p50_ms']:.3f}",
          f"{m['p99_ms']:.3f}", str(m["failures"]))
         for lvl in sweep["levels"]
         for m in lvl["requests"]

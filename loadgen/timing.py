@@ -19,6 +19,7 @@ class Sample:
     elapsed_ms: float
     error: BaseException | None = None
     embed_ms: float = 0.0
+    start: float = 0.0  # perf_counter() when the call began (open model: latency counts from the intended time)
 
 
 def measure(fn: Callable[..., int], *args: Any, **kwargs: Any) -> Sample:
@@ -27,8 +28,8 @@ def measure(fn: Callable[..., int], *args: Any, **kwargs: Any) -> Sample:
         try:
             length = fn(*args, **kwargs)
         except Exception as exc:  # every failure is a measured, reported failure
-            return Sample(0, (time.perf_counter() - start) * 1000.0, exc, sum(embed))
-        return Sample(length, (time.perf_counter() - start) * 1000.0, None, sum(embed))
+            return Sample(0, (time.perf_counter() - start) * 1000.0, exc, sum(embed), start)
+        return Sample(length, (time.perf_counter() - start) * 1000.0, None, sum(embed), start)
 
 
 async def ameasure(awaitable: Awaitable[int], timeout: float | None = None) -> Sample:
@@ -46,10 +47,10 @@ async def ameasure(awaitable: Awaitable[int], timeout: float | None = None) -> S
             length = await (asyncio.wait_for(awaitable, timeout) if timeout else awaitable)
         except TimeoutError:
             elapsed = (time.perf_counter() - start) * 1000.0
-            return Sample(0, elapsed, CallTimeout(f"no answer within {timeout:g} s"), sum(embed))
+            return Sample(0, elapsed, CallTimeout(f"no answer within {timeout:g} s"), sum(embed), start)
         except Exception as exc:
-            return Sample(0, (time.perf_counter() - start) * 1000.0, exc, sum(embed))
-        return Sample(length, (time.perf_counter() - start) * 1000.0, None, sum(embed))
+            return Sample(0, (time.perf_counter() - start) * 1000.0, exc, sum(embed), start)
+        return Sample(length, (time.perf_counter() - start) * 1000.0, None, sum(embed), start)
 
 
 class ReportedError(Exception):
@@ -66,9 +67,19 @@ class ReportedError(Exception):
         return self.text
 
 
-def report(events: Any, request_type: str, name: str, sample: Sample, context: dict[str, Any]) -> None:
+def report(
+    events: Any, request_type: str, name: str, sample: Sample, context: dict[str, Any], *, intended: float | None = None
+) -> None:
     """One request for the store call; when embeddings were computed, their time is reported apart (request type
-    ``embedding``, same name) and left out of the store call's time, so a user sees where the time goes."""
+    ``embedding``, same name) and left out of the store call's time, so a user sees where the time goes.
+
+    ``intended``: the open model's scheduled send time (perf_counter seconds). The reported time then runs from it,
+    not from the call's start (coordinated omission corrected); the call's own time rides along as ``service_ms``.
+    """
+    queued_ms = 0.0
+    if intended is not None:
+        queued_ms = max((sample.start - intended) * 1000.0, 0.0) if sample.start else 0.0
+        context = {**context, "service_ms": sample.elapsed_ms - sample.embed_ms, "queued_ms": queued_ms}
     if sample.embed_ms:
         context = {**context, "embed_ms": sample.embed_ms, "total_ms": sample.elapsed_ms}
         events.request.fire(
@@ -82,7 +93,7 @@ def report(events: Any, request_type: str, name: str, sample: Sample, context: d
     events.request.fire(
         request_type=request_type,
         name=name,
-        response_time=sample.elapsed_ms - sample.embed_ms,
+        response_time=sample.elapsed_ms - sample.embed_ms + queued_ms,
         response_length=sample.length,
         exception=ReportedError(sample.error) if sample.error is not None else None,
         context=context,

@@ -57,7 +57,8 @@ def defaults_from(path: Path, parser: argparse.ArgumentParser) -> dict[str, Any]
         dest = str(key).replace("-", "_")
         if dest not in known:
             raise LoadgenError(f"--workload {path}: unknown option {key!r}")
-        value = ",".join(f"{k}={v}" for k, v in raw.items()) if dest == "weights" and isinstance(raw, dict) else raw
+        tables = ("weights", "stream_rates")  # op = number tables, as the flags take them: op=n,op=n
+        value = ",".join(f"{k}={v}" for k, v in raw.items()) if dest in tables and isinstance(raw, dict) else raw
         action = known[dest]
         convert: Callable[[str], Any] | None = action.type if callable(action.type) else None
         if convert is not None and not isinstance(value, bool):

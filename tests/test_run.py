@@ -160,6 +160,10 @@ def existing(milvus: ServerInfo, client: MilvusClient):
         (["--search-params", "{oops"], "--search-params is not valid JSON"),
         (["--weights", "search=1,frobnicate=2"], "unknown task 'frobnicate'"),
         (["--index-type", "DISKANN"], "invalid choice: 'DISKANN'"),
+        (["--arrival-rate", "-5"], "--arrival-rate must be a rate of 0 or more requests per second, got -5"),
+        (["--stream-rates", "insert=fast"], "--stream-rates insert 'fast' is not a number"),
+        (["--sweep-rates", "50,0"], "--sweep-rates '50,0': expected comma-separated positive"),
+        (["--spawn-rate", "-1"], "must be positive, got -1"),
     ],
 )
 def test_bad_input_is_one_line_nonzero_and_touches_nothing(

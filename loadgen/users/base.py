@@ -4,19 +4,29 @@ A sync user calls its adapter directly (grpc is gevent-cooperative). An async us
 on the process's asyncio loop, so each user has one request in flight, like a sync user; the ``fanout`` task
 gathers ``--fanout`` concurrent calls of the adapter's search operation (the seed tutorials' pattern) and reports
 each call and the batch. Request names are the library's method names; request types are ``<layer>[-async]``.
+
+With ``--arrival-rate`` (the open model) a user instead sends its share of the total rate on a schedule, each send
+in a greenlet of its own with a store checked out of the user's small pool (adapters keep one call in flight per
+store); ``--stream-rates`` adds fixed-rate schedules of single operations next to either model. See
+``loadgen.arrival_rate``.
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
 
 # isort: split
+import gevent
+import gevent.pool
 from locust import User
 
 from loadgen import adapters, hooks
+from loadgen.arrival_rate import LATE_MS, Pacer
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.runtime import bridge
 from loadgen.settings import layer_weights
@@ -33,6 +43,12 @@ def _task(op: str) -> Callable[[StoreUser], None]:
 
 def _fanout(user: StoreUser) -> None:
     user.run_fanout()
+
+
+def _paced(user: StoreUser) -> None:
+    """The open model's task: the schedule runs in greenlets (see ``start_schedules``); this only keeps the user
+    alive and lets Locust stop it between naps."""
+    gevent.sleep(0.25)
 
 
 def _placeholder(user: StoreUser) -> None:  # pragma: no cover - replaced per instance in __init__
@@ -59,51 +75,144 @@ class StoreUser(User):
         self.tasks = tasks
         self.store: Any = None
         self._timeout = self.settings.timeout + 1.0  # the loop's own deadline fires first; this guards a stuck loop
+        # the open model and streams: single calls only (fanout is a closed-loop batch), picked by weight
+        self._open_ops = [(op, w) for op, w in weights.items() if op != "fanout" and w > 0]
+        if self.settings.arrival_rate and not self._open_ops:
+            raise LoadgenError(f"{type(self).__name__}: --arrival-rate needs a task other than fanout in --weights")
+        if self.settings.arrival_rate:
+            self.tasks = [_paced]
+        self._idle: list[Any] = []  # stores free for a scheduled send
+        self._stores = 0
+        self._in_flight = gevent.pool.Group()
+        self._schedules: list[gevent.Greenlet] = []
+        self._rng = random.Random(self.settings.seed + id(self))
 
     # ---- the adapter ----------------------------------------------------------------------------
     def on_start(self) -> None:
-        if self.use_async:
-            self.store = bridge.run(self.store_cls.open(self.settings), self._timeout)
-        else:
-            self.store = self.store_cls(self.settings)
+        self.store = self._open_store()
+        if self.settings.arrival_rate:
+            self._idle.append(self.store)  # the open model's sends use the user's own store first
+        self.start_schedules()
 
     def on_stop(self) -> None:
-        if self.store is None:
-            return
+        gevent.killall(self._schedules)
+        self._schedules = []
+        self._in_flight.join(timeout=self._timeout)  # sends already made get their answer (or their timeout)
+        self._in_flight.kill()
+        stores = {id(s): s for s in [self.store, *self._idle] if s is not None}
+        self.store, self._idle = None, []
+        for store in stores.values():
+            self._close_store(store)
+
+    def _open_store(self) -> Any:
+        if self.use_async:
+            return bridge.run(self.store_cls.open(self.settings), self._timeout)
+        return self.store_cls(self.settings)
+
+    def _close_store(self, store: Any) -> None:
         try:
             if self.use_async:
-                bridge.run(self.store.close(), self._timeout)
+                bridge.run(store.close(), self._timeout)
             else:
-                self.store.close()
+                store.close()
+        except Exception:  # closing after a failed server must not hide the run's results
+            pass
+
+    # ---- the open model and streams -------------------------------------------------------------
+    def start_schedules(self) -> None:
+        """One schedule for ``--arrival-rate`` (ops by weight) and one per ``--stream-rates`` operation, each at this
+        user's share of the total: the rate divided by the users in the whole test (set by the master)."""
+        s = self.settings
+        runner = self.environment.runner
+        share = 1.0 / max(s.total_users or (runner.user_count if runner is not None else 1), 1)
+        if s.arrival_rate:
+            ops, weights = zip(*self._open_ops, strict=True)
+            pick = lambda: self._rng.choices(ops, weights)[0]  # noqa: E731
+            self._schedules.append(gevent.spawn(self._run_schedule, s.arrival_rate * share, pick, self.request_type))
+        for op, rate in s.stream_rates.items():
+            kind = f"{self.request_type}[stream]"
+            self._schedules.append(gevent.spawn(self._run_schedule, rate * share, lambda op=op: op, kind, op))
+
+    def _run_schedule(self, rate: float, pick: Callable[[], str], kind: str, stream_op: str = "") -> None:
+        pacer = Pacer(rate, process=self.settings.arrival_process, seed=self._rng.randrange(1 << 30))
+        arrivals = hooks.state.arrivals
+        counts = arrivals.of(kind) if arrivals is not None else None
+        if counts is not None:
+            counts.target_rate += rate
+            counts.window_start = min(counts.window_start, time.time() - (time.perf_counter() - pacer.start))
+            if stream_op:
+                counts.streams[stream_op] = counts.streams.get(stream_op, 0.0) + rate
+        wall_offset = time.time() - time.perf_counter()
+        while True:
+            for intended in pacer.due(time.perf_counter()):
+                if counts is not None:
+                    counts.intended += 1
+                    counts.window_end = max(counts.window_end, intended + wall_offset + 1.0 / rate)
+                self._send(pick(), intended, counts)
+            gevent.sleep(min(max(pacer.next_due - time.perf_counter(), 0.0), 0.25))
+
+    def _send(self, op: str, intended: float, counts: Any) -> None:
+        store = self._idle.pop() if self._idle else None
+        if store is None and self._stores < self.settings.max_in_flight:
+            self._stores += 1  # a new store (connection) for a send while the others are busy
+        elif store is None:
+            if counts is not None:
+                counts.dropped += 1  # every store busy: the server is not keeping up with the schedule
+            return
+        if counts is not None:
+            lag_ms = max((time.perf_counter() - intended) * 1000.0, 0.0)
+            counts.sent += 1
+            counts.lag_sum_ms += lag_ms
+            counts.lag_max_ms = max(counts.lag_max_ms, lag_ms)
+            counts.late += lag_ms > LATE_MS
+        self._in_flight.spawn(self._send_one, store, op, intended)
+
+    def _send_one(self, store: Any, op: str, intended: float) -> None:
+        if store is None:
+            try:
+                store = self._open_store()
+            except Exception as exc:  # no connection: a failed request, timed from its intended send
+                self._stores -= 1
+                failed = Sample(0, (time.perf_counter() - intended) * 1000.0, exc, 0.0, intended)
+                name = self.store.request_name(op) if self.store is not None else op
+                events = self.environment.events
+                report(events, self.request_type, name, failed, {"open_model": True}, intended=intended)
+                return
+        try:
+            self.run_op(op, store, intended)
         finally:
-            self.store = None
+            self._idle.append(store)
 
     def _context(self, op: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
         s = self.settings
         ctx: dict[str, Any] = {"collection": s.collection, "consistency_level": s.consistency_level}
         if inputs and isinstance(inputs[0], list):
             ctx["batch"] = len(inputs[0])
-        if op == self.store.fanout_op:
+        if op == self.store_cls.fanout_op:
             ctx.update(top_k=s.top_k, filter=s.filter)
         return ctx
 
     # ---- tasks ----------------------------------------------------------------------------------
-    def run_op(self, op: str) -> Sample:
-        inputs = self.store.inputs(op)
+    def run_op(self, op: str, store: Any = None, intended: float | None = None) -> Sample:
+        """One call of ``op``, measured and reported; ``store`` defaults to the user's own, ``intended`` is the open
+        model's scheduled send time."""
+        store = store or self.store
+        inputs = store.inputs(op)
         if not self.use_async:
-            sample = measure(self.store.call, op, *inputs)
+            sample = measure(store.call, op, *inputs)
         else:
+            begun = time.perf_counter()
             try:
-                sample = bridge.run(ameasure(self.store.call(op, *inputs), self.settings.timeout), self._timeout)
+                sample = bridge.run(ameasure(store.call(op, *inputs), self.settings.timeout), self._timeout)
             except CallTimeout as exc:
-                sample = Sample(0, self._timeout * 1000.0, exc)
-        self.store.done(op, inputs, sample.error is None)
-        name = self.store.request_name(op)
+                sample = Sample(0, self._timeout * 1000.0, exc, 0.0, begun)
+        store.done(op, inputs, sample.error is None)
+        name = store.request_name(op)
         context = self._context(op, inputs)
-        observe = getattr(self.store, "observe", None)  # optional: what the adapter learned (e.g. recall)
+        observe = getattr(store, "observe", None)  # optional: what the adapter learned (e.g. recall)
         if observe is not None and sample.error is None:
             context.update(observe(op, inputs))
-        report(self.environment.events, self.request_type, name, sample, context)
+        report(self.environment.events, self.request_type, name, sample, context, intended=intended)
         return sample
 
     def run_fanout(self) -> None:

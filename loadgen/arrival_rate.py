@@ -1,0 +1,210 @@
+"""The open load model: requests sent at a fixed total arrival rate, whatever the server's latency.
+
+Closed-loop users (Locust's model) send the next request only when the last one answered, so a slow server slows the
+generator down and the slow period is sampled by a handful of requests (coordinated omission). Here each user holds a
+``Pacer``: a schedule of intended send times at its share of the total rate (``--arrival-rate`` divided by the number
+of users in the test), and sends each request at its intended time in a greenlet of its own. Latency is measured
+from the *intended* send time, so time spent queued behind a stall, or in a late generator, counts.
+
+A send that starts more than ``LATE_MS`` after its intended time is *late*; one that finds the user's
+``--max-in-flight`` requests all still outstanding is *dropped* (not sent, and counted). ``ArrivalStats`` counts per
+request type and merges workers' counts on the master like the latency histograms (``loadgen.listeners``).
+
+The same machinery runs fixed-rate background streams (``--stream-rates insert=20,delete=5``) next to either model:
+"search while inserting at a fixed rate", or upsert/delete churn.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loadgen.errors import LoadgenError
+from loadgen.listeners import MergedListener
+
+LATE_MS = 10.0  # a send this much behind schedule is late (gevent's hub on a busy core jitters by a few ms)
+PROCESSES = ("uniform", "poisson")
+PAYLOAD_FORMAT = "milvus-loadgen/arrivals-payload/v1"
+RESULTS_FORMAT = "milvus-loadgen/open-loop/v1"
+REPORT_KEY = "loadgen_arrivals"
+
+
+def parse_rate(text: str | float, option: str) -> float:
+    """A rate in requests per second: a finite number >= 0 (0: off)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise LoadgenError(f"{option} {text!r} is not a number of requests per second") from None
+    if not math.isfinite(value) or value < 0:
+        raise LoadgenError(f"{option} must be a rate of 0 or more requests per second, got {text}")
+    return value
+
+
+def parse_stream_rates(text: str, known: frozenset[str]) -> dict[str, float]:
+    """``"insert=20,delete=5"`` -> ``{"insert": 20.0, "delete": 5.0}`` (total calls per second per operation)."""
+    rates: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = (x.strip() for x in part.partition("="))
+        if not sep:
+            raise LoadgenError(f"--stream-rates: {part!r} is not op=<requests per second>")
+        if name not in known:
+            raise LoadgenError(f"--stream-rates: unknown operation {name!r}; operations are {', '.join(sorted(known))}")
+        rates[name] = parse_rate(value, f"--stream-rates {name}")
+    return {name: rate for name, rate in rates.items() if rate > 0}
+
+
+class Pacer:
+    """Intended send times (``time.perf_counter`` seconds) at ``rate`` per second from ``start``.
+
+    ``uniform``: evenly spaced, so a count over a window is exact; ``poisson``: exponential gaps with mean 1/rate
+    (independent arrivals, as from many clients), seeded.
+    """
+
+    def __init__(self, rate: float, *, process: str = "uniform", seed: int = 0, start: float | None = None) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        if process not in PROCESSES:
+            raise ValueError(f"unknown arrival process {process!r}")
+        self.rate = rate
+        self.process = process
+        self.start = time.perf_counter() if start is None else start
+        self._rng = random.Random(seed)
+        self.sent = 0  # schedule slots handed out so far
+        self._next = self.start
+
+    @property
+    def next_due(self) -> float:
+        return self._next
+
+    def take(self) -> float:
+        """The next intended send time; the schedule moves on by one slot."""
+        due = self._next
+        self.sent += 1
+        if self.process == "uniform":
+            self._next = self.start + self.sent / self.rate  # from start, so rounding never drifts
+        else:
+            self._next += self._rng.expovariate(self.rate)
+        return due
+
+    def due(self, now: float) -> list[float]:
+        """Every intended time at or before ``now``, in order (a late generator catches up, nothing is skipped)."""
+        out = []
+        while self._next <= now:
+            out.append(self.take())
+        return out
+
+
+@dataclass
+class Counts:
+    """What an open-loop schedule did, for one request type: slots due, sends made, late, dropped, send lag."""
+
+    target_rate: float = 0.0  # the share of the total rate this node's users were asked for
+    intended: int = 0
+    sent: int = 0
+    late: int = 0
+    dropped: int = 0
+    lag_sum_ms: float = 0.0
+    lag_max_ms: float = 0.0
+    window_start: float = math.inf  # wall-clock (time.time) start of the earliest schedule
+    window_end: float = 0.0  # wall-clock end of the latest schedule slot handed out
+    streams: dict[str, float] = field(default_factory=dict)  # op -> rate, for --stream-rates schedules
+
+    def add(self, other: Counts) -> None:
+        self.target_rate += other.target_rate
+        self.intended += other.intended
+        self.sent += other.sent
+        self.late += other.late
+        self.dropped += other.dropped
+        self.lag_sum_ms += other.lag_sum_ms
+        self.lag_max_ms = max(self.lag_max_ms, other.lag_max_ms)
+        self.window_start = min(self.window_start, other.window_start)
+        self.window_end = max(self.window_end, other.window_end)
+        for op, rate in other.streams.items():
+            self.streams[op] = self.streams.get(op, 0.0) + rate
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["window_start"] = self.window_start if math.isfinite(self.window_start) else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Counts:
+        c = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        if c.window_start is None:
+            c.window_start = math.inf
+        return c
+
+
+class ArrivalStats(MergedListener):
+    """Per request type (``pymilvus``, ``pymilvus-async``, ... with ``[stream]`` for background streams) counts of
+    open-loop sends; workers send deltas, the master adds them up and writes ``open_loop.json``."""
+
+    report_key = REPORT_KEY
+    what = "open-loop counts"
+
+    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+        self.counts: dict[str, Counts] = {}
+        super().__init__(environment, out_path)
+
+    def on_request(self, request_type: str, name: str, **kwargs: Any) -> None:
+        """Counts come from the pacers (``schedule``, ``sent``...), not from request events."""
+
+    def of(self, kind: str) -> Counts:
+        found = self.counts.get(kind)
+        if found is None:
+            found = self.counts[kind] = Counts()
+        return found
+
+    def has_data(self) -> bool:
+        return any(c.intended or c.target_rate for c in self.counts.values())
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"format": PAYLOAD_FORMAT, "counts": {k: c.to_dict() for k, c in self.counts.items()}}
+
+    def merge_payload(self, payload: dict[str, Any]) -> None:
+        if payload.get("format") != PAYLOAD_FORMAT:
+            raise ValueError(f"not a loadgen arrivals payload: format {payload.get('format')!r}")
+        for kind, d in payload["counts"].items():
+            self.of(str(kind)).add(Counts.from_dict(d))
+
+    def reset(self) -> None:
+        self.counts = {}
+
+    def results(self) -> dict[str, Any]:
+        return {"format": RESULTS_FORMAT, "by_type": summarize(self.counts)}
+
+
+def summarize(counts: dict[str, Counts]) -> dict[str, dict[str, Any]]:
+    """Per kind: the counts, the mean send lag and the achieved send rate over the schedule's window."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind, c in sorted(counts.items()):
+        window = c.window_end - c.window_start if math.isfinite(c.window_start) else 0.0
+        out[kind] = {
+            "target_rate": c.target_rate,
+            "intended": c.intended,
+            "sent": c.sent,
+            "late": c.late,
+            "dropped": c.dropped,
+            "mean_send_lag_ms": c.lag_sum_ms / c.sent if c.sent else 0.0,
+            "max_send_lag_ms": c.lag_max_ms,
+            "window_s": window,
+            "window_start": c.window_start if math.isfinite(c.window_start) else None,
+            "window_end": c.window_end,
+            "sent_rate": c.sent / window if window > 0 else 0.0,
+            **({"streams": c.streams} if c.streams else {}),
+        }
+    return out
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """``open_loop.json`` as results.json's ``open_loop`` section ({} when the run was closed-loop)."""
+    import json
+
+    if not path.exists():
+        return {}
+    by_type = json.loads(path.read_text()).get("by_type", {})
+    return {"by_type": by_type} if by_type else {}
