@@ -140,3 +140,18 @@ def test_our_counts_equal_the_servers_and_our_latency_is_not_below_its(
     streams = {k: v for k, v in res["open_loop"]["by_type"].items() if k.endswith("[stream]")}
     assert sum(v["sent"] for v in streams.values()) == ours["Insert"] + ours["Delete"]
     assert not client.has_collection(name)  # loadgen's own: dropped at the end
+
+
+def test_open_model_rate_is_split_across_worker_processes(milvus: ServerInfo, tmp_path: Path) -> None:
+    """Workers see only their own users: the master tells them the total, so 2 processes share one rate."""
+    proc = run_cli(
+        "run", "--host", milvus.uri, "--processes", "2", "--arrival-rate", "60", "-u", "4", "-t", "6s", *SMALL,
+        "--weights", "search=1", "--stream-rates", "insert=6", "--collection", "lg_open_procs", "--out", str(tmp_path),
+        timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = results_of(tmp_path)
+    ol = res["open_loop"]
+    assert ol["target_rate"] == 60.0 and abs(ol["achieved_rate"] - 60.0) <= 6.0, ol  # not 30, not 120
+    streams = sum(v["sent"] for k, v in ol["by_type"].items() if k.endswith("[stream]"))
+    assert ol["sent"] + streams == res["totals"]["requests"]  # every worker's counts reached the master

@@ -135,24 +135,32 @@ class StoreUser(User):
 
     def _run_schedule(self, rate: float, pick: Callable[[], str], kind: str, stream_op: str = "") -> None:
         pacer = Pacer(rate, process=self.settings.arrival_process, seed=self._rng.randrange(1 << 30))
-        arrivals = hooks.state.arrivals
-        counts = arrivals.of(kind) if arrivals is not None else None
+        wall_offset = time.time() - time.perf_counter()
+        counts = self._counts(kind)
         if counts is not None:
             counts.target_rate += rate
-            counts.window_start = min(counts.window_start, time.time() - (time.perf_counter() - pacer.start))
+            counts.window_start = min(counts.window_start, pacer.start + wall_offset)
             if stream_op:
                 counts.streams[stream_op] = counts.streams.get(stream_op, 0.0) + rate
-        wall_offset = time.time() - time.perf_counter()
         while True:
             for intended in pacer.due(time.perf_counter()):
+                counts = self._counts(kind)
                 if counts is not None:
                     counts.intended += 1
                     counts.window_end = max(counts.window_end, intended + wall_offset + 1.0 / rate)
-                self._send(pick(), intended, counts)
+                self._send(pick(), intended, kind)
             gevent.sleep(min(max(pacer.next_due - time.perf_counter(), 0.0), 0.25))
 
-    def _send(self, op: str, intended: float, counts: Any) -> None:
+    @staticmethod
+    def _counts(kind: str) -> Any:
+        """This process's counts for ``kind``, looked up each time: a worker's are handed to the master and
+        replaced at every stats report."""
+        arrivals = hooks.state.arrivals
+        return arrivals.of(kind) if arrivals is not None else None
+
+    def _send(self, op: str, intended: float, kind: str) -> None:
         store = self._idle.pop() if self._idle else None
+        counts = self._counts(kind)
         if store is None and self._stores < self.settings.max_in_flight:
             self._stores += 1  # a new store (connection) for a send while the others are busy
         elif store is None:
