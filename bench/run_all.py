@@ -21,6 +21,7 @@ def main() -> None:
     results = {"bridge": run("bench_bridge.py")}
     with EmbeddedMilvus(out / "milvus", die_with_parent=True) as info:
         results["sync_user_vs_raw"] = run("bench_sync_user.py", "--host", info.uri, *sys.argv[1:])
+        results["open_model"] = run("bench_open_model.py", "--host", info.uri)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

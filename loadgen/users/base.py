@@ -6,9 +6,9 @@ gathers ``--fanout`` concurrent calls of the adapter's search operation (the see
 each call and the batch. Request names are the library's method names; request types are ``<layer>[-async]``.
 
 With ``--arrival-rate`` (the open model) a user instead sends its share of the total rate on a schedule, each send
-in a greenlet of its own with a store checked out of the user's small pool (adapters keep one call in flight per
-store); ``--stream-rates`` adds fixed-rate schedules of single operations next to either model. See
-``loadgen.arrival_rate``.
+in a greenlet of its own, all on the user's one client (as an app shares one client among its requests: grpc
+multiplexes them; a pool of clients grew connections exactly when the server slowed down, and made it slower);
+``--stream-rates`` adds fixed-rate schedules of single operations next to either model. See ``loadgen.arrival_rate``.
 """
 
 from __future__ import annotations
@@ -81,8 +81,6 @@ class StoreUser(User):
             raise LoadgenError(f"{type(self).__name__}: --arrival-rate needs a task other than fanout in --weights")
         if self.settings.arrival_rate:
             self.tasks = [_paced]
-        self._idle: list[Any] = []  # stores free for a scheduled send
-        self._stores = 0
         self._in_flight = gevent.pool.Group()
         self._schedules: list[gevent.Greenlet] = []
         self._rng = random.Random(self.settings.seed + id(self))
@@ -90,8 +88,6 @@ class StoreUser(User):
     # ---- the adapter ----------------------------------------------------------------------------
     def on_start(self) -> None:
         self.store = self._open_store()
-        if self.settings.arrival_rate:
-            self._idle.append(self.store)  # the open model's sends use the user's own store first
         self.start_schedules()
 
     def on_stop(self) -> None:
@@ -99,9 +95,8 @@ class StoreUser(User):
         self._schedules = []
         self._in_flight.join(timeout=self._timeout)  # sends already made get their answer (or their timeout)
         self._in_flight.kill()
-        stores = {id(s): s for s in [self.store, *self._idle] if s is not None}
-        self.store, self._idle = None, []
-        for store in stores.values():
+        store, self.store = self.store, None
+        if store is not None:
             self._close_store(store)
 
     def _open_store(self) -> Any:
@@ -159,13 +154,10 @@ class StoreUser(User):
         return arrivals.of(kind) if arrivals is not None else None
 
     def _send(self, op: str, intended: float, kind: str) -> None:
-        store = self._idle.pop() if self._idle else None
         counts = self._counts(kind)
-        if store is None and self._stores < self.settings.max_in_flight:
-            self._stores += 1  # a new store (connection) for a send while the others are busy
-        elif store is None:
+        if len(self._in_flight) >= self.settings.max_in_flight:
             if counts is not None:
-                counts.dropped += 1  # every store busy: the server is not keeping up with the schedule
+                counts.dropped += 1  # the server is not keeping up with the schedule: not sent, counted
             return
         if counts is not None:
             lag_ms = max((time.perf_counter() - intended) * 1000.0, 0.0)
@@ -173,23 +165,7 @@ class StoreUser(User):
             counts.lag_sum_ms += lag_ms
             counts.lag_max_ms = max(counts.lag_max_ms, lag_ms)
             counts.late += lag_ms > LATE_MS
-        self._in_flight.spawn(self._send_one, store, op, intended)
-
-    def _send_one(self, store: Any, op: str, intended: float) -> None:
-        if store is None:
-            try:
-                store = self._open_store()
-            except Exception as exc:  # no connection: a failed request, timed from its intended send
-                self._stores -= 1
-                failed = Sample(0, (time.perf_counter() - intended) * 1000.0, exc, 0.0, intended)
-                name = self.store.request_name(op) if self.store is not None else op
-                events = self.environment.events
-                report(events, self.request_type, name, failed, {"open_model": True}, intended=intended)
-                return
-        try:
-            self.run_op(op, store, intended)
-        finally:
-            self._idle.append(store)
+        self._in_flight.spawn(self.run_op, op, None, intended)  # one client, many calls in flight
 
     def _context(self, op: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
         s = self.settings
@@ -206,20 +182,28 @@ class StoreUser(User):
         model's scheduled send time."""
         store = store or self.store
         inputs = store.inputs(op)
+        observe = getattr(store, "observe", None)  # optional: what the adapter learned (e.g. recall)
+        observed: dict[str, Any] = {}
         if not self.use_async:
             sample = measure(store.call, op, *inputs)
+            if observe is not None and sample.error is None:  # no yield since the call: its own hits
+                observed = observe(op, inputs)
         else:
+
+            async def call_and_observe() -> int:
+                length = await store.call(op, *inputs)
+                if observe is not None:  # before any other call on the loop can replace the store's last hits
+                    observed.update(observe(op, inputs))
+                return int(length)
+
             begun = time.perf_counter()
             try:
-                sample = bridge.run(ameasure(store.call(op, *inputs), self.settings.timeout), self._timeout)
+                sample = bridge.run(ameasure(call_and_observe(), self.settings.timeout), self._timeout)
             except CallTimeout as exc:
                 sample = Sample(0, self._timeout * 1000.0, exc, 0.0, begun)
         store.done(op, inputs, sample.error is None)
         name = store.request_name(op)
-        context = self._context(op, inputs)
-        observe = getattr(store, "observe", None)  # optional: what the adapter learned (e.g. recall)
-        if observe is not None and sample.error is None:
-            context.update(observe(op, inputs))
+        context = {**self._context(op, inputs), **observed}
         report(self.environment.events, self.request_type, name, sample, context, intended=intended)
         return sample
 
