@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+from loadgen import k8s
 from loadgen.checks import CHECK_FAILED_EXIT_CODE, Checks, evaluate
 from loadgen.errors import LoadgenError
 from loadgen.server import ENGINES, EmbeddedMilvus, default_data_dir, die_with_parent
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--engine", choices=ENGINES, default="milvus")
     server.add_argument("--startup-timeout", type=float, default=120.0)
     server.add_argument("--uri", action="store_true", help="status: print only the URI (for --host $(...))")
+    k8s.add_parser(sub)
     return parser
 
 
@@ -136,7 +138,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parse(argv)
-        commands = {"server": _server, "run": _run, "sweep": _sweep, "compare": _compare}
+        commands = {"server": _server, "run": _run, "sweep": _sweep, "compare": _compare, "k8s": k8s.run}
         return commands[args.command](args)
     except LoadgenError as exc:
         print(f"loadgen: error: {exc}", file=sys.stderr)
