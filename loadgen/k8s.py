@@ -46,9 +46,7 @@ def add_parser(subparsers: Any) -> None:
             p.add_argument("--dry-run", action="store_true", help="print the kubectl commands instead of running them")
 
     common(sub.add_parser("render", help="print the manifests (kubectl kustomize)"), render=True, cluster=False)
-    common(
-        sub.add_parser("apply", help="apply the manifests, and the token Secret from LOADGEN_MILVUS_TOKEN"), render=True
-    )
+    common(sub.add_parser("apply", help="apply the manifests (+ token Secret from env)"), render=True)
     common(sub.add_parser("status", help="Milvus, master, workers, autoscaler and Job at a glance"))
     scale = sub.add_parser("scale", help="set the number of workers (the autoscaler's floor)")
     scale.add_argument("--workers", type=int, required=True)
