@@ -41,6 +41,9 @@ def add_parser(subparsers: Any) -> None:
             p.add_argument("--overlay", choices=sorted(OVERLAYS), default="default", help="which variant to render")
             p.add_argument("--dir", type=Path, default=K8S_DIR, help="the k8s/ folder (default: this checkout's)")
             p.add_argument("--image", help="loadgen image to use instead of the manifests' (REPO:TAG)")
+            p.add_argument(
+                "--without-milvus", action="store_true", help="leave out our Milvus (e.g. Helm installed it)"
+            )
         if cluster:
             p.add_argument("-n", "--namespace", default="loadgen")
             p.add_argument("--dry-run", action="store_true", help="print the kubectl commands instead of running them")
@@ -77,8 +80,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 # ---- rendering -------------------------------------------------------------------------------------------------
-def render(k8s_dir: Path, overlay: str, *, image: str | None = None, kubectl: str | None = None) -> str:
+def render(
+    k8s_dir: Path, overlay: str, *, image: str | None = None, kubectl: str | None = None, without_milvus: bool = False
+) -> str:
     """The manifests of one variant, as multi-document YAML (``kubectl kustomize``; works offline)."""
+    text = _render(k8s_dir, overlay, image=image, kubectl=kubectl)
+    if not without_milvus:
+        return text
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(text) if d and d.get("kind") != "Milvus"]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def _render(k8s_dir: Path, overlay: str, *, image: str | None, kubectl: str | None) -> str:
     root = (k8s_dir / OVERLAYS[overlay]).resolve()
     if not (root / "kustomization.yaml").is_file():
         raise LoadgenError(f"no kustomization.yaml in {root}: pass --dir pointing at the k8s/ folder")
@@ -115,7 +130,9 @@ def _kustomize(kubectl: str, root: Path) -> str:
 
 
 def _render_cmd(args: argparse.Namespace) -> int:
-    sys.stdout.write(render(args.dir, args.overlay, image=args.image, kubectl=args.kubectl))
+    sys.stdout.write(
+        render(args.dir, args.overlay, image=args.image, kubectl=args.kubectl, without_milvus=args.without_milvus)
+    )
     return 0
 
 
@@ -151,7 +168,9 @@ def _token_secret(namespace: str, token: str) -> str:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    manifests = render(args.dir, args.overlay, image=args.image, kubectl=args.kubectl)
+    manifests = render(
+        args.dir, args.overlay, image=args.image, kubectl=args.kubectl, without_milvus=args.without_milvus
+    )
     code = _kubectl(args, "apply", "-f", "-", stdin=manifests, what=f"rendered {args.overlay} manifests")
     if code:
         return code
@@ -187,7 +206,9 @@ def _scale(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    manifests = render(args.dir, args.overlay, image=args.image, kubectl=args.kubectl)
+    manifests = render(
+        args.dir, args.overlay, image=args.image, kubectl=args.kubectl, without_milvus=args.without_milvus
+    )
     code = _kubectl(
         args, "delete", "-f", "-", "--ignore-not-found", stdin=manifests, what=f"rendered {args.overlay} manifests"
     )

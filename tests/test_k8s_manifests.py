@@ -18,7 +18,9 @@ import jsonschema
 import pytest
 import yaml
 from conftest import ROOT, run_cli
-from k8s_render import OVERLAYS, container, locustfiles, one, options, pod_spec, rendered
+from k8s_render import OVERLAYS, container, kubectl, locustfiles, one, options, pod_spec, rendered
+
+from loadgen import k8s
 
 K8S_VERSIONS = ("1.30.0", "1.33.0")
 VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
@@ -207,3 +209,11 @@ def test_cli_apply_sends_the_token_only_through_stdin_and_bad_input_is_one_line(
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith("loadgen: error: "), bad.stderr
         assert message in lines[0]
+
+
+def test_without_milvus_leaves_out_only_the_milvus_resource() -> None:
+    """For a Milvus installed with the Helm chart (k8s/milvus/helm-values.yaml) instead of the operator."""
+    text = k8s.render(k8s.K8S_DIR, "perf", kubectl=kubectl(), without_milvus=True)
+    kinds = [d["kind"] for d in yaml.safe_load_all(text) if d]
+    assert "Milvus" not in kinds
+    assert sorted([*kinds, "Milvus"]) == sorted(d["kind"] for d in rendered("perf"))
