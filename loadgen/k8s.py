@@ -9,6 +9,7 @@ Like the rest of the CLI, this module never imports gevent or Locust.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -69,6 +70,7 @@ def add_parser(subparsers: Any) -> None:
     summ.add_argument("results_dir", type=Path)
     summ.add_argument("--host", required=True, help="the Milvus URI the run used (for the settings record)")
     summ.add_argument("--exit-code", type=int, default=0, help="Locust's exit code")
+    summ.add_argument("--locust-args", default="", help="Locust's arguments as one string, for the record")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -278,7 +280,12 @@ def _summarize(args: argparse.Namespace) -> int:
     add_options(parser, locust=False)  # the LOADGEN_* values the pod's master ran with
     settings = Settings.from_options(parser.parse_args([]), args.host)
     out: Path = args.results_dir
-    run_info = {"mode": "kubernetes-job", "exit_code": args.exit_code, "host": settings.uri}
+    run_info = {
+        "mode": "kubernetes-job",
+        "exit_code": args.exit_code,
+        "host": settings.uri,
+        **_run_args(args.locust_args.split()),
+    }
     results = summary.build_results(out, settings=settings.public(), run=run_info)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
@@ -292,3 +299,16 @@ def _summarize(args: argparse.Namespace) -> int:
     if args.exit_code:
         return args.exit_code
     return 0 if results["totals"]["requests"] else 1
+
+
+def _run_args(argv: list[str]) -> dict[str, Any]:
+    """What `loadgen run` records about a run, read back from the Job's Locust arguments."""
+    flags = {
+        "-u": "users", "--users": "users", "-r": "spawn_rate", "--spawn-rate": "spawn_rate", "-t": "run_time",
+        "--run-time": "run_time", "--expect-workers": "expect_workers", "-f": "locustfile",
+    }  # fmt: skip
+    out: dict[str, Any] = {}
+    for flag, value in itertools.pairwise(argv):
+        if flag in flags:
+            out[flags[flag]] = int(value) if flags[flag] in ("users", "expect_workers") and value.isdigit() else value
+    return out

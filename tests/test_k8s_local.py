@@ -30,6 +30,7 @@ from loadgen.server import ServerInfo
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 BIN = str(Path(sys.executable).parent)  # the image's `python` and `loadgen` are this venv's
+TOKEN = "root:k8s-Secret-Token-42"
 
 
 def free_port() -> int:
@@ -82,7 +83,8 @@ class Pods:
         for item in c.get("env", []):
             if "value" in item:
                 env[item["name"]] = item["value"]
-            # valueFrom (the token Secret, optional): the embedded Milvus has no authentication
+            elif item["valueFrom"].get("secretKeyRef", {}).get("name") == "loadgen-milvus":
+                env[item["name"]] = TOKEN  # as if `loadgen k8s apply` had made the Secret (no auth here: ignored)
         if "LOCUST_HOST" in env:
             assert env["LOCUST_HOST"] == "http://loadgen-milvus-milvus:19530"  # the operator's Service
             env["LOCUST_HOST"] = self.milvus.uri
@@ -174,6 +176,10 @@ def test_headless_job_with_two_workers_merges_their_stats(
     ours = sum(m["requests"] for m in summary["requests"] if m["name"] == "search")
     assert ours > 0 and server_counter(milvus, "Search") - searches_before == ours
     assert summary["settings"]["collection"] == "lg_k8s_job" and "milvus_token" not in summary["settings"]
+    assert summary["settings"]["token_set"] is True  # the Secret reached the pods' settings...
+    for f in [*tmp_path.glob("*.log"), *tmp_path.glob("*.out"), *pods.results.iterdir()]:
+        assert TOKEN not in f.read_text(errors="replace"), f  # ...and nothing they wrote
+    assert summary["run"]["users"] == 6 and summary["run"]["run_time"] == "6s" and summary["run"]["expect_workers"] == 2
     assert not client.has_collection("lg_k8s_job")  # created by loadgen on the master, dropped at the end
 
 
