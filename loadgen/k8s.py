@@ -159,7 +159,7 @@ def _milvus_token() -> str:
     return Settings.from_options(parser.parse_args([]), "http://127.0.0.1:19530").milvus_token
 
 
-def _token_secret(namespace: str, token: str) -> str:
+def token_secret(namespace: str, token: str) -> str:
     secret = {
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": SECRET_NAME, "namespace": namespace,
@@ -178,7 +178,7 @@ def _apply(args: argparse.Namespace) -> int:
         return code
     token = _milvus_token()
     if token:  # through stdin: a token on kubectl's command line would show in `ps`
-        secret = _token_secret(args.namespace, token)
+        secret = token_secret(args.namespace, token)
         what = f"Secret {SECRET_NAME} (token from LOADGEN_MILVUS_TOKEN, not shown)"
         code = _kubectl(args, "apply", "-f", "-", stdin=secret, what=what)
     else:
