@@ -190,7 +190,10 @@ def test_dockerfile_is_pinned_non_root_and_uses_the_lock() -> None:
 
 def test_cli_apply_sends_the_token_only_through_stdin_and_bad_input_is_one_line() -> None:
     token = "root:SuperSecret-k8s-test"
-    proc = run_cli("k8s", "apply", "--overlay", "headless", "--dry-run", env={"LOADGEN_MILVUS_TOKEN": token})
+    proc = run_cli(
+        "k8s", "apply", "--overlay", "headless", "--dry-run", "--kubectl", kubectl(),  # ours, not one on PATH
+        env={"LOADGEN_MILVUS_TOKEN": token},
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         "kubectl apply -f -  < rendered headless manifests",
