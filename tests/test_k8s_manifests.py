@@ -21,6 +21,8 @@ from conftest import ROOT, run_cli
 from k8s_render import OVERLAYS, container, kubectl, locustfiles, one, options, pod_spec, rendered
 
 from loadgen import k8s
+from loadgen.errors import LoadgenError
+from loadgen.k8s_tools import find_kubectl
 
 K8S_VERSIONS = ("1.30.0", "1.33.0")
 VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
@@ -221,3 +223,11 @@ def test_without_milvus_leaves_out_only_the_milvus_resource() -> None:
     kinds = [d["kind"] for d in yaml.safe_load_all(text) if d]
     assert "Milvus" not in kinds
     assert sorted([*kinds, "Milvus"]) == sorted(d["kind"] for d in rendered("perf"))
+
+
+def test_without_kubectl_on_path_render_uses_the_cached_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI's clean machine: no kubectl installed. Rendering still works; cluster commands say what is missing."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert find_kubectl(None, fetch=True) == kubectl()
+    with pytest.raises(LoadgenError, match="kubectl not found"):
+        find_kubectl(None, fetch=False)
