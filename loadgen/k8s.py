@@ -87,11 +87,13 @@ def render(
 ) -> str:
     """The manifests of one variant, as multi-document YAML (``kubectl kustomize``; works offline)."""
     text = _render(k8s_dir, overlay, image=image, kubectl=kubectl)
-    if not without_milvus:
-        return text
+    return without_kinds(text, {"Milvus"}) if without_milvus else text
+
+
+def without_kinds(text: str, kinds: set[str]) -> str:
     import yaml
 
-    docs = [d for d in yaml.safe_load_all(text) if d and d.get("kind") != "Milvus"]
+    docs = [d for d in yaml.safe_load_all(text) if d and d.get("kind") not in kinds]
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
@@ -211,9 +213,11 @@ def _down(args: argparse.Namespace) -> int:
     manifests = render(
         args.dir, args.overlay, image=args.image, kubectl=args.kubectl, without_milvus=args.without_milvus
     )
-    code = _kubectl(
-        args, "delete", "-f", "-", "--ignore-not-found", stdin=manifests, what=f"rendered {args.overlay} manifests"
-    )
+    # everything we created, but not the namespace: it may hold what loadgen did not create (a Helm-installed
+    # Milvus, your own Secrets); `kubectl delete namespace loadgen` removes it when you are sure
+    manifests = without_kinds(manifests, {"Namespace"})
+    what = f"rendered {args.overlay} manifests, without the Namespace"
+    code = _kubectl(args, "delete", "-f", "-", "--ignore-not-found", stdin=manifests, what=what)
     _kubectl(args, "delete", "secret", SECRET_NAME, "-n", args.namespace, "--ignore-not-found")
     return code
 

@@ -202,6 +202,11 @@ def test_cli_apply_sends_the_token_only_through_stdin_and_bad_input_is_one_line(
         "kubectl apply -f -  < Secret loadgen-milvus (token from LOADGEN_MILVUS_TOKEN, not shown)",
     ]
     assert token not in proc.stdout + proc.stderr
+    down = run_cli("k8s", "down", "--dry-run", "--kubectl", kubectl())
+    assert down.returncode == 0 and down.stdout.splitlines() == [
+        "kubectl delete -f - --ignore-not-found  < rendered default manifests, without the Namespace",
+        "kubectl delete secret loadgen-milvus -n loadgen --ignore-not-found",
+    ]
     scale = run_cli("k8s", "scale", "--workers", "6", "--dry-run")
     assert scale.returncode == 0
     assert scale.stdout.splitlines()[0].startswith("kubectl patch hpa locust-worker -n loadgen --type merge -p")
@@ -231,3 +236,16 @@ def test_without_kubectl_on_path_render_uses_the_cached_one(monkeypatch: pytest.
     assert find_kubectl(None, fetch=True) == kubectl()
     with pytest.raises(LoadgenError, match="kubectl not found"):
         find_kubectl(None, fetch=False)
+
+
+def test_down_leaves_the_namespace_and_can_leave_milvus() -> None:
+    """`down` deletes what we created; the namespace may hold what we did not (a Helm-installed Milvus)."""
+    full = rendered("default")
+    kept = [
+        d["kind"]
+        for d in yaml.safe_load_all(
+            k8s.without_kinds(k8s.render(k8s.K8S_DIR, "default", kubectl=kubectl()), {"Namespace"})
+        )
+        if d
+    ]
+    assert "Namespace" not in kept and "Milvus" in kept and len(kept) == len(full) - 1
