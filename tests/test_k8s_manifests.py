@@ -238,7 +238,7 @@ def test_without_kubectl_on_path_render_uses_the_cached_one(monkeypatch: pytest.
         find_kubectl(None, fetch=False)
 
 
-def test_down_leaves_the_namespace_and_can_leave_milvus() -> None:
+def test_down_leaves_the_namespace_but_not_our_milvus() -> None:
     """`down` deletes what we created; the namespace may hold what we did not (a Helm-installed Milvus)."""
     full = rendered("default")
     kept = [
