@@ -312,6 +312,14 @@ def _run(args: argparse.Namespace) -> int:
     return CHECK_FAILED_EXIT_CODE if failed else max(codes)
 
 
+def _processes_args(processes: int) -> list[str]:
+    """``--processes N`` on a master port of our own: Locust's default 5557 may be taken (another run, a master)."""
+    from loadgen.server import free_ports
+
+    (port,) = free_ports(1)
+    return ["--processes", str(processes), "--master-bind-port", str(port), "--master-port", str(port)]
+
+
 def _locust(
     args: argparse.Namespace,
     locustfile: Path,
@@ -330,7 +338,7 @@ def _locust(
         "-u", str(users), "-r", f"{spawn_rate:g}", "-t", args.run_time, "--host", settings.uri,
         "--csv", str(out / "stats"), "--html", str(out / "report.html"), "--json-file", str(out / "locust"),
         "--only-summary", "--stop-timeout", str(int(settings.timeout) + 2),
-        *(["--processes", str(args.processes)] if args.processes else []),
+        *(_processes_args(args.processes) if args.processes else []),
         "--latency-file", str(out / "latency.json"), "--recall-file", str(out / "recall.json"),
         "--open-loop-file", str(out / "open_loop.json"),
         *options, *args.classes,
