@@ -341,6 +341,7 @@ def _locust(
         *(_processes_args(args.processes) if args.processes else []),
         "--latency-file", str(out / "latency.json"), "--recall-file", str(out / "recall.json"),
         "--open-loop-file", str(out / "open_loop.json"),
+        *(["--workers-file", str(out / "workers.json")] if args.processes else []),
         *options, *args.classes,
     ]  # fmt: skip
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from loadgen import recall
@@ -76,14 +77,25 @@ def search_params(settings: Settings) -> dict[str, Any]:
     return {**defaults.get(settings.index_type, {}), **settings.search_params}
 
 
+def server_message(exc: BaseException) -> str:
+    """The server's (or grpc's) own words: a wrong token comes back as a bare grpc error, not a MilvusException."""
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code") and hasattr(exc, "details"):
+        return f"{exc.code().name}: {exc.details()}"
+    return str(getattr(exc, "message", None) or exc)
+
+
 def connect(settings: Settings) -> MilvusClient:
     try:
         # an alias of its own: closing a client with the default alias would close every client of that URI
         alias = f"loadgen-setup-{uuid.uuid4().hex}"
-        return MilvusClient(uri=settings.uri, token=settings.milvus_token, timeout=settings.timeout, alias=alias)
+        return MilvusClient(**settings.client_kwargs(alias))
+    except grpc.RpcError as exc:  # the handshake reached the server and it said no (e.g. a wrong token)
+        where = redact_uri(settings.uri)
+        raise LoadgenError(f"Milvus at {where} refused the connection: {server_message(exc)}") from None
     except MilvusException as exc:
+        hint = " (TLS: check --tls-ca-file and --tls-server-name)" if settings.uri.startswith("https://") else ""
         raise LoadgenError(
-            f"cannot reach Milvus at {redact_uri(settings.uri)} within {settings.timeout:g} s: {exc.message}"
+            f"cannot reach Milvus at {redact_uri(settings.uri)} within {settings.timeout:g} s: {exc.message}{hint}"
         ) from None
 
 
@@ -139,9 +151,18 @@ def count_rows(client: MilvusClient, settings: Settings) -> int:
     return int(res[0]["count(*)"]) if res else 0
 
 
+def exists(client: MilvusClient, settings: Settings, name: str) -> bool:
+    """Whether ``name`` exists; with ``--require-existing`` a missing collection is an error (nothing is created)."""
+    if client.has_collection(name, timeout=settings.timeout):
+        return True
+    if settings.require_existing:
+        raise LoadgenError(f"collection {name!r} does not exist and --require-existing forbids creating it")
+    return False
+
+
 def _inspect(client: MilvusClient, settings: Settings) -> bool | None:
     """None if the collection does not exist (or will be recreated), else whether loadgen owns it. No writes."""
-    if not client.has_collection(settings.collection, timeout=settings.timeout):
+    if not exists(client, settings, settings.collection):
         return None
     if settings.recreate:
         desc = client.describe_collection(settings.collection, timeout=settings.timeout)
@@ -161,8 +182,8 @@ def check(settings: Settings) -> str:
         version = str(client.get_server_version(timeout=settings.timeout))
         _inspect(client, settings)
         return version
-    except MilvusException as exc:
-        raise LoadgenError(f"Milvus refused the collection check: {exc.message}") from None
+    except (MilvusException, grpc.RpcError) as exc:
+        raise LoadgenError(f"Milvus refused the collection check: {server_message(exc)}") from None
     finally:
         client.close()
 
@@ -192,8 +213,8 @@ def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
             _fill(client, settings, start=rows, progress=progress)
             rows = count_rows(client, settings)
         return Prepared(settings.collection, bool(owned), created, rows, version)
-    except MilvusException as exc:
-        raise LoadgenError(f"Milvus refused the collection setup: {exc.message}") from None
+    except (MilvusException, grpc.RpcError) as exc:
+        raise LoadgenError(f"Milvus refused the collection setup: {server_message(exc)}") from None
     finally:
         client.close()
 

@@ -26,6 +26,7 @@ from loadgen.histograms import HistogramListener
 from loadgen.recall import RecallListener
 from loadgen.runtime import bridge
 from loadgen.settings import Settings, add_options
+from loadgen.workers import WorkerWatch, apply_master_timeout
 
 log = logging.getLogger("loadgen")
 
@@ -38,6 +39,7 @@ class _State:
     histograms: HistogramListener | None = None  # microsecond latencies, merged on the master
     recall: RecallListener | None = None  # per-search recall against --dataset, merged on the master
     arrivals: ArrivalStats | None = None  # open-model and stream send counts, merged on the master
+    workers: WorkerWatch | None = None  # workers seen and lost, on the master
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
 
 
@@ -93,6 +95,9 @@ def _on_init(environment: Any, **_: Any) -> None:
     state.recall = RecallListener(environment, out_path=Path(recall_file) if recall_file else None)
     open_loop_file = getattr(opts, "open_loop_file", "") or ""
     state.arrivals = ArrivalStats(environment, out_path=Path(open_loop_file) if open_loop_file else None)
+    workers_file = getattr(opts, "workers_file", "") or ""
+    state.workers = WorkerWatch(environment, out_path=Path(workers_file) if workers_file else None)
+    apply_master_timeout(environment)
     if isinstance(environment.runner, WorkerRunner):
         return
     if opts is None or not (opts.headless or opts.autostart):

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from loadgen.errors import ServerError
 
@@ -136,6 +137,7 @@ class EmbeddedMilvus:
         engine: str = "milvus",
         startup_timeout: float = 120.0,
         die_with_parent: bool = False,
+        config: dict[str, Any] | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ServerError(f"unknown embedded engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -143,7 +145,10 @@ class EmbeddedMilvus:
         self.engine = engine
         self.startup_timeout = startup_timeout
         self.die_with_parent = die_with_parent
+        # extra values for the wheel's milvus.yaml template, e.g. authorization_enabled, tls_mode, server_pem_path
+        self.config = dict(config or {})
         self._proc: subprocess.Popen[bytes] | None = None
+        self._launch: tuple[list[str], dict[str, str], int, int] | None = None  # kept for a restart
         self.info: ServerInfo | None = None
 
     # ---- state file -------------------------------------------------------------------------------
@@ -168,7 +173,9 @@ class EmbeddedMilvus:
         return info
 
     # ---- start ------------------------------------------------------------------------------------
-    def start(self) -> ServerInfo:
+    def start(self, *, same_ports: bool = False) -> ServerInfo:
+        """Start the server; ``same_ports``: on the ports (and config) of this object's previous start, so clients
+        of the old server reconnect to the new one (fault tests kill it and bring it back on the same data dir)."""
         running = self.status()
         if running is not None:
             raise ServerError(
@@ -178,7 +185,9 @@ class EmbeddedMilvus:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(exist_ok=True)
-        cmd, env, port, health_port = self._command(log_dir)
+        if not (same_ports and self._launch):
+            self._launch = self._command(log_dir)
+        cmd, env, port, health_port = self._launch
         log = open(log_dir / f"{self.engine}-stdout.log", "ab")  # noqa: SIM115 - owned by the child
         try:
             self._proc = subprocess.Popen(
@@ -217,6 +226,10 @@ class EmbeddedMilvus:
         port_keys = [k for k in config.configurable_items if k.endswith("_port")]
         ports = free_ports(len(port_keys) + 1)
         config.update(**dict(zip(port_keys, ports, strict=False)))
+        for key, value in self.config.items():  # template values (update() only takes ports)
+            if key not in config.configurable_items:
+                raise ServerError(f"unknown embedded Milvus config item {key!r}")
+            config.set(key, value)
         health_port = ports[-1]
         try:
             config.resolve()  # writes configs/milvus.yaml with our ports, data and log paths
@@ -276,6 +289,11 @@ class EmbeddedMilvus:
         self.info = None
         self.state_path.unlink(missing_ok=True)
         return stopped
+
+    def restart(self, grace: float = 5.0) -> ServerInfo:
+        """Stop (if running) and start again on the same ports and data dir."""
+        self.stop(grace)
+        return self.start(same_ports=True)
 
     def __enter__(self) -> ServerInfo:
         return self.start()

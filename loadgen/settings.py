@@ -116,9 +116,28 @@ _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
     ),
     ("embedding_model", "", str, "model name for --embedding openai (default text-embedding-3-small)", {}),
     ("seed", 42, int, "seed for generated vectors", {}),
+    (
+        "require_existing",
+        False,
+        bool,
+        "use a collection that already exists (loadgen's, or a foreign one with --allow-foreign-collection); "
+        "never create one",
+        {},
+    ),
     ("allow_foreign_collection", False, bool, "write into an existing collection loadgen did not create", {}),
     ("recreate", False, bool, "drop and recreate the collection if loadgen created it earlier", {}),
     ("keep_data", False, bool, "keep the collection loadgen created when the test ends", {}),
+    ("tls_ca_file", "", str, "CA certificate (PEM) that signed the server's certificate; needs an https:// host", {}),
+    ("tls_server_name", "", str, "name to verify the server's certificate against (default: the host)", {}),
+    ("tls_client_cert", "", str, "client certificate (PEM) for mutual TLS; with --tls-client-key", {}),
+    ("tls_client_key", "", str, "client private key (PEM) for mutual TLS; with --tls-client-cert", {}),
+    (
+        "master_timeout",
+        20.0,
+        float,
+        "a worker quits when it has not heard from the master for this many seconds (Locust's own default: 60)",
+        {"ui": False},
+    ),
     (
         "latency_file",
         "",
@@ -128,6 +147,7 @@ _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
     ),
     ("recall_file", "", str, "write recall statistics (merged from workers) to this JSON", {"ui": False}),
     ("open_loop_file", "", str, "write open-model send counts (merged from workers) to this JSON", {"ui": False}),
+    ("workers_file", "", str, "master: write the workers seen and those that went missing to this JSON", {"ui": False}),
 ]
 
 
@@ -259,6 +279,7 @@ class Settings:
     embedding_model: str = ""
     openai_api_key: str = field(default="", repr=False)  # from OPENAI_API_KEY only
     seed: int = 42
+    require_existing: bool = False
     allow_foreign_collection: bool = False
     recreate: bool = False
     keep_data: bool = False
@@ -270,6 +291,12 @@ class Settings:
     groundtruth_cache: str = ""
     recall_file: str = ""
     open_loop_file: str = ""
+    tls_ca_file: str = ""
+    tls_server_name: str = ""
+    tls_client_cert: str = ""
+    tls_client_key: str = ""
+    master_timeout: float = 20.0
+    workers_file: str = ""
 
     @classmethod
     def from_options(cls, options: argparse.Namespace, host: str | None, token: str = "") -> Settings:
@@ -308,6 +335,40 @@ class Settings:
             raise LoadgenError(f"--timeout must be positive, got {self.timeout}")
         if not self.collection.replace("_", "a").isalnum() or self.collection[0].isdigit():
             raise LoadgenError(f"--collection {self.collection!r}: use letters, digits and underscores")
+        if self.master_timeout <= 0:
+            raise LoadgenError(f"--master-timeout must be positive, got {self.master_timeout}")
+        self._validate_tls()
+
+    def _validate_tls(self) -> None:
+        files = {"--tls-ca-file": self.tls_ca_file, "--tls-client-cert": self.tls_client_cert}
+        files["--tls-client-key"] = self.tls_client_key
+        given = [flag for flag, path in files.items() if path] + (["--tls-server-name"] if self.tls_server_name else [])
+        if given and not self.uri.startswith("https://"):
+            raise LoadgenError(f"{', '.join(given)} need an https:// --host, got {self.uri.split('://')[0]}://")
+        if bool(self.tls_client_cert) != bool(self.tls_client_key):
+            raise LoadgenError("--tls-client-cert and --tls-client-key go together: pass both or neither")
+        if self.tls_client_cert and not self.tls_ca_file:
+            raise LoadgenError("mutual TLS (--tls-client-cert) also needs --tls-ca-file")
+        for flag, path in files.items():
+            if path and not os.path.isfile(path):
+                raise LoadgenError(f"{flag} {path}: no such file")
+
+    def client_kwargs(self, alias: str | None = None) -> dict[str, Any]:
+        """What every client layer connects with: pymilvus MilvusClient/AsyncMilvusClient keyword arguments, and
+        LangChain's ``connection_args`` and LlamaIndex's store keywords (both pass them on to pymilvus)."""
+        kw: dict[str, Any] = {"uri": self.uri, "token": self.milvus_token, "timeout": self.timeout}
+        if alias:
+            kw["alias"] = alias
+        if self.uri.startswith("https://"):
+            kw["secure"] = True
+        if self.tls_server_name:
+            kw["server_name"] = self.tls_server_name
+        if self.tls_client_cert:  # pymilvus: mutual TLS takes the CA as ca_pem_path
+            kw.update(client_pem_path=self.tls_client_cert, client_key_path=self.tls_client_key)
+            kw["ca_pem_path"] = self.tls_ca_file
+        elif self.tls_ca_file:  # one-way TLS: pymilvus trusts server_pem_path as the root certificate
+            kw["server_pem_path"] = self.tls_ca_file
+        return kw
 
     def public(self) -> dict[str, Any]:
         """Settings safe to write into results and logs: the token is never included."""

@@ -85,6 +85,8 @@ def build_results(out_dir: Path, *, settings: dict[str, Any], run: dict[str, Any
     total_f = sum(m["failures"] for m in requests)
     recall = read_results(out_dir / "recall.json")  # {"<type> <name>": {mean, p1, p5, p50, min, count}}
     open_loop = open_loop_section(read_open_loop(out_dir / "open_loop.json"), run)
+    workers_file = out_dir / "workers.json"  # distributed runs: workers seen and lost (loadgen.workers)
+    workers = json.loads(workers_file.read_text()) if workers_file.exists() else None
     return {
         "format": "milvus-loadgen/results/v1",
         "run": run,
@@ -94,6 +96,7 @@ def build_results(out_dir: Path, *, settings: dict[str, Any], run: dict[str, Any
         "failures": read_failures(out_dir / "stats_failures.csv"),
         **({"recall": recall} if recall else {}),
         **({"open_loop": open_loop} if open_loop else {}),
+        **({"workers": workers} if workers is not None else {}),
     }
 
 

@@ -105,9 +105,7 @@ def _bounded(seconds: float) -> Iterator[None]:
 
 
 def _store_kwargs(settings: Settings, alias: str | None) -> dict[str, Any]:
-    conn: dict[str, Any] = {"uri": settings.uri, "token": settings.milvus_token, "timeout": settings.timeout}
-    if alias:
-        conn["alias"] = alias
+    conn = settings.client_kwargs(alias)  # uri, token, timeout and TLS options, passed on to pymilvus
     return {
         "embedding_function": langchain_embeddings(embedder_for(settings)),
         "collection_name": collection_name(settings),
@@ -274,9 +272,7 @@ class AsyncLangChainStore(_Common):
         # The constructor's own checks are sync calls on this loop (bounded by the connect timeout). With our alias,
         # the async client it makes would reuse the *sync* connection of that alias, so we give it its own.
         self.store = Milvus(**_store_kwargs(settings, self.alias), timeout=settings.timeout)
-        self.aclient = AsyncMilvusClient(
-            uri=settings.uri, token=settings.milvus_token, timeout=settings.timeout, alias=self.alias + "-async"
-        )
+        self.aclient = AsyncMilvusClient(**settings.client_kwargs(self.alias + "-async"))
         self.store._async_milvus_client = self.aclient
         # the async client connects on its first call, and that handshake has no deadline: make it here, bounded
         name = collection_name(settings)
@@ -365,7 +361,7 @@ def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
     try:
         version = str(client.get_server_version(timeout=t))
         owned: bool | None = None
-        if client.has_collection(name, timeout=t):
+        if collection.exists(client, settings, name):
             owned = collection.is_owned(client.describe_collection(name, timeout=t))
             if not owned and not settings.allow_foreign_collection:
                 raise LoadgenError(

@@ -81,8 +81,7 @@ def _store(settings: Settings) -> MilvusVectorStore:
     """A store on its own connection; creates the collection (and index) if it does not exist."""
     index = {"index_type": settings.index_type, "metric_type": settings.metric_type}
     return MilvusVectorStore(
-        uri=settings.uri,
-        token=settings.milvus_token,
+        **settings.client_kwargs(_alias()),  # uri, token, timeout, TLS: the store passes the rest on to pymilvus
         collection_name=collection_name(settings),
         dim=settings.dim,
         overwrite=False,
@@ -91,15 +90,13 @@ def _store(settings: Settings) -> MilvusVectorStore:
         search_config={"metric_type": settings.metric_type, "params": collection.search_params(settings)},
         consistency_level=settings.consistency_level,
         use_async_client=False,  # see the module docstring: async clients are made on their loop, below
-        alias=_alias(),
-        timeout=settings.timeout,
     )
 
 
 async def _attach_async_client(store: MilvusVectorStore, settings: Settings) -> None:
     """Give ``store`` an AsyncMilvusClient of its own on the running loop; its first call (the connection
     handshake, which has no deadline of its own) is bounded here."""
-    client = AsyncMilvusClient(uri=settings.uri, token=settings.milvus_token, timeout=settings.timeout, alias=_alias())
+    client = AsyncMilvusClient(**settings.client_kwargs(_alias()))
     store._async_milvusclient = client
     await asyncio.wait_for(client.has_collection(collection_name(settings), timeout=settings.timeout), settings.timeout)
 
@@ -359,7 +356,7 @@ FILL_BATCH = 1000
 def _inspect(client: MilvusClient, settings: Settings, name: str) -> bool | None:
     """None if the collection is absent (or was ours and is dropped for --recreate), else whether loadgen owns it."""
     t = settings.timeout
-    if not client.has_collection(name, timeout=t):
+    if not collection.exists(client, settings, name):
         return None
     desc = client.describe_collection(name, timeout=t)
     owned = collection.is_owned(desc)

@@ -32,8 +32,7 @@ class _Common:
         self.rows = RowFactory(settings.dim, settings.metric_type, settings.seed + next(_instances))
         self.own_ids: deque[int] = deque(maxlen=100_000)  # rows this client inserted: what delete removes
         # each user gets its own connection (its own alias), like an independent client of the app
-        self.conn: dict[str, Any] = {"uri": settings.uri, "token": settings.milvus_token, "timeout": settings.timeout}
-        self.conn["alias"] = f"loadgen-{uuid.uuid4().hex}"
+        self.conn: dict[str, Any] = settings.client_kwargs(f"loadgen-{uuid.uuid4().hex}")
         # --dataset: searches use its query vectors and report recall against its ground truth
         self.workload = recall.workload_for(settings) if settings.dataset else None
         self.existing_rows = self.workload.dataset.count if self.workload is not None else settings.rows
