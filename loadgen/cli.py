@@ -336,7 +336,8 @@ def _locust(
     cmd = [
         sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
         "-u", str(users), "-r", f"{spawn_rate:g}", "-t", args.run_time, "--host", settings.uri,
-        "--csv", str(out / "stats"), "--html", str(out / "report.html"), "--json-file", str(out / "locust"),
+        "--csv", str(out / "stats"), "--csv-full-history",  # per-second history: what a fault did, and when
+        "--html", str(out / "report.html"), "--json-file", str(out / "locust"),
         "--only-summary", "--stop-timeout", str(int(settings.timeout) + 2),
         *(_processes_args(args.processes) if args.processes else []),
         "--latency-file", str(out / "latency.json"), "--recall-file", str(out / "recall.json"),

@@ -289,5 +289,7 @@ def drop_if_owned(settings: Settings) -> bool:
             return False
         client.drop_collection(settings.collection, timeout=settings.timeout)
         return True
+    except (MilvusException, grpc.RpcError) as exc:
+        raise LoadgenError(f"could not drop {settings.collection!r}: {server_message(exc)}") from None
     finally:
         client.close()

@@ -226,10 +226,10 @@ class EmbeddedMilvus:
         port_keys = [k for k in config.configurable_items if k.endswith("_port")]
         ports = free_ports(len(port_keys) + 1)
         config.update(**dict(zip(port_keys, ports, strict=False)))
-        for key, value in self.config.items():  # template values (update() only takes ports)
-            if key not in config.configurable_items:
+        for key, value in self.config.items():  # update() only takes ports
+            if key not in config.configurable_items and "." not in key:
                 raise ServerError(f"unknown embedded Milvus config item {key!r}")
-            config.set(key, value)
+            config.set(key, value)  # a template item, or a dotted milvus.yaml path such as common.session.ttl
         health_port = ports[-1]
         try:
             config.resolve()  # writes configs/milvus.yaml with our ports, data and log paths

@@ -48,14 +48,32 @@ def entry_metrics(entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# what a failure was, from its text (see timing.ReportedError): first match wins
+_KINDS = (
+    ("timeout", ("CallTimeout(", "DEADLINE_EXCEEDED", "no answer within")),
+    ("unavailable", ("UNAVAILABLE", "Fail connecting", "failed to connect", "server unavailable", "Connection refused")),
+    ("auth", ("UNAUTHENTICATED", "PERMISSION_DENIED", "auth check failure")),
+    ("server", ("MilvusException(", "Swallowed")),
+)
+
+
+def failure_kind(error: str) -> str:
+    """``timeout``, ``unavailable`` (server down or unreachable), ``auth``, ``server`` (the server answered with
+    an error) or ``client`` (anything raised on our side)."""
+    return next((kind for kind, marks in _KINDS if any(m in error for m in marks)), "client")
+
+
 def read_failures(csv_path: Path) -> list[dict[str, Any]]:
     if not csv_path.exists():
         return []
     with csv_path.open(newline="") as fh:
         return [
-            {"type": r["Method"], "name": r["Name"], "error": r["Error"], "occurrences": int(r["Occurrences"])}
+            {
+                "type": r["Method"], "name": r["Name"], "error": r["Error"], "occurrences": int(r["Occurrences"]),
+                "kind": failure_kind(r["Error"]),
+            }
             for r in csv.DictReader(fh)
-        ]
+        ]  # fmt: skip
 
 
 def _with_hdr(requests: list[dict[str, Any]], latency_file: Path) -> str:
@@ -169,5 +187,6 @@ def render_table(results: dict[str, Any]) -> str:
             rates = ", ".join(f"{op}={r:g}/s" for op, r in c.get("streams", {}).items())
             lines.append(f"stream {kind}: {rates}: {c['sent']} sent, {c['dropped']} dropped")
     for f in results["failures"][:10]:
-        lines.append(f"failure: {f['type']} {f['name']} x{f['occurrences']}: {f['error'][:200]}")
+        kind = f.get("kind") or failure_kind(f["error"])
+        lines.append(f"failure: {f['type']} {f['name']} x{f['occurrences']} [{kind}]: {f['error'][:200]}")
     return "\n".join(lines)

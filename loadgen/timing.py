@@ -60,7 +60,15 @@ class ReportedError(Exception):
     def __init__(self, error: BaseException) -> None:
         message = getattr(error, "message", None)
         code = getattr(error, "code", None)
-        self.text = f"{type(error).__name__}(code={code}, message={message!r})" if message else repr(error)
+        if callable(code):  # a grpc error (bare, or wrapped by pymilvus with the grpc method as its code)
+            source = error if hasattr(error, "details") else code.__self__
+            code = getattr(code(), "name", code())
+            if not message or "<" in str(message):  # pymilvus put the grpc error's multi-line repr there
+                message = source.details()
+        if message:
+            self.text = f"{type(error).__name__}(code={code}, message={' '.join(str(message).split())!r})"
+        else:
+            self.text = " ".join(repr(error).split())  # one line: Locust's failure table is keyed by this text
         super().__init__(self.text)
 
     def __repr__(self) -> str:
