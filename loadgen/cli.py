@@ -135,7 +135,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _quiet_clients() -> None:
+    """pymilvus logs every failed call with a traceback (a wrong token, a bad filter) and grpc's core logs each
+    failed TLS handshake; loadgen turns those failures into one line itself."""
+    import logging
+
+    import pymilvus  # noqa: F401 - its import configures its own logger, so the level is set after it
+
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+
+
 def main(argv: list[str] | None = None) -> int:
+    # grpc's core reads this once, when it is first imported: failed TLS handshakes are logged at INFO otherwise
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         args = _parse(argv)
         commands = {"server": _server, "run": _run, "sweep": _sweep, "compare": _compare, "k8s": k8s.run}
@@ -215,7 +227,14 @@ def _compare(args: argparse.Namespace) -> int:
     from loadgen import collection, compare
 
     counts = positive_ints(args.counts, "--counts")
+    _quiet_clients()
     layers = [x.strip() for x in args.layers.split(",") if x.strip()]
+    from loadgen.adapters import layers as known_layers
+
+    unknown = [x for x in layers if x not in known_layers()]
+    if unknown or not layers:  # before any server or collection is touched
+        bad = unknown[0] if unknown else args.layers
+        raise LoadgenError(f"--layers: unknown client layer {bad!r}; choose from {', '.join(known_layers())}")
     from loadgen.embeddings import check_backend
 
     check_backend(Settings.from_options(args, args.host or "http://127.0.0.1:19530"))
@@ -258,6 +277,7 @@ def _run(args: argparse.Namespace) -> int:
     from loadgen.embeddings import check_backend
 
     locustfile = _locustfile(args)
+    _quiet_clients()
     # bad options fail before anything starts
     check_backend(Settings.from_options(args, args.host or "http://127.0.0.1:19530"))
     levels = _levels(args)

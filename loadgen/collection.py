@@ -172,6 +172,32 @@ def _inspect(client: MilvusClient, settings: Settings) -> bool | None:
     return _check_existing(client, settings)
 
 
+PARSE_ERROR = 65535  # Milvus's code for "cannot parse expression"
+
+
+def check_filter(client: MilvusClient, settings: Settings) -> None:
+    """Let the server parse ``--filter`` before any load starts. Milvus parses a query's expression before it looks
+    at whether the collection is loaded, so a query on an unloaded collection is a read-only syntax check. Without the
+    collection yet, a scratch one (loadgen's schema plus dynamic fields, no index, never loaded) is made and dropped."""
+    if not settings.filter:
+        return
+    name, scratch = settings.collection, False
+    if not client.has_collection(name, timeout=settings.timeout):
+        name, scratch = f"loadgen_filtercheck_{uuid.uuid4().hex[:12]}", True
+        schema = _schema(settings)
+        schema.enable_dynamic_field = True  # fields of the other layers' schemas parse too
+        client.create_collection(name, schema=schema, timeout=settings.timeout)
+    try:
+        client.query(name, filter=settings.filter, limit=1, timeout=settings.timeout)
+    except MilvusException as exc:
+        if exc.code == PARSE_ERROR or "cannot parse expression" in str(exc.message):
+            raise LoadgenError(f"--filter {settings.filter!r} rejected by Milvus: {exc.message}") from None
+        # anything else (collection not loaded, ...) comes after the parse: the expression is fine
+    finally:
+        if scratch:
+            client.drop_collection(name, timeout=settings.timeout)
+
+
 def check(settings: Settings) -> str:
     """Everything ``prepare`` would refuse, found without writing anything. Returns the server version."""
     index_params(settings)
@@ -181,6 +207,7 @@ def check(settings: Settings) -> str:
     try:
         version = str(client.get_server_version(timeout=settings.timeout))
         _inspect(client, settings)
+        check_filter(client, settings)
         return version
     except (MilvusException, grpc.RpcError) as exc:
         raise LoadgenError(f"Milvus refused the collection check: {server_message(exc)}") from None
@@ -198,6 +225,7 @@ def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
     try:
         version = str(client.get_server_version(timeout=settings.timeout))
         owned = _inspect(client, settings)
+        check_filter(client, settings)  # before anything is created or filled
         created = owned is None
         if created:
             if client.has_collection(settings.collection, timeout=settings.timeout):  # --recreate of our own

@@ -51,7 +51,7 @@ def entry_metrics(entry: dict[str, Any]) -> dict[str, Any]:
 # what a failure was, from its text (see timing.ReportedError): first match wins
 _KINDS = (
     ("timeout", ("CallTimeout(", "DEADLINE_EXCEEDED", "no answer within")),
-    ("unavailable", ("UNAVAILABLE", "Fail connecting", "failed to connect", "server unavailable", "Connection refused")),
+    ("unavailable", ("UNAVAILABLE", "Fail connecting", "failed to connect", "unavailable", "Connection refused")),
     ("auth", ("UNAUTHENTICATED", "PERMISSION_DENIED", "auth check failure")),
     ("server", ("MilvusException(", "Swallowed")),
 )

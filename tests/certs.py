@@ -1,4 +1,4 @@
-"""Self-signed test PKI (a CA, a server certificate for 127.0.0.1/localhost, a client certificate) with ``cryptography``."""
+"""Self-signed test PKI with ``cryptography``: a CA, a server certificate for 127.0.0.1/localhost, a client one."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ class Pki:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pkcs8, plain = serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, pkcs8, plain)
 
 
 def _cert(

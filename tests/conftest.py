@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from certs import Pki, make_pki
 from pymilvus import MilvusClient
 
 from loadgen.server import EmbeddedMilvus, ServerInfo
@@ -67,3 +70,45 @@ def snapshot(client: MilvusClient) -> dict[str, tuple[str, int]]:
         rows = client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")
         out[name] = (desc.get("description", ""), int(rows[0]["count(*)"]))
     return out
+
+
+@dataclass(frozen=True)
+class Secure:
+    """An embedded Milvus with authentication and TLS on, root's password a random one (the secret to hunt for)."""
+
+    info: ServerInfo
+    uri: str  # https://127.0.0.1:PORT
+    token: str  # root:<random>
+    pki: Pki
+
+
+@pytest.fixture(scope="session")
+def secure_milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
+    """Milvus 2.3.5 with common.security.authorizationEnabled and tlsMode 1 (server-side TLS), certificates from a
+    CA made for this session. Started only by the tests that ask for it."""
+    base = tmp_path_factory.mktemp("secure")
+    pki = make_pki(base / "pki")
+    config = {
+        "authorization_enabled": True,
+        "tls_mode": 1,
+        "server_pem_path": str(pki.server_cert),
+        "server_key_path": str(pki.server_key),
+        "ca_pem_path": str(pki.ca),
+    }
+    server = EmbeddedMilvus(base / "milvus", die_with_parent=True, config=config)
+    info = server.start()
+    try:
+        uri = info.uri.replace("http://", "https://")
+        password = "Lg-" + secrets.token_hex(12)
+        c = MilvusClient(uri=uri, token="root:Milvus", timeout=10, server_pem_path=str(pki.ca), alias="secure-setup")
+        c.update_password("root", "Milvus", password)
+        c.close()
+        yield Secure(info, uri, f"root:{password}", pki)
+    finally:
+        server.stop()
+
+
+def secure_client(secure: Secure) -> MilvusClient:
+    return MilvusClient(
+        uri=secure.uri, token=secure.token, timeout=10, server_pem_path=str(secure.pki.ca), alias="secure-check"
+    )

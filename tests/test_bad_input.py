@@ -1,0 +1,136 @@
+"""Bad input, one table: each case ends with one line `loadgen: error: ...` on stderr, exit code 2, no traceback, and
+the server's collections (names, descriptions, row counts) exactly as they were before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from certs import make_pki
+from conftest import Secure, run_cli, secure_client, snapshot
+from pymilvus import MilvusClient
+
+from loadgen import collection
+from loadgen.server import ServerInfo
+from loadgen.settings import Settings
+
+pytestmark = pytest.mark.milvus
+
+# id, argv ({session} {secure} {ca} {other_ca} {health} {d}: filled in below), message, server, token
+CASES: list[tuple[str, list[str], str, str, str]] = [
+    ("unreachable host", ["run", "--host", "http://127.0.0.1:1", "--timeout", "2"],
+     "cannot reach Milvus at http://127.0.0.1:1 within 2 s", "session", ""),
+    ("wrong port (Milvus's HTTP health port)", ["run", "--host", "http://127.0.0.1:{health}", "--timeout", "2"],
+     "cannot reach Milvus at http://127.0.0.1:", "session", ""),
+    ("wrong token", ["run", "--host", "{secure}", "--tls-ca-file", "{ca}"],
+     "refused the connection: UNAUTHENTICATED: auth check failure", "secure", "root:not-the-password"),
+    ("TLS: a CA that did not sign the server's certificate", ["run", "--host", "{secure}", "--tls-ca-file",
+     "{other_ca}", "--timeout", "3"], "within 3 s: Fail connecting to server", "secure", "secure"),
+    ("TLS: plain http to a TLS server", ["run", "--host", "{secure_http}", "--timeout", "3"],
+     "cannot reach Milvus at http://127.0.0.1:", "secure", "secure"),
+    ("TLS option with an http host", ["run", "--host", "{session}", "--tls-ca-file", "{ca}"],
+     "--tls-ca-file need an https:// --host", "session", ""),
+    ("TLS: missing CA file", ["run", "--host", "{secure}", "--tls-ca-file", "{d}/none.pem"],
+     "--tls-ca-file {d}/none.pem: no such file", "secure", "secure"),
+    ("missing collection with --require-existing", ["run", "--require-existing", "--collection", "lg_absent"],
+     "collection 'lg_absent' does not exist and --require-existing forbids creating it", "session", ""),
+    ("dimension mismatch", ["run", "--collection", "lg_existing", "--dim", "32"],
+     "dimension mismatch: collection 'lg_existing' has dim 16, --dim is 32", "session", ""),
+    ("non-numeric users", ["run", "--users", "many"], "expected a positive integer, got 'many'", "session", ""),
+    ("negative rate", ["run", "--arrival-rate", "-5"],
+     "--arrival-rate must be a rate of 0 or more requests per second, got -5", "session", ""),
+    ("negative spawn rate", ["run", "-r", "-5"], "argument -r/--spawn-rate: must be positive, got -5", "session", ""),
+    ("stream rate not a number", ["run", "--stream-rates", "insert=fast"], "--stream-rates insert 'fast' is not a number",
+     "session", ""),
+    ("a zero level in --sweep-rates", ["run", "--sweep-rates", "50,0"],
+     "--sweep-rates '50,0': expected comma-separated positive", "session", ""),
+    ("unknown client layer", ["compare", "--layers", "pymilvus,cassandra", "--counts", "2"],
+     "--layers: unknown client layer 'cassandra'", "session", ""),
+    ("missing dataset file", ["run", "--dim", "16", "--dataset", "{d}/missing.fvecs"], "does not exist", "session", ""),
+    ("corrupt dataset file", ["run", "--dim", "16", "--dataset", "{d}/corrupt.fvecs"], "is truncated or corrupt",
+     "session", ""),
+    ("dataset dim mismatch", ["run", "--dim", "16", "--dataset", "{d}/dim8.npy"], "has dim 8, --dim is 16",
+     "session", ""),
+    ("invalid filter", ["run", "--filter", "category <<< 3"],
+     "--filter 'category <<< 3' rejected by Milvus: cannot parse expression: category <<< 3", "session", ""),
+    ("invalid filter on an existing collection", ["run", "--collection", "lg_existing", "--dim", "16", "--filter",
+     "category like 'x%'"], "like operation on non-string", "session", ""),
+    ("invalid index params", ["run", "--index-type", "HNSW", "--index-params", '{"M": 0}'],
+     "invalid index params for HNSW: M=0 must be an integer in [2, 2048]", "session", ""),
+    ("existing collection not created by loadgen", ["run", "--collection", "team_prod_docs", "--dim", "32"],
+     "'team_prod_docs' exists and was not created by loadgen", "session", ""),
+    ("--recreate of a collection loadgen did not create", ["run", "--collection", "team_prod_docs", "--recreate",
+     "--dim", "32"], "--recreate refused: collection 'team_prod_docs' was not created by loadgen", "session", ""),
+    ("search params not JSON", ["run", "--search-params", "{oops"], "--search-params is not valid JSON", "session", ""),
+    ("unknown task in --weights", ["run", "--weights", "search=1,frobnicate=2"], "unknown task 'frobnicate'",
+     "session", ""),
+    ("unknown index type", ["run", "--index-type", "DISKANN"], "invalid choice: 'DISKANN'", "session", ""),
+    ("selectivity out of range", ["run", "--filter-selectivity", "1.5"],
+     "--filter-selectivity must be in (0, 1], got 1.5", "session", ""),
+    ("selectivity and filter together", ["run", "--filter-selectivity", "0.1", "--filter", "category < 3"],
+     "exclude each other", "session", ""),
+]  # fmt: skip
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """``{name}`` placeholders only (JSON arguments keep their braces)."""
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+@pytest.fixture(scope="module")
+def existing(milvus: ServerInfo) -> Iterator[None]:
+    """A loadgen-owned collection (dim 16) and a user's own collection, both present before every bad run."""
+    c = MilvusClient(uri=milvus.uri, timeout=10, alias="bad-input-setup")
+    owned = Settings(uri=milvus.uri, collection="lg_existing", dim=16, rows=20)
+    collection.prepare(owned, progress=False)
+    c.create_collection("team_prod_docs", dimension=32)
+    yield
+    collection.drop_if_owned(owned)
+    c.drop_collection("team_prod_docs")
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("bad")
+    rec = np.zeros(1, dtype=[("dim", "<i4"), ("vec", "<f4", (16,))])
+    rec["dim"] = 16
+    (d / "corrupt.fvecs").write_bytes(rec.tobytes() * 3 + b"\x01\x02\x03")  # a truncated 4th record
+    np.save(d / "dim8.npy", np.ones((100, 8), dtype=np.float32))
+    make_pki(d / "other", "not-the-server's")
+    return d
+
+
+@pytest.mark.parametrize(("case", "argv", "message", "server", "token"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(
+    request: pytest.FixtureRequest, milvus: ServerInfo, existing: None, bad_files: Path, tmp_path: Path,
+    case: str, argv: list[str], message: str, server: str, token: str,
+) -> None:  # fmt: skip
+    assert len(CASES) >= 15
+    secure: Secure | None = request.getfixturevalue("secure_milvus") if server == "secure" else None
+    values = {"session": milvus.uri, "health": str(milvus.health_port), "d": str(bad_files)}
+    values["ca"] = str(secure.pki.ca) if secure else str(bad_files / "other" / "ca.pem")
+    if secure:
+        values.update(secure=secure.uri, secure_http=secure.uri.replace("https://", "http://"))
+        values["other_ca"] = str(bad_files / "other" / "ca.pem")
+    args = [fill(a, values) for a in argv]
+    if "--host" not in args:
+        args[1:1] = ["--host", milvus.uri]
+    args += ["--out", str(tmp_path / "out")] if args[0] == "run" else []
+    env = {"LOADGEN_MILVUS_TOKEN": secure.token if secure and token == "secure" else token}
+    client = secure_client(secure) if secure else MilvusClient(uri=milvus.uri, timeout=10, alias="bad-input")
+    try:
+        before = snapshot(client)
+        proc = run_cli(*args, *(["-t", "3s"] if args[0] == "run" else []), timeout=90, env=env)
+        assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("loadgen: error: "), proc.stderr[-3000:]
+        assert fill(message, values) in lines[0], lines[0]
+        assert "Traceback" not in proc.stderr + proc.stdout
+        assert snapshot(client) == before
+    finally:
+        client.close()
