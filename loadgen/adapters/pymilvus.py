@@ -51,7 +51,7 @@ class _Common:
         if op == "insert":
             return (self.rows.rows(self.rows.new_ids(n)),)
         if op == "upsert":
-            return (self.rows.rows(self.rows.existing_ids(n, self.s.rows)),)
+            return (self.rows.rows(self._upsert_ids(n)),)
         if op == "search":
             return (self.rows.vectors(1).tolist(),)
         if op == "query":
@@ -62,6 +62,11 @@ class _Common:
             own = [self.own_ids.popleft() for _ in range(min(n, len(self.own_ids)))]
             return (own or self.rows.new_ids(n),)
         raise ValueError(f"unknown pymilvus operation {op!r}")
+
+    def _upsert_ids(self, n: int) -> list[int]:
+        if self.s.allow_foreign_collection:  # maybe a user's collection: never rewrite their rows, only our own
+            return list(self.own_ids)[-n:] or self.rows.new_ids(n)
+        return self.rows.existing_ids(n, self.s.rows)
 
     def done(self, op: str, inputs: tuple[Any, ...], ok: bool) -> None:
         if op == "insert" and ok:
