@@ -69,6 +69,13 @@ CASES: list[tuple[str, list[str], str, str, str]] = [
     ("unknown index type", ["run", "--index-type", "DISKANN"], "invalid choice: 'DISKANN'", "session", ""),
     ("selectivity out of range", ["run", "--filter-selectivity", "1.5"],
      "--filter-selectivity must be in (0, 1], got 1.5", "session", ""),
+    # `loadgen k8s` (its own validation): bad overlay values fail before any kubectl call, and touch no Milvus either
+    ("k8s: unknown overlay", ["k8s", "render", "--overlay", "staging"], "argument --overlay: invalid choice: 'staging'",
+     "session", ""),
+    ("k8s: scale to 0 workers", ["k8s", "scale", "--workers", "0"], "--workers must be at least 1, got 0",
+     "session", ""),
+    ("k8s: a folder without kustomization.yaml", ["k8s", "render", "--dir", "{d}"],
+     "no kustomization.yaml in {d}", "session", ""),
     ("selectivity and filter together", ["run", "--filter-selectivity", "0.1", "--filter", "category < 3"],
      "exclude each other", "session", ""),
 ]  # fmt: skip
@@ -118,7 +125,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(
         values.update(secure=secure.uri, secure_http=secure.uri.replace("https://", "http://"))
         values["other_ca"] = str(bad_files / "other" / "ca.pem")
     args = [fill(a, values) for a in argv]
-    if "--host" not in args:
+    if args[0] in ("run", "compare") and "--host" not in args:
         args[1:1] = ["--host", milvus.uri]
     args += ["--out", str(tmp_path / "out")] if args[0] == "run" else []
     env = {"LOADGEN_MILVUS_TOKEN": secure.token if secure and token == "secure" else token}

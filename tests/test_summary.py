@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loadgen.summary import build_results, entry_metrics, render_table
+import pytest
+
+from loadgen.summary import build_results, entry_metrics, failure_kind, render_table
+from loadgen.timing import ReportedError
 
 
 def entry(name: str, times: dict[str, int], total_ms: float, fails: int = 0) -> dict[str, object]:
@@ -39,4 +42,41 @@ def test_results_and_table(tmp_path: Path) -> None:
     res = build_results(tmp_path, settings={"dim": 8}, run={"users": 1})
     assert res["totals"] == {"requests": 4, "failures": 1, "fail_ratio": 0.25}
     table = render_table(res)
-    assert "search" in table and "TOTAL" in table and "failure: pymilvus search x1: boom" in table
+    assert "search" in table and "TOTAL" in table and "failure: pymilvus search x1 [client]: boom" in table
+    assert res["failures"][0]["kind"] == "client"
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        ("CallTimeout('no answer within 2 s')", "timeout"),
+        ("MilvusException(code=DEADLINE_EXCEEDED, message='Deadline Exceeded')", "timeout"),
+        ("MilvusException(code=UNAVAILABLE, message='failed to connect to all addresses')", "unavailable"),
+        ("MilvusException(code=2, message='Fail connecting to server on 127.0.0.1:1')", "unavailable"),
+        ("RpcError(code=UNAUTHENTICATED, message='auth check failure')", "auth"),
+        ("MilvusException(code=101, message='failed to search: collection not loaded')", "server"),
+        ("KeyError('x')", "client"),
+    ],
+)
+def test_failure_kinds(error: str, kind: str) -> None:
+    assert failure_kind(error) == kind
+
+
+def test_reported_error_is_one_line_with_grpc_code_and_details() -> None:
+    import grpc
+    from pymilvus import MilvusException
+
+    class Unavailable(grpc.RpcError):
+        def code(self) -> grpc.StatusCode:
+            return grpc.StatusCode.UNAVAILABLE
+
+        def details(self) -> str:
+            return "failed to connect to all addresses"
+
+        def __str__(self) -> str:
+            return "<_InactiveRpcError of RPC that terminated with:\n\tstatus = StatusCode.UNAVAILABLE>"
+
+    wrapped = MilvusException(code=Unavailable().code, message=str(Unavailable()))  # what pymilvus raises
+    for error in (Unavailable(), wrapped):
+        text = str(ReportedError(error))
+        assert "\n" not in text and "code=UNAVAILABLE" in text and "failed to connect to all addresses" in text
