@@ -133,9 +133,9 @@ _OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
     ("tls_client_key", "", str, "client private key (PEM) for mutual TLS; with --tls-client-cert", {}),
     (
         "master_timeout",
-        20.0,
+        60.0,
         float,
-        "a worker quits when it has not heard from the master for this many seconds (Locust's own default: 60)",
+        "a worker quits when it has not heard from the master for this many seconds (Locust's 60 by default)",
         {"ui": False},
     ),
     (
@@ -295,7 +295,7 @@ class Settings:
     tls_server_name: str = ""
     tls_client_cert: str = ""
     tls_client_key: str = ""
-    master_timeout: float = 20.0
+    master_timeout: float = 60.0
     workers_file: str = ""
 
     @classmethod

@@ -4,7 +4,7 @@ master that went silent.
 Locust already marks a worker ``missing`` after three missed heartbeats (and its users are no longer counted), but
 it only logs this at INFO level among everything else and forgets the worker a minute later. ``WorkerWatch`` keeps
 the record for the results (``workers.json``) and says it in one line. A worker, on its side, waits 60 s for a
-silent master before quitting (``locust.runners.MASTER_HEARTBEAT_TIMEOUT``); ``--master-timeout`` shortens that.
+silent master before quitting (``locust.runners.MASTER_HEARTBEAT_TIMEOUT``); ``--master-timeout`` sets that.
 """
 
 from __future__ import annotations
