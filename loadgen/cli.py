@@ -25,6 +25,7 @@ from loadgen.checks import CHECK_FAILED_EXIT_CODE, Checks, evaluate
 from loadgen.errors import LoadgenError
 from loadgen.server import ENGINES, EmbeddedMilvus, default_data_dir, die_with_parent
 from loadgen.settings import Settings, add_options, positive_ints, to_argv
+from loadgen.ui_command import add_parser as add_ui_parser
 
 REPO_LOCUSTFILES = Path(__file__).resolve().parent.parent / "locustfiles"
 DEFAULT_LOCUSTFILE = "pymilvus_users.py"
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--engine", choices=ENGINES, default="milvus")
     cmp.add_argument("--startup-timeout", type=float, default=120.0)
     add_options(cmp, locust=False)
+
+    add_ui_parser(sub)
 
     server = sub.add_parser("server", help="start, stop or inspect an embedded Milvus that outlives the command")
     server.add_argument("action", choices=("start", "stop", "status"))
@@ -150,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         args = _parse(argv)
-        commands = {"server": _server, "run": _run, "sweep": _sweep, "compare": _compare, "k8s": k8s.run}
+        from loadgen import ui_command
+
+        commands = {
+            "server": _server, "run": _run, "sweep": _sweep, "compare": _compare, "k8s": k8s.run, "ui": ui_command.run,
+        }  # fmt: skip
         return commands[args.command](args)
     except LoadgenError as exc:
         print(f"loadgen: error: {exc}", file=sys.stderr)

@@ -98,6 +98,10 @@ def _on_init(environment: Any, **_: Any) -> None:
     workers_file = getattr(opts, "workers_file", "") or ""
     state.workers = WorkerWatch(environment, out_path=Path(workers_file) if workers_file else None)
     apply_master_timeout(environment)
+    if getattr(environment, "web_ui", None) is not None:  # the master's or local runner's web UI
+        from loadgen import webui
+
+        webui.attach(environment, state)
     if isinstance(environment.runner, WorkerRunner):
         return
     if opts is None or not (opts.headless or opts.autostart):
