@@ -78,14 +78,8 @@ def attach(environment: Any, state: _State) -> None:
             return response
         data = response.get_json()
         data["extended_stats"] = [{"key": TAB_KEY, "data": rows}]
-        runner = environment.runner
-        if runner is not None:
-            # Locust caches this answer, and for ever longer once one took over 2 s (as while a collection fills):
-            # a stale "ready" would send the page back to the start form, where it stops polling
-            data["state"], data["user_count"] = runner.state, runner.user_count
-        if _preparing(environment, data.get("state")):
-            # loadgen fills the collection in test_start, before Locust leaves "ready" (or "stopped"); same effect
-            data["state"] = "spawning"
+        if environment.runner is not None:
+            data["state"], data["user_count"] = _page_state(environment), environment.runner.user_count
         response.set_data(json.dumps(data))
         return response
 
@@ -98,6 +92,19 @@ def attach(environment: Any, state: _State) -> None:
     guard = web_ui.auth_required_if_enabled  # the same login as Locust's own pages, when --web-login is on
     web_ui.app.add_url_rule(base + RESULTS_ROUTE, "loadgen_results", guard(results_json))
     web_ui.app.add_url_rule(base + REPORT_ROUTE, "loadgen_report", guard(report_html))
+
+
+def _page_state(environment: Any) -> str:
+    """The runner's state as the page must hear it to keep polling. The page polls only while a test spawns or
+    runs; on any other answer it stops, and then shows that state for good. Three answers strand it:
+    - a stale "ready": Locust caches this answer, for ever longer once one took over 2 s (as while a collection
+      fills), so the runner's own state is read here instead;
+    - "ready" (or "stopped") while loadgen still fills the collection in ``test_start``: said to be spawning;
+    - "stopping" or "cleanup" on the way to "stopped": said to be running until it is stopped."""
+    state = str(environment.runner.state)
+    if _preparing(environment, state):
+        return "spawning"
+    return "running" if state in ("stopping", "cleanup") else state
 
 
 def _preparing(environment: Any, state: str | None) -> bool:

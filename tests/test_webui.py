@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli, server_counter
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Response, sync_playwright
 from pymilvus import MilvusClient
 
 from loadgen.server import ServerInfo, _group_members, free_ports
@@ -238,14 +238,11 @@ def test_browser_configures_runs_watches_and_downloads(
     try:
         ui.wait_ready()
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        seen: list[str] = []
+        seen: list[str] = []  # the state each poll told the page: what to look at when the page gets stuck
 
-        def note(r: object) -> None:
-            if "stats/requests" in r.url or "swarm" in r.url:
-                try:
-                    seen.append(f"{time.monotonic():.1f} {r.url} {r.status} {r.text()[:60]!r} {r.json().get('state')}")
-                except Exception as e:
-                    seen.append(f"{time.monotonic():.1f} {r.url} {e}")
+        def note(r: Response) -> None:
+            if r.url.endswith(("/stats/requests", "/swarm")) and r.ok:
+                seen.append(f"{time.monotonic():.1f} {r.url} {r.json().get('state') or r.json().get('message')}")
 
         page.on("response", note)
         page.goto(ui.url + "/")
@@ -263,7 +260,7 @@ def test_browser_configures_runs_watches_and_downloads(
         rendered = [page.content()]
 
         page.get_by_role("button", name="Stop").click()
-        assert _wait(lambda: "STOPPED" in page.locator("header").inner_text().upper(), 30)
+        assert _wait(lambda: "STOPPED" in page.locator("header").inner_text().upper(), 30), "\n".join(seen[-8:])
         page.get_by_role("tab", name="Download Data").click()  # the current run's report, linked there
         href = page.get_by_role("link", name=re.compile("loadgen results of the current run")).get_attribute("href")
         assert href == "./loadgen/results.json"
