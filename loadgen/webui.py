@@ -5,8 +5,8 @@ has one extension point, used here as Locust documents it (its examples/extend_w
 ``web_ui.template_args`` (an extra tab, the columns of its table, extra download links) persist across renders, and
 an ``extended_stats`` entry added to each ``/stats/requests`` answer fills the table; the page polls that every 2 s
 while a test runs. The figures are loadgen's own statistics as merged on the master: microsecond HDR latencies
-(``state.histograms``), recall (``state.recall``) and, when the running loadgen has an open load model, its arrival
-statistics (``state.arrivals``).
+(``state.histograms``), recall (``state.recall``) and, for the open load model and streams, the send counts
+(``state.arrivals``).
 
 Secrets: settings leave only through ``Settings.public()`` with the URI redacted, and the start form's secret fields
 never carry a default (Locust re-parses the command line to fill the form, so a ``--milvus-token`` given there would
@@ -39,7 +39,9 @@ REPORT_ROUTE = "/loadgen/report.html"
 RESULTS_FORMAT = "milvus-loadgen/results/v1"  # the same document `loadgen run` writes as results.json
 _PERCENTILES = ("p50", "p95", "p99")
 _RECALL_KEYS = ("mean", "min", "p1", "p5", "p50")
-_LAYER_ORDER = {"run": 0, "sweep": 1, "report": 2, "pymilvus": 3, "langchain": 4, "llamaindex": 5, "embedding": 6}
+_LAYER_ORDER = {
+    "run": 0, "open loop": 1, "stream": 2, "report": 3, "pymilvus": 4, "langchain": 5, "llamaindex": 6, "embedding": 7,
+}  # fmt: skip
 # sync request names of every layer: async twins are these with "a" or "async_" in front (see _operation)
 _SYNC_NAMES = frozenset(op for ops in OPERATIONS.values() for op in ops) | {"VectorStoreIndex.from_documents"}
 
@@ -159,37 +161,29 @@ def _status_rows(environment: Any, state: _State) -> list[dict[str, Any]]:
         "latencies of successful calls in ms to the microsecond (HDR, all workers)"
     )
     rows = [{"layer": "run", "operation": text}]
-    arrivals = _arrivals(state)
-    if arrivals:  # open load model (--arrival-rate): what was asked for and what the users managed
-        rows.append({"layer": "run", "operation": _arrivals_text(arrivals)})
-    level = getattr(state, "level", None) or getattr(state, "sweep_level", None)
-    if level:
-        shown = ", ".join(f"{k}={v}" for k, v in level.items()) if isinstance(level, dict) else str(level)
-        rows.append({"layer": "sweep", "operation": f"level {shown}"})
+    open_loop = _open_loop(state)
+    if open_loop.get("intended"):  # open model (--arrival-rate): what was asked for and what the users managed
+        rows.append({"layer": "open loop", "operation": _open_loop_text(open_loop)})
+    streams = {k: v for k, v in open_loop.get("by_type", {}).items() if k.endswith("[stream]")}
+    for kind, counts in sorted(streams.items()):  # --stream-rates: fixed-rate writes next to either model
+        rows.append({"layer": "stream", "operation": f"{kind}: " + _open_loop_text(counts, "sent_rate")})
     rows.append({"layer": "report", "operation": f".{REPORT_ROUTE} and .{RESULTS_ROUTE} (under Download Data)"})
     return rows
 
 
-def _arrivals(state: _State) -> dict[str, Any] | None:
-    listener = getattr(state, "arrivals", None)
-    results = getattr(listener, "results", None)
-    if results is None:
-        return None
-    try:
-        value = results()
-    except Exception:  # another branch's listener must never break the stats poll
-        return None
-    return value if isinstance(value, dict) and value else None
+def _open_loop(state: _State) -> dict[str, Any]:
+    """results.json's ``open_loop`` section, live: {} for a closed-loop test."""
+    if state.arrivals is None:
+        return {}
+    settings = state.prepared_for or state.settings
+    run = {"arrival_rate": settings.arrival_rate if settings is not None else 0.0}
+    return summary.open_loop_section(state.arrivals.results(), run)
 
 
-def _arrivals_text(a: dict[str, Any]) -> str:
-    def num(key: str) -> str:
-        value = a.get(key)
-        return f"{value:.1f}" if isinstance(value, float) else str(value if value is not None else "-")
-
+def _open_loop_text(a: dict[str, Any], achieved: str = "achieved_rate") -> str:
     return (
-        f"open loop: target {num('target_rate')} req/s, achieved {num('achieved_rate')} req/s; "
-        f"sent {num('sent')} of {num('intended')}, late {num('late')}, dropped {num('dropped')}"
+        f"target {a.get('target_rate', 0):.1f} req/s, achieved {a.get(achieved, 0):.1f} req/s; "
+        f"sent {a.get('sent', 0)} of {a.get('intended', 0)}, late {a.get('late', 0)}, dropped {a.get('dropped', 0)}"
     )
 
 
@@ -254,10 +248,6 @@ def current_results(environment: Any, state: _State) -> dict[str, Any]:
         "percentiles_from": "hdr" if hist else "locust",
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    if level := getattr(state, "level", None) or getattr(state, "sweep_level", None):
-        run["level"] = level
-    if arrivals := _arrivals(state):
-        run["arrivals"] = arrivals
     failures = [
         {"type": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences}
         for e in (stats.errors.values() if stats else [])
@@ -270,4 +260,5 @@ def current_results(environment: Any, state: _State) -> dict[str, Any]:
         "totals": {"requests": total_n, "failures": total_f, "fail_ratio": total_f / total_n if total_n else 0.0},
         "failures": failures,
         **({"recall": recall} if recall else {}),
+        **({"open_loop": open_loop} if (open_loop := _open_loop(state)) else {}),
     }

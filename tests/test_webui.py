@@ -294,12 +294,21 @@ def _artifact(name: str) -> Path:
 @pytest.mark.milvus
 @pytest.mark.slow
 def test_ui_starts_embedded_milvus_and_ctrl_c_stops_both(tmp_path: Path) -> None:
-    ui = UI(tmp_path, "--rows", "100", "--dim", "8")
+    ui = UI(tmp_path, "--rows", "100", "--dim", "8", "--arrival-rate", "20", "--weights", "search=1")
     try:
         ui.wait_ready(180)
         page = _get(ui.url + "/") or ""
         host = re.search(r'"host": "(http://127\.0\.0\.1:\d+)"', page)
         assert host, page[:2000]
+        # an open-model swarm, started as the form would: the Vector DB rows say what was asked and what was sent
+        form = b"user_count=2&spawn_rate=2&user_classes=PymilvusUser"
+        assert json.loads(urllib.request.urlopen(ui.url + "/swarm", data=form, timeout=60).read())["success"]
+
+        def open_loop_row() -> str:
+            rows = json.loads(_get(ui.url + "/stats/requests") or "{}").get("extended_stats", [{}])[0].get("data", [])
+            return next((r["operation"] for r in rows if r["layer"] == "open loop"), "")
+
+        assert _wait(lambda: re.search(r"target 20\.0 req/s.*sent [1-9]", open_loop_row()) is not None, 60)
         data_dir = Path(re.search(r"logs: (\S+)/logs", ui.output()).group(1))  # type: ignore[union-attr]
         milvus_pid = json.loads((data_dir / "loadgen-server.json").read_text())["pid"]
         assert _group_members(milvus_pid)
