@@ -256,6 +256,7 @@ def test_browser_configures_runs_watches_and_downloads(
         assert _number(_cells(_row_with(page, "pymilvus-async", "search"))[-2]) > 0  # Locust's current RPS
         page.screenshot(path=str(_artifact("webui-statistics.png")))
         _check_vector_db_tab(page)
+        page.wait_for_timeout(600)  # the tab's underline and ripple settle before the picture
         page.screenshot(path=str(_artifact("webui-vector-db.png")))
         rendered = [page.content()]
 
