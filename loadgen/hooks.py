@@ -41,6 +41,7 @@ class _State:
     arrivals: ArrivalStats | None = None  # open-model and stream send counts, merged on the master
     workers: WorkerWatch | None = None  # workers seen and lost, on the master
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
+    error = ""  # why the last test could not start, for the web UI (where stderr is out of sight)
 
 
 state = _State()
@@ -54,6 +55,7 @@ def settings_for(environment: Any) -> Settings:
 
 
 def _fail(environment: Any, exc: LoadgenError) -> None:
+    state.error = str(exc)
     sys.stderr.write(f"loadgen: error: {exc}\n")
     sys.stderr.flush()
     environment.process_exit_code = exc.exit_code
@@ -116,6 +118,8 @@ def _on_init(environment: Any, **_: Any) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_: Any) -> None:
     state.settings = None  # options may have changed (web UI form, or the master's parsed_options on a worker)
+    if state.error:  # web UI: a new start supersedes one that failed (and its exit code)
+        state.error, environment.process_exit_code = "", None
     runner = environment.runner
     if runner is not None and not isinstance(runner, WorkerRunner) and environment.parsed_options is not None:
         # the open model splits --arrival-rate over every user in the test; workers only see their own users, so

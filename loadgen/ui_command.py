@@ -7,12 +7,14 @@ the terminal reaches loadgen only, which stops Locust once, cleanly, then stops 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 
 from loadgen.errors import LoadgenError
 from loadgen.server import ENGINES, die_with_parent
@@ -78,12 +80,20 @@ def run(args: argparse.Namespace) -> int:
         # the token travels in the environment only (never argv, never the page: see loadgen.webui)
         env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}
         print(f"loadgen: web UI at http://{args.web_host}:{args.web_port} (Ctrl-C to stop)", file=sys.stderr)
-        code = _serve(cmd, env, settings.timeout)
+        stop_url = f"http://{'127.0.0.1' if args.web_host in ('0.0.0.0', '') else args.web_host}:{args.web_port}/stop"
+        code = _serve(cmd, env, settings.timeout, stop_url)
         keep["logs"] = code not in (0, 1)  # 1: some requests failed, which the UI showed; worse: keep the logs
     return code
 
 
-def _serve(cmd: list[str], env: dict[str, str], timeout: float) -> int:
+def _stop_test(url: str, timeout: float) -> None:
+    """Stop a running test first, as the Stop button does: Locust's own shutdown drops loadgen's collection (at
+    ``quitting``) while users still run, and their last calls would fail with "collection not found"."""
+    with contextlib.suppress(OSError):  # no web UI to ask (it failed, or is gone): SIGTERM alone stops everything
+        urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=timeout).read()
+
+
+def _serve(cmd: list[str], env: dict[str, str], timeout: float, stop_url: str) -> int:
     # if loadgen itself is killed, Locust gets SIGTERM instead of running on as an orphan
     proc = subprocess.Popen(
         cmd,
@@ -95,6 +105,7 @@ def _serve(cmd: list[str], env: dict[str, str], timeout: float) -> int:
     try:
         return proc.wait()
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see cli._terminate_on_sigterm)
+        _stop_test(stop_url, timeout + 5)
         proc.send_signal(signal.SIGTERM)  # Locust stops its users, fires quitting (loadgen drops its collection)
         try:
             return proc.wait(timeout=timeout + 20)

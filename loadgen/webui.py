@@ -161,6 +161,8 @@ def _status_rows(environment: Any, state: _State) -> list[dict[str, Any]]:
         "latencies of successful calls in ms to the microsecond (HDR, all workers)"
     )
     rows = [{"layer": "run", "operation": text}]
+    if state.error:  # the test stopped before it began: say why here, not only on the terminal
+        rows.append({"layer": "run", "operation": f"loadgen: error: {state.error}"})
     open_loop = _open_loop(state)
     if open_loop.get("intended"):  # open model (--arrival-rate): what was asked for and what the users managed
         rows.append({"layer": "open loop", "operation": _open_loop_text(open_loop)})
@@ -247,6 +249,7 @@ def current_results(environment: Any, state: _State) -> dict[str, Any]:
         "classes": sorted(c.__name__ for c in environment.user_classes or []),
         "percentiles_from": "hdr" if hist else "locust",
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **({"error": state.error} if state.error else {}),
     }
     failures = [
         {"type": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences}
