@@ -56,7 +56,7 @@ def test_every_layer_small_counts(milvus: ServerInfo, client: MilvusClient, tmp_
     ("args", "message"),
     [
         (["--counts", "10,x"], "--counts '10,x': expected comma-separated positive integers"),
-        (["--layers", "haystack"], "unknown layer 'haystack'"),
+        (["--layers", "haystack"], "unknown client layer 'haystack'"),
         (["--embedding", "local", "--dim", "384"], "pip install torch==2.13.0 'milvus-loadgen[local]'"),
     ],
 )
