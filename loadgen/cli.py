@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 from loadgen import k8s
 from loadgen.checks import CHECK_FAILED_EXIT_CODE, Checks, evaluate
 from loadgen.errors import LoadgenError
+from loadgen.report import cli as report_cli
 from loadgen.server import ENGINES, EmbeddedMilvus, default_data_dir, die_with_parent
 from loadgen.settings import Settings, add_options, positive_ints, to_argv
 from loadgen.ui_command import add_parser as add_ui_parser
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(cmp, locust=False)
 
     add_ui_parser(sub)
+    report_cli.add_parser(sub)  # `loadgen report`: options and code live in loadgen/report/
 
     server = sub.add_parser("server", help="start, stop or inspect an embedded Milvus that outlives the command")
     server.add_argument("action", choices=("start", "stop", "status"))
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
         commands = {
             "server": _server, "run": _run, "sweep": _sweep, "compare": _compare, "k8s": k8s.run, "ui": ui_command.run,
+            "report": report_cli.run,
         }  # fmt: skip
         return commands[args.command](args)
     except LoadgenError as exc:

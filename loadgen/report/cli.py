@@ -1,0 +1,137 @@
+"""``loadgen report RESULTS...``: read runs, analyse, size, compare, and write report.html, report.md and
+report.json. ``loadgen.cli`` only registers the subparser and calls ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from loadgen.errors import LoadgenError
+from loadgen.report import sizing
+
+FORMAT = "milvus-loadgen/report/v1"
+INDEXES = ("AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT")
+
+
+def add_parser(sub: Any) -> None:
+    rep = sub.add_parser("report", help="capacity report (HTML, Markdown, JSON) from results of runs and sweeps")
+    rep.add_argument("results", nargs="+", type=Path, help="results dirs, sweep dirs, results.json or sweep.json files")
+    rep.add_argument("--out", type=Path, help="output directory (default results/report-<timestamp>)")
+    rep.add_argument("--title", default="milvus-loadgen capacity report")
+    rep.add_argument("--baseline", nargs="+", type=Path, help="results to compare against (before), RESULTS are after")
+    rep.add_argument("--slo-p99-ms", type=float, help="p99 latency SLO: report the highest QPS that holds it")
+    rep.add_argument("--max-error-rate", type=float, default=0.01, help="error share a level may have to count (0.01)")
+    size = rep.add_argument_group("sizing (needs --target-qps)")
+    size.add_argument("--target-qps", type=float, help="QPS the cluster must serve")
+    size.add_argument("--vectors", type=int, help="vectors in the collection (default: the runs' --rows)")
+    size.add_argument("--dim", type=int, help="vector dimension (default: the runs' --dim)")
+    size.add_argument("--index", choices=INDEXES, help="index type (default: the runs' --index-type)")
+    size.add_argument("--index-params", help='index build params as JSON, e.g. {"M": 32} (default: the runs\')')
+    size.add_argument("--headroom", type=float, default=sizing.DEFAULT_HEADROOM, help="share of capacity kept free")
+    size.add_argument("--assume-efficiency", type=float, default=sizing.DEFAULT_EFFICIENCY,
+                      help="replica scaling efficiency when only one replica count was measured")  # fmt: skip
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Bad numbers stop with one line before anything is read."""
+    bounds = (  # name, value, lowest allowed, highest allowed, whether the lowest itself is allowed
+        ("--slo-p99-ms", args.slo_p99_ms, 0.0, float("inf"), False),
+        ("--target-qps", args.target_qps, 0.0, float("inf"), False),
+        ("--max-error-rate", args.max_error_rate, 0.0, 1.0, True),
+        ("--headroom", args.headroom, 0.0, 0.95, True),
+        ("--assume-efficiency", args.assume_efficiency, 0.0, 1.0, False),
+    )
+    for name, value, lo, hi, lo_ok in bounds:
+        if value is not None and not (lo <= value <= hi and (lo_ok or value > lo)):
+            raise LoadgenError(f"{name} {value:g}: out of range ({'' if lo_ok else 'above '}{lo:g} to {hi:g})")
+    for name, count in (("--vectors", args.vectors), ("--dim", args.dim)):
+        if count is not None and count < 1:
+            raise LoadgenError(f"{name} {count}: must be at least 1")
+
+
+def _index_params(text: str | None, settings: dict[str, Any]) -> dict[str, Any]:
+    if text is None:
+        params = settings.get("index_params")
+        return params if isinstance(params, dict) else {}
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError:
+        params = None
+    if not isinstance(params, dict):
+        raise LoadgenError(f"--index-params {text!r}: expected a JSON object")
+    return params
+
+
+def build(args: argparse.Namespace) -> dict[str, Any]:
+    """The report document (what report.json holds), without charts."""
+    from loadgen.report import analysis, diff, load
+
+    runs = load.load(args.results)
+    base = load.load(args.baseline) if args.baseline else []
+    if base:
+        load.check_same_dataset([runs[0], base[0]])
+    first = runs[0].settings
+    result = analysis.analyse(runs, slo_p99_ms=args.slo_p99_ms, max_error_rate=args.max_error_rate)
+    if not result["curves"]:
+        raise LoadgenError(f"{runs[0].source}: the results hold no Milvus requests to report on")
+    report: dict[str, Any] = {
+        "format": FORMAT,
+        "title": args.title,
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "inputs": sorted({r.source for r in runs}),
+        "runs": len(runs),
+        # only what identifies the data and index: settings also hold the server URI, which stays out of reports
+        "dataset": {
+            **dict(zip(load.DATASET_KEYS, runs[0].dataset(), strict=True)),
+            **{k: first.get(k) for k in ("index_type", "top_k", "consistency_level")},
+        },
+        "analysis": result,
+    }
+    if args.target_qps is not None:
+        vectors = args.vectors or int(first.get("rows") or 0)
+        dim = args.dim or int(first.get("dim") or 0)
+        if not vectors or not dim:
+            raise LoadgenError("sizing needs --vectors and --dim (the results do not record them)")
+        index = args.index or str(first.get("index_type") or "AUTOINDEX")
+        same_index = args.index is None or args.index == first.get("index_type")
+        params = _index_params(args.index_params, first if same_index else {})
+        report["sizing"] = sizing.plan(
+            result, target_qps=args.target_qps, vectors=vectors, dim=dim, index=index, index_params=params,
+            headroom=args.headroom, assumed_efficiency=args.assume_efficiency,
+        )  # fmt: skip
+    if base:
+        report["diff"] = diff.diff(base, runs)
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    report = build(args)
+    from loadgen.report import html, markdown, plots
+
+    a = report["analysis"]
+    charts: dict[str, list[plots.Chart]] = {f"layer:{k}": v for k, v in plots.layer_charts(a).items()}
+    for key, chart in (
+        ("sync_async", plots.sync_async_chart(a["sync_vs_async"])),
+        ("worker_scaling", plots.scaling_chart(a["worker_scaling"], "Locust worker processes")),
+        ("replica_scaling", plots.scaling_chart(a["replica_scaling"], "Milvus replicas")),
+        ("diff", plots.diff_chart(report["diff"]["rows"]) if "diff" in report else None),
+    ):
+        if chart:
+            charts[key] = [chart]
+    out = (args.out or Path("results") / time.strftime("report-%Y%m%d-%H%M%S")).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(markdown.render(report))
+    (out / "report.html").write_text(html.render(report, charts))
+    for c in a["curves"]:
+        slo = f", SLO-held {c['slo']['qps']:.1f} req/s" if c["slo"] else ""
+        knee = f", knee at {c['knee']:g}" if c["knee"] is not None else ""
+        print(f"{c['type']} {c['name']} ({c['processes']}w): peak {c['peak_qps']:.1f} req/s{knee}{slo}")
+    for r in report.get("sizing", {}).get("rows", []):
+        print(f"sizing {r['operation']}: {r['replicas']} replica(s) for {report['sizing']['target_qps']:g} QPS")
+    print(f"report: {out / 'report.html'}  summary: {out / 'report.md'}  data: {out / 'report.json'}")
+    return 0

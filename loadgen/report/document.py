@@ -1,0 +1,159 @@
+"""The report's content once, as sections of text and tables; ``markdown.py`` and ``html.py`` only lay it out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Table = tuple[tuple[str, ...], Sequence[tuple[str, ...]]]  # header, rows
+
+
+@dataclass
+class Section:
+    heading: str
+    text: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    charts: list[str] = field(default_factory=list)  # keys into the chart dict (HTML only)
+
+
+def _f(value: float | None, digits: int = 1, suffix: str = "") -> str:
+    return "" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def _signed(value: float | None, suffix: str = "%") -> str:
+    return "" if value is None else f"{value:+.1f}{suffix}"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.2f} TiB"
+
+
+def _level(kind: str, level: float) -> str:
+    return f"{level:g} req/s" if kind == "rate" else f"{level:g} users"
+
+
+def _curves_section(layer: str, curves: list[dict[str, Any]], slo: float | None) -> Section:
+    sec = Section(f"Client layer: {layer}", charts=[f"layer:{layer}"])
+    summary = []
+    for c in curves:
+        knee = _level(c["kind"], c["knee"]) if c["knee"] is not None else "none found (needs 3+ levels and a bend)"
+        if slo is None:
+            held = "no --slo-p99-ms given"
+        elif c["slo"]:
+            held = f"{c['slo']['qps']:.1f} req/s at {_level(c['kind'], c['slo']['level'])}"
+        else:
+            held = "no level held it"
+        summary.append((f"{c['type']} {c['name']}", str(c["processes"]), str(c["replicas"] or ""),
+                        _f(c["peak_qps"]), knee, held))  # fmt: skip
+    slo_head = f"best QPS with p99 <= {slo:g} ms" if slo is not None else "best QPS within SLO"
+    sec.tables.append((("operation", "workers", "replicas", "peak QPS", "knee", slo_head), summary))
+    rows = [
+        (f"{c['type']} {c['name']}", _level(c["kind"], lv["level"]), str(lv["processes"]), _f(lv["qps"]),
+         _f(lv["p50_ms"], 2), _f(lv["p95_ms"], 2), _f(lv["p99_ms"], 2), _f(100 * lv["error_rate"], 2, "%"),
+         _f(lv["recall"], 4))
+        for c in curves
+        for lv in c["levels"]
+    ]  # fmt: skip
+    header = ("operation", "level", "workers", "QPS", "p50 ms", "p95 ms", "p99 ms", "errors", "recall")
+    sec.tables.append((header, rows))
+    return sec
+
+
+def sections(report: dict[str, Any]) -> list[Section]:
+    a = report["analysis"]
+    ds = report["dataset"]
+    intro = Section(
+        "Inputs",
+        [
+            f"{len(report['inputs'])} input(s), {report['runs']} measured level(s): " + ", ".join(report["inputs"]),
+            "Dataset: " + ", ".join(f"{k} {v}" for k, v in ds.items()),
+            "QPS counts each Milvus call; fan-out batches (`*-batch`) and embedding time are left out. "
+            "The knee is where throughput stops growing in step with load (largest bend away from the straight line).",
+        ],
+    )
+    out = [intro]
+    layers = sorted({c["layer"] for c in a["curves"]})
+    for layer in layers:
+        out.append(_curves_section(layer, [c for c in a["curves"] if c["layer"] == layer], a["slo_p99_ms"]))
+    sva = Section("Sync vs async", charts=["sync_async"])
+    if a["sync_vs_async"]:
+        sva.tables.append((
+            ("layer", "operation", "level", "sync QPS", "async QPS", "async/sync", "sync p99 ms", "async p99 ms"),
+            [(r["layer"], r["operation"], _level(r["kind"], r["level"]), _f(r["sync_qps"]), _f(r["async_qps"]),
+              _f(r["qps_ratio"], 2, "x"), _f(r["sync_p99_ms"], 2), _f(r["async_p99_ms"], 2))
+             for r in a["sync_vs_async"]],
+        ))  # fmt: skip
+    else:
+        sva.text.append("No level ran both flavours of an operation (e.g. `pymilvus` and `pymilvus-async`).")
+    out.append(sva)
+    for what, key in (("Locust worker processes", "worker_scaling"), ("Milvus replicas", "replica_scaling")):
+        sec = Section(f"Scaling with {what}", charts=[key])
+        if a[key]:
+            sec.tables.append((
+                ("operation", "count", "peak QPS", "speedup", "efficiency"),
+                [(op, f"{r['count']:g}", _f(r["peak_qps"]), _f(r["speedup"], 2, "x"), _f(100 * r["efficiency"], 0, "%"))
+                 for op, rs in sorted(a[key].items()) for r in rs],
+            ))  # fmt: skip
+        else:
+            sec.text.append(f"Only one count of {what.lower()} among the inputs: nothing to compare.")
+        out.append(sec)
+    if report.get("sizing"):
+        out.append(_sizing_section(report["sizing"]))
+    if report.get("diff"):
+        out.append(_diff_section(report["diff"]))
+    return out
+
+
+def _sizing_section(s: dict[str, Any]) -> Section:
+    m = s["memory"]
+    sec = Section(
+        f"Sizing for {s['target_qps']:g} QPS",
+        [
+            f"Target {s['target_qps']:g} QPS over {s['vectors']:,} vectors of dim {s['dim']}, index {m['index']}, "
+            f"headroom {s['headroom']:.0%} (replicas run at most at {1 - s['headroom']:.0%} of measured capacity).",
+            f"Memory per replica: {_bytes(m['bytes_per_replica'])} = {m['formula']}. Source: {m['source']}.",
+            *([f"Assumption: {m['assumption']}."] if m["assumption"] else []),
+            *(f"Note: {n}." for n in s["notes"]),
+            *(f"Not sized: {n}." for n in s["not_sized"]),
+        ],
+    )
+    sec.tables.append((
+        ("operation", "basis", "per-replica QPS", "efficiency", "replicas / query nodes", "capacity QPS",
+         "memory total", "assumptions"),
+        [(r["operation"], r["basis"], _f(r["per_replica_qps"]), f"{r['efficiency']:.0%} ({r['efficiency_basis']})",
+          str(r["replicas"]), _f(r["capacity_qps"]), _bytes(r["memory_bytes_total"]), "; ".join(r["assumptions"]))
+         for r in s["rows"]],
+    ))  # fmt: skip
+    sec.tables.append((
+        ("index", "memory per replica", "formula"),
+        [(x["index"], _bytes(x["bytes_per_replica"]), x["formula"]) for x in s["memory_other_indexes"]],
+    ))  # fmt: skip
+    return sec
+
+
+def _diff_section(d: dict[str, Any]) -> Section:
+    sec = Section(
+        "Baseline vs candidate",
+        [
+            "Baseline: " + ", ".join(d["baseline"]),
+            "Candidate: " + ", ".join(d["candidate"]),
+            f"Matched by operation and level; {d['only_in_baseline']} point(s) only in the baseline, "
+            f"{d['only_in_candidate']} only in the candidate.",
+        ],
+        charts=["diff"],
+    )
+    sec.tables.append((
+        ("operation", "level", "QPS before", "QPS after", "QPS delta", "p99 before", "p99 after", "p99 delta",
+         "errors delta", "recall delta"),
+        [(r["operation"], _level(r["kind"], r["level"]), _f(r["baseline"]["qps"]), _f(r["candidate"]["qps"]),
+          _signed(r["delta"]["qps_pct"]), _f(r["baseline"]["p99_ms"], 2), _f(r["candidate"]["p99_ms"], 2),
+          _signed(r["delta"]["p99_pct"]), _signed(r["delta"]["error_rate_pp"], " pp"),
+          _signed(r["delta"]["recall"], ""))
+         for r in d["rows"]],
+    ))  # fmt: skip
+    return sec

@@ -1,0 +1,132 @@
+"""The report's charts as base64 PNG strings (matplotlib's Agg backend: no display, nothing fetched by the page)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections import defaultdict
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: headless, and the report must embed its images
+
+import matplotlib.pyplot as plt
+
+Chart = dict[str, str]  # {"title": ..., "png": base64}
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _label(c: dict[str, Any], many_setups: bool) -> str:
+    label = f"{c['type']} {c['name']}"
+    if many_setups:
+        label += f" ({c['processes']}w" + (f", {c['replicas']}r" if c["replicas"] else "") + ")"
+    return label
+
+
+def _xlabel(kind: str) -> str:
+    return "target arrival rate (req/s)" if kind == "rate" else "concurrent users"
+
+
+def layer_charts(analysis: dict[str, Any]) -> dict[str, list[Chart]]:
+    """Per client layer: QPS against load, latency percentiles against QPS, error rate per level, recall per level."""
+    by_layer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c in analysis["curves"]:
+        by_layer[c["layer"]].append(c)
+    setups = {(c["processes"], c["replicas"]) for c in analysis["curves"]}
+    out: dict[str, list[Chart]] = {}
+    for layer, cs in sorted(by_layer.items()):
+        charts = []
+        for kind in sorted({c["kind"] for c in cs}):
+            kcs = [c for c in cs if c["kind"] == kind]
+            fig, ax = plt.subplots(figsize=(7, 3.6))
+            for c in kcs:
+                xs = [lv["level"] for lv in c["levels"]]
+                ax.plot(xs, [lv["qps"] for lv in c["levels"]], marker="o", label=_label(c, len(setups) > 1))
+                if c["knee"] is not None:
+                    ax.axvline(c["knee"], linestyle=":", color="grey")
+            ax.set(xlabel=_xlabel(kind), ylabel="QPS (req/s)", title=f"{layer}: throughput vs load")
+            ax.legend(fontsize=7)
+            charts.append({"title": f"{layer}: QPS vs {_xlabel(kind)}", "png": _png(fig)})
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        for c in cs:
+            qps = [lv["qps"] for lv in c["levels"]]
+            line = ax.plot(qps, [lv["p99_ms"] for lv in c["levels"]], marker="o", label=f"{_label(c, False)} p99")
+            ax.plot(qps, [lv["p50_ms"] for lv in c["levels"]], linestyle="--", color=line[0].get_color())
+        if analysis["slo_p99_ms"] is not None:
+            ax.axhline(analysis["slo_p99_ms"], color="red", linestyle=":", label="p99 SLO")
+        ax.set(xlabel="QPS (req/s)", ylabel="latency (ms); dashed: p50", title=f"{layer}: latency vs throughput")
+        ax.legend(fontsize=7)
+        charts.append({"title": f"{layer}: latency percentiles vs QPS", "png": _png(fig)})
+        fig, ax = plt.subplots(figsize=(7, 3))
+        for c in cs:
+            ax.plot([lv["level"] for lv in c["levels"]], [100 * lv["error_rate"] for lv in c["levels"]], marker="o",
+                    label=_label(c, False))  # fmt: skip
+        ax.set(xlabel="level", ylabel="errors (%)", title=f"{layer}: error rate per level")
+        ax.legend(fontsize=7)
+        charts.append({"title": f"{layer}: error rate per level", "png": _png(fig)})
+        with_recall = [c for c in cs if any(lv["recall"] is not None for lv in c["levels"])]
+        if with_recall:
+            fig, ax = plt.subplots(figsize=(7, 3))
+            for c in with_recall:
+                lvls = [lv for lv in c["levels"] if lv["recall"] is not None]
+                ax.plot([lv["level"] for lv in lvls], [lv["recall"] for lv in lvls], marker="o", label=_label(c, False))
+            ax.set(xlabel="level", ylabel="mean recall@k", title=f"{layer}: recall per level")
+            ax.legend(fontsize=7)
+            charts.append({"title": f"{layer}: recall per level", "png": _png(fig)})
+        out[layer] = charts
+    return out
+
+
+def sync_async_chart(rows: list[dict[str, Any]]) -> Chart | None:
+    """Best QPS of each operation, sync next to async, at the levels where both ran."""
+    if not rows:
+        return None
+    best: dict[str, tuple[float, float]] = {}
+    for r in rows:
+        key = f"{r['layer']} {r['operation']}"
+        s, a = best.get(key, (0.0, 0.0))
+        best[key] = (max(s, r["sync_qps"]), max(a, r["async_qps"]))
+    names = sorted(best)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [best[n][0] for n in names], width=0.4, label="sync")
+    ax.bar([x + 0.2 for x in xs], [best[n][1] for n in names], width=0.4, label="async")
+    ax.set_xticks(list(xs), names, rotation=30, ha="right", fontsize=7)
+    ax.set(ylabel="best QPS (req/s)", title="sync vs async")
+    ax.legend(fontsize=7)
+    return {"title": "sync vs async: best QPS per operation", "png": _png(fig)}
+
+
+def scaling_chart(tables: dict[str, list[dict[str, float]]], what: str) -> Chart | None:
+    if not tables:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for key, rows in sorted(tables.items()):
+        ax.plot([r["count"] for r in rows], [r["efficiency"] for r in rows], marker="o", label=key)
+    ax.axhline(1.0, color="grey", linestyle=":")
+    ax.set(xlabel=what, ylabel="scaling efficiency", title=f"scaling with {what}")
+    ax.legend(fontsize=7)
+    return {"title": f"scaling efficiency with {what}", "png": _png(fig)}
+
+
+def diff_chart(rows: list[dict[str, Any]]) -> Chart | None:
+    """Baseline against candidate QPS per operation and level."""
+    if not rows:
+        return None
+    names = [f"{r['operation']} @{r['level']:g}" for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [r["baseline"]["qps"] for r in rows], width=0.4, label="baseline")
+    ax.bar([x + 0.2 for x in xs], [r["candidate"]["qps"] for r in rows], width=0.4, label="candidate")
+    ax.set_xticks(list(xs), names, rotation=30, ha="right", fontsize=6)
+    ax.set(ylabel="QPS (req/s)", title="baseline vs candidate")
+    ax.legend(fontsize=7)
+    return {"title": "baseline vs candidate QPS", "png": _png(fig)}
