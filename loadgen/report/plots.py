@@ -13,7 +13,13 @@ matplotlib.use("Agg")  # before pyplot: headless, and the report must embed its 
 
 import matplotlib.pyplot as plt
 
+# a layer can have a dozen operations (sync and async): 20 distinct colours so no two lines share one
+plt.rcParams["axes.prop_cycle"] = plt.cycler(color=[plt.get_cmap("tab20")(i) for i in range(20)])
 Chart = dict[str, str]  # {"title": ..., "png": base64}
+
+
+def _legend(ax: Any) -> None:
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot, never over the lines
 
 
 def _png(fig: Any) -> str:
@@ -46,16 +52,16 @@ def layer_charts(analysis: dict[str, Any]) -> dict[str, list[Chart]]:
         charts = []
         for kind in sorted({c["kind"] for c in cs}):
             kcs = [c for c in cs if c["kind"] == kind]
-            fig, ax = plt.subplots(figsize=(7, 3.6))
+            fig, ax = plt.subplots(figsize=(9, 3.6))
             for c in kcs:
                 xs = [lv["level"] for lv in c["levels"]]
                 ax.plot(xs, [lv["qps"] for lv in c["levels"]], marker="o", label=_label(c, len(setups) > 1))
                 if c["knee"] is not None:
                     ax.axvline(c["knee"], linestyle=":", color="grey")
             ax.set(xlabel=_xlabel(kind), ylabel="QPS (req/s)", title=f"{layer}: throughput vs load")
-            ax.legend(fontsize=7)
+            _legend(ax)
             charts.append({"title": f"{layer}: QPS vs {_xlabel(kind)}", "png": _png(fig)})
-        fig, ax = plt.subplots(figsize=(7, 3.6))
+        fig, ax = plt.subplots(figsize=(9, 3.6))
         for c in cs:
             qps = [lv["qps"] for lv in c["levels"]]
             line = ax.plot(qps, [lv["p99_ms"] for lv in c["levels"]], marker="o", label=f"{_label(c, False)} p99")
@@ -63,23 +69,24 @@ def layer_charts(analysis: dict[str, Any]) -> dict[str, list[Chart]]:
         if analysis["slo_p99_ms"] is not None:
             ax.axhline(analysis["slo_p99_ms"], color="red", linestyle=":", label="p99 SLO")
         ax.set(xlabel="QPS (req/s)", ylabel="latency (ms); dashed: p50", title=f"{layer}: latency vs throughput")
-        ax.legend(fontsize=7)
+        _legend(ax)
         charts.append({"title": f"{layer}: latency percentiles vs QPS", "png": _png(fig)})
-        fig, ax = plt.subplots(figsize=(7, 3))
+        fig, ax = plt.subplots(figsize=(9, 3))
         for c in cs:
             ax.plot([lv["level"] for lv in c["levels"]], [100 * lv["error_rate"] for lv in c["levels"]], marker="o",
                     label=_label(c, False))  # fmt: skip
         ax.set(xlabel="level", ylabel="errors (%)", title=f"{layer}: error rate per level")
-        ax.legend(fontsize=7)
+        ax.set_ylim(bottom=0)
+        _legend(ax)
         charts.append({"title": f"{layer}: error rate per level", "png": _png(fig)})
         with_recall = [c for c in cs if any(lv["recall"] is not None for lv in c["levels"])]
         if with_recall:
-            fig, ax = plt.subplots(figsize=(7, 3))
+            fig, ax = plt.subplots(figsize=(9, 3))
             for c in with_recall:
                 lvls = [lv for lv in c["levels"] if lv["recall"] is not None]
                 ax.plot([lv["level"] for lv in lvls], [lv["recall"] for lv in lvls], marker="o", label=_label(c, False))
             ax.set(xlabel="level", ylabel="mean recall@k", title=f"{layer}: recall per level")
-            ax.legend(fontsize=7)
+            _legend(ax)
             charts.append({"title": f"{layer}: recall per level", "png": _png(fig)})
         out[layer] = charts
     return out
@@ -95,25 +102,25 @@ def sync_async_chart(rows: list[dict[str, Any]]) -> Chart | None:
         s, a = best.get(key, (0.0, 0.0))
         best[key] = (max(s, r["sync_qps"]), max(a, r["async_qps"]))
     names = sorted(best)
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(9, 3.6))
     xs = range(len(names))
     ax.bar([x - 0.2 for x in xs], [best[n][0] for n in names], width=0.4, label="sync")
     ax.bar([x + 0.2 for x in xs], [best[n][1] for n in names], width=0.4, label="async")
     ax.set_xticks(list(xs), names, rotation=30, ha="right", fontsize=7)
     ax.set(ylabel="best QPS (req/s)", title="sync vs async")
-    ax.legend(fontsize=7)
+    _legend(ax)
     return {"title": "sync vs async: best QPS per operation", "png": _png(fig)}
 
 
 def scaling_chart(tables: dict[str, list[dict[str, float]]], what: str) -> Chart | None:
     if not tables:
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(9, 3.2))
     for key, rows in sorted(tables.items()):
         ax.plot([r["count"] for r in rows], [r["efficiency"] for r in rows], marker="o", label=key)
     ax.axhline(1.0, color="grey", linestyle=":")
     ax.set(xlabel=what, ylabel="scaling efficiency", title=f"scaling with {what}")
-    ax.legend(fontsize=7)
+    _legend(ax)
     return {"title": f"scaling efficiency with {what}", "png": _png(fig)}
 
 
@@ -122,11 +129,11 @@ def diff_chart(rows: list[dict[str, Any]]) -> Chart | None:
     if not rows:
         return None
     names = [f"{r['operation']} @{r['level']:g}" for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(9, 3.6))
     xs = range(len(names))
     ax.bar([x - 0.2 for x in xs], [r["baseline"]["qps"] for r in rows], width=0.4, label="baseline")
     ax.bar([x + 0.2 for x in xs], [r["candidate"]["qps"] for r in rows], width=0.4, label="candidate")
     ax.set_xticks(list(xs), names, rotation=30, ha="right", fontsize=6)
     ax.set(ylabel="QPS (req/s)", title="baseline vs candidate")
-    ax.legend(fontsize=7)
+    _legend(ax)
     return {"title": "baseline vs candidate QPS", "png": _png(fig)}
