@@ -91,12 +91,16 @@ def test_rate_sweep_and_loose_results_files_from_jobs(tmp_path: Path) -> None:
     for rate in (50, 100, 200, 400):
         doc = results(0, min(rate, 150.0), 5.0, model="open")
         doc["run"]["level"] = {"rate": rate}
+        late = max(rate - 150, 0)  # sends the server could not keep up with
+        doc["open_loop"] = {"target_rate": rate, "by_type": {"pymilvus": {"late": late, "dropped": late // 2}}}
         write(jobs / f"pod-{rate}", doc)
     code, err, doc = report(str(jobs), "--out", str(tmp_path / "r"))
     assert code == 0, err
     sync = next(c for c in doc["analysis"]["curves"] if c["type"] == "pymilvus")
     assert sync["kind"] == "rate" and [lv["level"] for lv in sync["levels"]] == [50, 100, 200, 400]
     assert sync["knee"] == 200  # achieved rate flattens at 150 req/s, between 100 and 200 targets
+    assert [(lv["late"], lv["dropped"]) for lv in sync["levels"]] == [(0, 0), (0, 0), (50, 25), (250, 125)]
+    assert "| pymilvus search | 400 req/s |" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_worker_scaling_and_baseline_diff(tmp_path: Path) -> None:
@@ -104,7 +108,7 @@ def test_worker_scaling_and_baseline_diff(tmp_path: Path) -> None:
     two = tmp_path / "w2"
     doc2 = results(8, 1400.0, 9.0, processes=2)
     write(two, doc2)
-    code, err, doc = report(str(one), str(two), "--out", str(tmp_path / "r"), "--baseline", str(one))
+    code, err, doc = report("--baseline", str(one), str(one), str(two), "--out", str(tmp_path / "r"))
     assert code == 0, err
     (w1, w2) = doc["analysis"]["worker_scaling"]["pymilvus search"]
     assert (w1["count"], w2["count"]) == (1, 2) and w2["efficiency"] == pytest.approx(1400 / 800 / 2)

@@ -38,6 +38,8 @@ class Point:
     p99_ms: float
     recall: float | None
     source: str
+    late: int | None = None  # open model: sends that left more than 10 ms behind schedule (this request type)
+    dropped: int | None = None  # open model: sends skipped because every client was busy
 
     @property
     def layer(self) -> str:
@@ -58,11 +60,15 @@ def points(runs: list[Run]) -> list[Point]:
     for run in runs:
         kind, level = run.level
         recall = run.results.get("recall") if isinstance(run.results.get("recall"), dict) else {}
+        open_loop = run.results.get("open_loop")
+        by_type = open_loop.get("by_type") if isinstance(open_loop, dict) else None
         for m in run.results["requests"]:
             if not isinstance(m, dict) or not counts_toward_qps(str(m.get("type", ""))):
                 continue
             n, fails = int(m.get("requests", 0)), int(m.get("failures", 0))
             rec = recall.get(f"{m['type']} {m['name']}") if isinstance(recall, dict) else None
+            sends = by_type.get(m["type"]) if isinstance(by_type, dict) else None
+            sends = sends if isinstance(sends, dict) else {}
             out.append(
                 Point(
                     type=m["type"], name=m["name"], kind=kind, level=level, processes=run.processes,
@@ -72,7 +78,7 @@ def points(runs: list[Run]) -> list[Point]:
                     p99_ms=float(m.get("p99_ms", 0.0)),
                     recall=float(rec["mean"]) if isinstance(rec, dict) and isinstance(rec.get("mean"), int | float)
                     else None,
-                    source=run.source,
+                    source=run.source, late=sends.get("late"), dropped=sends.get("dropped"),
                 )
             )  # fmt: skip
     return out

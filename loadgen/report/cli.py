@@ -21,7 +21,8 @@ def add_parser(sub: Any) -> None:
     rep.add_argument("results", nargs="+", type=Path, help="results dirs, sweep dirs, results.json or sweep.json files")
     rep.add_argument("--out", type=Path, help="output directory (default results/report-<timestamp>)")
     rep.add_argument("--title", default="milvus-loadgen capacity report")
-    rep.add_argument("--baseline", nargs="+", type=Path, help="results to compare against (before), RESULTS are after")
+    # one path per flag (repeatable), so `loadgen report --baseline OLD NEW` reads as "OLD before, NEW after"
+    rep.add_argument("--baseline", action="append", type=Path, help="results to compare against (before); repeatable")
     rep.add_argument("--slo-p99-ms", type=float, help="p99 latency SLO: report the highest QPS that holds it")
     rep.add_argument("--max-error-rate", type=float, default=0.01, help="error share a level may have to count (0.01)")
     size = rep.add_argument_group("sizing (needs --target-qps)")

@@ -55,11 +55,12 @@ def _curves_section(layer: str, curves: list[dict[str, Any]], slo: float | None)
     rows = [
         (f"{c['type']} {c['name']}", _level(c["kind"], lv["level"]), str(lv["processes"]), _f(lv["qps"]),
          _f(lv["p50_ms"], 2), _f(lv["p95_ms"], 2), _f(lv["p99_ms"], 2), _f(100 * lv["error_rate"], 2, "%"),
-         _f(lv["recall"], 4))
+         _f(lv["recall"], 4), "" if lv["late"] is None else f"{lv['late']} / {lv['dropped']}")
         for c in curves
         for lv in c["levels"]
     ]  # fmt: skip
-    header = ("operation", "level", "workers", "QPS", "p50 ms", "p95 ms", "p99 ms", "errors", "recall")
+    header = ("operation", "level", "workers", "QPS", "p50 ms", "p95 ms", "p99 ms", "errors", "recall",
+              "late / dropped sends")  # fmt: skip
     sec.tables.append((header, rows))
     return sec
 
