@@ -132,6 +132,8 @@ def test_loads_a_single_results_file_and_a_sweep_file(tmp_path: Path) -> None:
         (lambda d: write(d, {"format": "someone-else/v2", "data": []}), "is not a milvus-loadgen results file"),
         (lambda d: (d.mkdir(), (d / "results.json").write_text("{not json")), "not readable JSON"),
         (lambda d: (d.mkdir(), (d / "sweep.json").write_text("[]")), "is not a milvus-loadgen sweep file"),
+        (lambda d: write(d, {**results(1, 1.0, 1.0), "requests": []}), "hold no Milvus requests"),
+        (lambda d: None, "no such file or directory"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, setup: Any, message: str) -> None:
