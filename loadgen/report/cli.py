@@ -99,9 +99,12 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         index = args.index or str(first.get("index_type") or "AUTOINDEX")
         same_index = args.index is None or args.index == first.get("index_type")
         params = _index_params(args.index_params, first if same_index else {})
+        rows, run_dim = first.get("rows"), first.get("dim")  # the size the QPS was measured at
+        shape = (int(rows), int(run_dim)) if isinstance(rows, int) and isinstance(run_dim, int) and rows else None
         report["sizing"] = sizing.plan(
-            result, target_qps=args.target_qps, vectors=vectors, dim=dim, index=index, index_params=params,
-            headroom=args.headroom, assumed_efficiency=args.assume_efficiency,
+            result, target_qps=args.target_qps, vectors=vectors, dim=dim, index=index,
+            index_params=params, headroom=args.headroom, assumed_efficiency=args.assume_efficiency,
+            measured_shape=shape,
         )  # fmt: skip
     if base:
         report["diff"] = diff.diff(base, runs)

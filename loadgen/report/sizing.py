@@ -111,8 +111,10 @@ def plan(
     index_params: dict[str, Any] | None,
     headroom: float = DEFAULT_HEADROOM,
     assumed_efficiency: float = DEFAULT_EFFICIENCY,
+    measured_shape: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Replicas per operation (each measured curve's capacity) and the memory they need."""
+    """Replicas per operation (each measured curve's capacity) and the memory they need. ``measured_shape`` is the
+    (vectors, dim) the runs measured: a target of another size gets a warning, since QPS depends on it."""
     mem = memory(index, vectors, dim, index_params)
     rows = []
     skipped = []
@@ -136,7 +138,7 @@ def plan(
             replicas = c["replicas"] or 1
             per_replica = measured_qps / replicas
             efficiency = assumed_efficiency
-            eff_basis = f"assumed {assumed_efficiency:.0%} (only one replica count measured)"
+            eff_basis = "assumed: only one replica count measured"
             if c["replicas"] is None:
                 assumptions.append("results do not record a replica count: assumed 1")
         n = replicas_needed(target_qps, per_replica, efficiency, headroom)
@@ -148,6 +150,12 @@ def plan(
                 "memory_bytes_total": n * mem.bytes_per_replica, "assumptions": assumptions,
             }
         )  # fmt: skip
+    notes = []
+    if measured_shape and (vectors, dim) != measured_shape:
+        notes.append(
+            f"the runs measured {measured_shape[0]:,} vectors of dim {measured_shape[1]}, not the target's {vectors:,} "
+            f"of dim {dim}: per-replica QPS at the target's size is likely lower; measure at that size to be sure"
+        )
     return {
         "target_qps": target_qps,
         "vectors": vectors,
@@ -161,6 +169,7 @@ def plan(
         "rows": rows,
         "not_sized": skipped,
         "notes": [
+            *notes,
             "sized on read operations (searches, queries, gets): replicas multiply read capacity, not writes",
             "one replica per query node: each holds a full copy of the vectors and index",
             "memory counts vectors and the vector index only; scalar fields, segment and runtime overheads come on top",
