@@ -122,6 +122,16 @@ def test_loads_a_single_results_file_and_a_sweep_file(tmp_path: Path) -> None:
     src = sweep(tmp_path / "s", [1, 2])
     assert len(load.load_path(src / "sweep.json")) == 2
     assert [r.level for r in load.load_path(src / "users-2" / "results.json")] == [("users", 2.0)]
+    assert [r.processes for r in load.load_path(src / "users-2")] == [1]  # --processes 0: one process
+
+
+def test_kubernetes_job_results_count_their_workers(tmp_path: Path) -> None:
+    doc = results(20, 500.0, 8.0)  # as `loadgen k8s summarize` writes it: no level, no processes
+    doc["run"] = {"mode": "kubernetes-job", "users": 20, "expect_workers": 4, "exit_code": 0}
+    (run,) = load.load_path(write(tmp_path / "k8s-run", doc))
+    assert (run.level, run.processes, run.replicas) == (("users", 20.0), 4, None)
+    doc["run"]["replicas"] = 2
+    assert load.load_path(write(tmp_path / "k8s-run2", doc))[0].replicas == 2
 
 
 @pytest.mark.parametrize(

@@ -56,9 +56,13 @@ class Run:
 
     @property
     def processes(self) -> int:
-        """Locust worker processes; 0 (one process, no workers) counts as 1."""
-        value = self.run.get("processes")
-        return max(int(value), 1) if isinstance(value, int | float) else 1
+        """Locust worker processes: ``--processes`` locally (0, no workers, counts as 1), ``--expect-workers`` in a
+        Kubernetes Job (``loadgen k8s summarize`` records it as run.expect_workers)."""
+        for key in ("processes", "expect_workers"):
+            value = self.run.get(key)
+            if isinstance(value, int | float) and value > 0:
+                return int(value)
+        return 1
 
     @property
     def replicas(self) -> int | None:
