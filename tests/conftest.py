@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -35,6 +37,15 @@ def client(milvus: ServerInfo) -> Iterator[MilvusClient]:
     c = MilvusClient(uri=milvus.uri, timeout=10)
     yield c
     c.close()
+
+
+def stop_thawed(server: EmbeddedMilvus) -> None:
+    """Stop a server a test may have frozen (SIGSTOP): thaw it first so it can shut down, whatever happened."""
+    info = server.info or server.read_state()
+    if info is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(info.pid, signal.SIGCONT)
+    server.stop()
 
 
 def run_cli(*args: str, timeout: float = 240, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,6 @@ is bounded by --timeout), the run ends on time, successes resume after a restart
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -17,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, stop_thawed
 from pymilvus import MilvusClient
 
 from loadgen.server import EmbeddedMilvus, ServerInfo, _group_members, free_ports
@@ -37,11 +36,7 @@ def own_milvus(tmp_path: Path) -> Iterator[EmbeddedMilvus]:
     try:
         yield server
     finally:
-        info = server.info or server.read_state()
-        if info is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(info.pid, signal.SIGCONT)
-        server.stop()
+        stop_thawed(server)
 
 
 def _launch(*args: str) -> subprocess.Popen[str]:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli, server_counter
+from conftest import ROOT, run_cli, server_counter, stop_thawed
 from pymilvus import MilvusClient
 
 from loadgen import collection
@@ -57,8 +57,7 @@ def own_milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]
     try:
         yield info
     finally:
-        os.killpg(info.pid, signal.SIGCONT)  # never leave it stopped, whatever happened
-        server.stop()
+        stop_thawed(server)
 
 
 def _run_with_stall(info: ServerInfo, out: Path, model: list[str], stall_s: float) -> dict:
