@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadgen.server import EmbeddedMilvus
+from loadgen.milvus.server import EmbeddedMilvus
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "k8s" / "locust" / "locustfiles" / "locustfile.py"

@@ -4,8 +4,8 @@ anything fail that should not? Not part of CI (issue 8's full run: --users 200 -
 The load generator's processes (Locust and any workers, not the loadgen CLI that only waits, nor Milvus) are sampled
 every --sample seconds: resident memory and open file descriptors. The baseline is the first sample after --warmup
 seconds of load (connections opened, caches and histograms sized); growth is the last sample against it.
-Failures come from results.json by kind (see loadgen.summary.failure_kind): anything but a timeout under overload is
-unexplained. Targets: memory growth < 5 %, no fd growth, 0 unexplained failures.
+Failures come from results.json by kind (see loadgen.stats.results.failure_kind): anything but a timeout under
+overload is unexplained. Targets: memory growth < 5 %, no fd growth, 0 unexplained failures.
 """
 
 import argparse
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from loadgen.server import EmbeddedMilvus
+from loadgen.milvus.server import EmbeddedMilvus
 
 
 def generator(cli: psutil.Process) -> list[psutil.Process]:

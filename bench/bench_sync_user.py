@@ -21,9 +21,9 @@ from locust import events
 from locust.env import Environment
 from pymilvus import MilvusClient
 
-import loadgen.hooks  # noqa: F401  - our listeners, as in a locustfile
-from loadgen import collection
-from loadgen.settings import Settings, add_options
+import loadgen.locust.hooks  # noqa: F401  - our listeners, as in a locustfile
+from loadgen.config.settings import Settings, add_options
+from loadgen.milvus import collection
 from loadgen.users.pymilvus import PymilvusUser
 
 

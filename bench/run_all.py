@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadgen.server import EmbeddedMilvus
+from loadgen.milvus.server import EmbeddedMilvus
 
 HERE = Path(__file__).resolve().parent
 

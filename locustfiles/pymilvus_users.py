@@ -3,7 +3,7 @@
 import loadgen.runtime  # first: the gevent/asyncio policy
 
 # isort: split
-import loadgen.hooks  # noqa: F401  - options, setup once per run, cleanup
+import loadgen.locust.hooks  # noqa: F401  - options, setup once per run, cleanup
 from loadgen.users.pymilvus import AsyncPymilvusUser, PymilvusUser
 
 __all__ = ["AsyncPymilvusUser", "PymilvusUser"]

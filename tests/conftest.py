@@ -17,7 +17,7 @@ import pytest
 from certs import Pki, make_pki
 from pymilvus import MilvusClient
 
-from loadgen.server import EmbeddedMilvus, ServerInfo
+from loadgen.milvus.server import EmbeddedMilvus, ServerInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 """Helpers for the Kubernetes tests: render the manifests with a real kubectl from PyPI, and find pods' containers.
 
-The kubectl comes from ``loadgen.k8s_tools.cached_kubectl`` (fetched once into ~/.cache/milvus-loadgen/tools), never
+The kubectl comes from ``loadgen.cli.k8s_tools.cached_kubectl`` (fetched once into ~/.cache/milvus-loadgen/tools), never
 from PATH: CI's clean machine has no kubectl, so a test that passed here only because one was installed would lie.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from loadgen import k8s
-from loadgen.k8s_tools import cached_kubectl
+from loadgen.cli import k8s
+from loadgen.cli.k8s_tools import cached_kubectl
 
 OVERLAYS = sorted(k8s.OVERLAYS)
 

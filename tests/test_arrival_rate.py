@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from loadgen import summary, sweep
-from loadgen.arrival_rate import ArrivalStats, Counts, Pacer, parse_rate, parse_stream_rates, summarize
-from loadgen.cli import _levels, _parse
+from loadgen.cli import sweep
+from loadgen.cli.main import _levels, _parse
+from loadgen.config.settings import KNOWN_TASKS, Settings
+from loadgen.config.workload_file import defaults_from
 from loadgen.errors import LoadgenError
-from loadgen.settings import KNOWN_TASKS, Settings
-from loadgen.workload import defaults_from
+from loadgen.stats import results as summary
+from loadgen.workload.arrival_rate import ArrivalStats, Counts, Pacer, parse_rate, parse_stream_rates, summarize
 
 
 def test_uniform_schedule_is_exact_and_never_drifts() -> None:
@@ -79,7 +80,7 @@ def test_settings_and_levels_from_flags(tmp_path: Path) -> None:
     wl = tmp_path / "churn.toml"
     wl.write_text("arrival_rate = 80\n[stream_rates]\nupsert = 10\ndelete = 10\n")
     parser = argparse.ArgumentParser()
-    from loadgen.settings import add_options
+    from loadgen.config.settings import add_options
 
     add_options(parser, locust=False)
     assert defaults_from(wl, parser) == {"arrival_rate": 80.0, "stream_rates": "upsert=10,delete=10"}

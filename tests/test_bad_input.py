@@ -12,9 +12,9 @@ from certs import make_pki
 from conftest import Secure, run_cli, secure_client, snapshot
 from pymilvus import MilvusClient
 
-from loadgen import collection
-from loadgen.server import ServerInfo
-from loadgen.settings import Settings
+from loadgen.config.settings import Settings
+from loadgen.milvus import collection
+from loadgen.milvus.server import ServerInfo
 
 pytestmark = pytest.mark.milvus
 

@@ -8,10 +8,10 @@ import pytest
 from conftest import snapshot
 from pymilvus import DataType, MilvusClient
 
-from loadgen import collection
+from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
-from loadgen.server import ServerInfo
-from loadgen.settings import Settings
+from loadgen.milvus import collection
+from loadgen.milvus.server import ServerInfo
 
 pytestmark = pytest.mark.milvus
 

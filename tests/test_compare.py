@@ -9,7 +9,7 @@ import pytest
 from conftest import run_cli
 from pymilvus import MilvusClient
 
-from loadgen.server import ServerInfo
+from loadgen.milvus.server import ServerInfo
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import run_cli, snapshot
 from pymilvus import MilvusClient
 
-from loadgen import collection
-from loadgen.server import ServerInfo
+from loadgen.milvus import collection
+from loadgen.milvus.server import ServerInfo
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 RUN = ["-u", "2", "-t", "4s", "--rows", "300", "--dim", "16", "--weights", "search=2,insert=1,upsert=1,delete=1"]

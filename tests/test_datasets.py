@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen import groundtruth
-from loadgen.datasets import Dataset, SyntheticSource, open_dataset
 from loadgen.errors import LoadgenError
-from loadgen.groundtruth import RecallStats, compute_ground_truth, ground_truth, recall_at_k
+from loadgen.workload import groundtruth
+from loadgen.workload.datasets import Dataset, SyntheticSource, open_dataset
+from loadgen.workload.groundtruth import RecallStats, compute_ground_truth, ground_truth, recall_at_k
 
 RNG = np.random.default_rng(7)
 BASE = RNG.standard_normal((103, 8)).astype(np.float32)

@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT, stop_thawed
 from pymilvus import MilvusClient
 
-from loadgen.server import EmbeddedMilvus, ServerInfo, _group_members, free_ports
+from loadgen.milvus.server import EmbeddedMilvus, ServerInfo, _group_members, free_ports
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 SMALL = ["--rows", "300", "--dim", "8", "--timeout", "2", "--weights", "search=4,insert=1"]

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loadgen.checks import CHECK_FAILED_EXIT_CODE, Checks, evaluate, exit_code, qps
-from loadgen.histograms import PERCENTILES, REPORT_KEY, HistogramListener, LatencyHistograms
+from loadgen.stats.checks import CHECK_FAILED_EXIT_CODE, Checks, evaluate, exit_code, qps
+from loadgen.stats.histograms import PERCENTILES, REPORT_KEY, HistogramListener, LatencyHistograms
 
 
 def lognormal_ms(seed: int, n: int) -> list[float]:
@@ -187,7 +187,7 @@ def test_workers_send_deltas_and_master_merges(make_env: Any, tmp_path: Path) ->
     assert master.histograms.summary() == union.summary()
 
 
-# --- CI checks on hand-made results (the shape of loadgen.summary.build_results) ---
+# --- CI checks on hand-made results (the shape of loadgen.stats.results.build_results) ---
 
 
 def results(

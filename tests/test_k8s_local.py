@@ -26,7 +26,7 @@ from conftest import server_counter
 from k8s_render import container, locustfiles, one, options, rendered
 from pymilvus import MilvusClient
 
-from loadgen.server import ServerInfo
+from loadgen.milvus.server import ServerInfo
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 BIN = str(Path(sys.executable).parent)  # the image's `python` and `loadgen` are this venv's

@@ -20,9 +20,9 @@ import yaml
 from conftest import ROOT, run_cli
 from k8s_render import OVERLAYS, container, kubectl, locustfiles, one, options, pod_spec, rendered
 
-from loadgen import k8s
+from loadgen.cli import k8s
+from loadgen.cli.k8s_tools import find_kubectl
 from loadgen.errors import LoadgenError
-from loadgen.k8s_tools import find_kubectl
 
 K8S_VERSIONS = ("1.30.0", "1.33.0")
 VALIDATE = Path(sys.executable).parent / "kubernetes-validate"

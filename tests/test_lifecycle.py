@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, run_cli
 from pymilvus import MilvusClient
 
-from loadgen.server import ServerInfo, _group_members, free_ports
+from loadgen.milvus.server import ServerInfo, _group_members, free_ports
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 

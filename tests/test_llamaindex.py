@@ -9,8 +9,8 @@ import pytest
 from conftest import run_cli
 from pymilvus import MilvusClient
 
-from loadgen.server import ServerInfo
-from loadgen.settings import OPERATIONS
+from loadgen.config.settings import OPERATIONS
+from loadgen.milvus.server import ServerInfo
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 LOCUSTFILE = "locustfiles/llamaindex_users.py"

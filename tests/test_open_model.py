@@ -16,9 +16,9 @@ import pytest
 from conftest import ROOT, run_cli, server_counter, stop_thawed
 from pymilvus import MilvusClient
 
-from loadgen import collection
-from loadgen.server import EmbeddedMilvus, ServerInfo
-from loadgen.settings import Settings
+from loadgen.config.settings import Settings
+from loadgen.milvus import collection
+from loadgen.milvus.server import EmbeddedMilvus, ServerInfo
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 SMALL = ["--rows", "1000", "--dim", "32"]

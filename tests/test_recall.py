@@ -10,13 +10,14 @@ import pytest
 from conftest import run_cli
 from pymilvus import MilvusClient
 
-from loadgen import recall
-from loadgen.checks import _recalls
-from loadgen.data import dataset_categories
-from loadgen.datasets import open_dataset
-from loadgen.groundtruth import RecallStats
-from loadgen.server import ServerInfo
-from loadgen.summary import render_table
+from loadgen.milvus.server import ServerInfo
+from loadgen.stats import recall
+from loadgen.stats.checks import _recalls
+from loadgen.stats.results import render_table
+from loadgen.workload import truth as workload_truth
+from loadgen.workload.datasets import open_dataset
+from loadgen.workload.groundtruth import RecallStats
+from loadgen.workload.rows import dataset_categories
 
 
 def brute_force(base: np.ndarray, queries: np.ndarray, k: int, allowed: np.ndarray) -> np.ndarray:
@@ -36,14 +37,16 @@ def test_recall_matches_numpy_brute_force(tmp_path: Path, keep_below: int) -> No
     cats = dataset_categories(np.arange(len(base)), 7)
     allowed = cats < keep_below if keep_below else np.ones(len(base), bool)
     expected = brute_force(base, queries, 5, allowed)
-    truth = recall.truth_for(ds, 5, "COSINE", keep_below=keep_below, seed=7, cache_dir=tmp_path)
+    truth = workload_truth.truth_for(ds, 5, "COSINE", keep_below=keep_below, seed=7, cache_dir=tmp_path)
     assert np.array_equal(truth, expected)
     assert all(cats[i] < keep_below for i in truth.ravel()) or not keep_below
     # cached on disk: a second call loads the same ids
     assert list(tmp_path.glob("groundtruth-*.npy"))
-    assert np.array_equal(recall.truth_for(ds, 5, "COSINE", keep_below=keep_below, seed=7, cache_dir=tmp_path), truth)
+    assert np.array_equal(
+        workload_truth.truth_for(ds, 5, "COSINE", keep_below=keep_below, seed=7, cache_dir=tmp_path), truth
+    )
     # recall of given hits == |hits ∩ truth| / k, computed by hand
-    work = recall.Workload(ds, queries, truth, 5)
+    work = workload_truth.Workload(ds, queries, truth, 5)
     hits = [int(expected[3][0]), int(expected[3][2]), 10**9, -1]  # 2 right, 2 wrong, one short
     assert work.recall(3, hits) == len(set(hits) & set(expected[3].tolist())) / 5 == 0.4
     assert work.recall(3, expected[3]) == 1.0

@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT, run_cli, server_counter
 from pymilvus import MilvusClient
 
-from loadgen.server import ServerInfo
-from loadgen.settings import OPERATIONS
+from loadgen.config.settings import OPERATIONS
+from loadgen.milvus.server import ServerInfo
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 ALL_TASKS = "insert=2,upsert=1,search=4,query=1,get=1,delete=2,fanout=1"

@@ -17,7 +17,7 @@ import pytest
 from certs import make_pki
 from conftest import ROOT, Secure, run_cli, secure_client
 
-from loadgen.server import free_ports
+from loadgen.milvus.server import free_ports
 
 
 @pytest.mark.parametrize("mutual", [False, True], ids=["one-way TLS", "mutual TLS"])

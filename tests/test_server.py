@@ -16,7 +16,7 @@ from conftest import run_cli
 from pymilvus import MilvusClient
 
 from loadgen.errors import ServerError
-from loadgen.server import EmbeddedMilvus, ServerInfo, _group_members
+from loadgen.milvus.server import EmbeddedMilvus, ServerInfo, _group_members
 
 pytestmark = pytest.mark.milvus
 

@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
+from loadgen.config.settings import OPERATIONS, Settings, add_options, layer_weights, normalize_uri, to_argv
 from loadgen.errors import LoadgenError
-from loadgen.settings import OPERATIONS, Settings, add_options, layer_weights, normalize_uri, to_argv
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -41,7 +41,7 @@ def test_layer_weights_defaults_unless_the_layer_is_named() -> None:
 
 
 def test_every_adapter_operation_is_a_known_task() -> None:
-    from loadgen import adapters
+    from loadgen import clients as adapters
 
     for layer, ops in OPERATIONS.items():
         for flavour in (False, True):

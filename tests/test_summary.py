@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.summary import build_results, entry_metrics, failure_kind, render_table
-from loadgen.timing import ReportedError
+from loadgen.stats.results import build_results, entry_metrics, failure_kind, render_table
+from loadgen.stats.timing import ReportedError
 
 
 def entry(name: str, times: dict[str, int], total_ms: float, fails: int = 0) -> dict[str, object]:

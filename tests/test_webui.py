@@ -20,9 +20,9 @@ from conftest import ROOT, run_cli, server_counter
 from playwright.sync_api import Browser, Locator, Page, Response, sync_playwright
 from pymilvus import MilvusClient
 
-from loadgen.server import ServerInfo, _group_members, free_ports
-from loadgen.webreport import render_html
-from loadgen.webui import _operation
+from loadgen.milvus.server import ServerInfo, _group_members, free_ports
+from loadgen.web.page import render_html
+from loadgen.web.tab import _operation
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from loadgen.cli import _parse
-from loadgen.settings import Settings
+from loadgen.cli.main import _parse
+from loadgen.config.settings import Settings
 
 
 def test_toml_sets_options_and_flags_win(tmp_path: Path) -> None:

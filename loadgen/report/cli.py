@@ -1,5 +1,5 @@
 """``loadgen report RESULTS...``: read runs, analyse, size, compare, and write report.html, report.md and
-report.json. ``loadgen.cli`` only registers the subparser and calls ``run``."""
+report.json. ``loadgen.cli.main`` only registers the subparser and calls ``run``."""
 
 from __future__ import annotations
 

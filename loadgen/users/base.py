@@ -8,7 +8,8 @@ each call and the batch. Request names are the library's method names; request t
 With ``--arrival-rate`` (the open model) a user instead sends its share of the total rate on a schedule, each send
 in a greenlet of its own, all on the user's one client (as an app shares one client among its requests: grpc
 multiplexes them; a pool of clients grew connections exactly when the server slowed down, and made it slower);
-``--stream-rates`` adds fixed-rate schedules of single operations next to either model. See ``loadgen.arrival_rate``.
+``--stream-rates`` adds fixed-rate schedules of single operations next to either model. See
+``loadgen.workload.arrival_rate``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import gevent
 import gevent.pool
 from locust import User
 
-from loadgen import adapters, hooks
-from loadgen.arrival_rate import LATE_MS, Pacer
+from loadgen import clients as adapters
+from loadgen.config.settings import layer_weights
 from loadgen.errors import CallTimeout, LoadgenError
+from loadgen.locust import hooks
 from loadgen.runtime import bridge
-from loadgen.settings import layer_weights
-from loadgen.timing import Sample, ameasure, ameasure_many, measure, report
+from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure, report
+from loadgen.workload.arrival_rate import LATE_MS, Pacer
 
 
 def _task(op: str) -> Callable[[StoreUser], None]:

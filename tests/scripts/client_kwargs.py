@@ -10,10 +10,10 @@ import json
 import sys
 from typing import Any
 
-from loadgen import collection
-from loadgen.adapters import langchain, llamaindex, pymilvus
+from loadgen.clients import langchain, llamaindex, pymilvus
+from loadgen.config.settings import Settings
+from loadgen.milvus import collection
 from loadgen.runtime import bridge
-from loadgen.settings import Settings
 
 seen: dict[str, dict[str, Any]] = {}
 

@@ -6,10 +6,10 @@ import os
 import sys
 import time
 
-from loadgen.adapters.pymilvus import AsyncPymilvusStore, PymilvusStore
+from loadgen.clients.pymilvus import AsyncPymilvusStore, PymilvusStore
+from loadgen.config.settings import Settings
 from loadgen.runtime import bridge
-from loadgen.settings import Settings
-from loadgen.timing import ameasure, measure
+from loadgen.stats.timing import ameasure, measure
 
 settings = Settings(uri=os.environ["URI"], collection="frozen_check", dim=4, timeout=1.0)
 sync_store = PymilvusStore(settings)

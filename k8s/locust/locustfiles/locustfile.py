@@ -7,7 +7,7 @@ users (loadgen.users.langchain / loadgen.users.llamaindex), or add your own file
 import loadgen.runtime  # first: the gevent/asyncio policy
 
 # isort: split
-import loadgen.hooks  # noqa: F401  - options, setup once per run on the master, cleanup
+import loadgen.locust.hooks  # noqa: F401  - options, setup once per run on the master, cleanup
 from loadgen.users.pymilvus import AsyncPymilvusUser, PymilvusUser
 
 __all__ = ["AsyncPymilvusUser", "PymilvusUser"]

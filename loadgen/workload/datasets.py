@@ -2,7 +2,7 @@
 
 Base vectors are always read in chunks (memmap, HDF5 slices, Parquet record batches, generated blocks) so a file
 larger than memory can be inserted. Every bad input is a one-line ``LoadgenError`` naming the file.
-Exact ground truth and recall statistics live in ``loadgen.groundtruth``.
+Exact ground truth and recall statistics live in ``loadgen.workload.groundtruth``.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadgen.arrival_rate import read_results as read_open_loop
-from loadgen.recall import read_results
+from loadgen.stats.recall import read_results
+from loadgen.workload.arrival_rate import read_results as read_open_loop
 
 PERCENTILES = (0.50, 0.95, 0.99)
 
@@ -103,7 +103,7 @@ def build_results(out_dir: Path, *, settings: dict[str, Any], run: dict[str, Any
     total_f = sum(m["failures"] for m in requests)
     recall = read_results(out_dir / "recall.json")  # {"<type> <name>": {mean, p1, p5, p50, min, count}}
     open_loop = open_loop_section(read_open_loop(out_dir / "open_loop.json"), run)
-    workers_file = out_dir / "workers.json"  # distributed runs: workers seen and lost (loadgen.workers)
+    workers_file = out_dir / "workers.json"  # distributed runs: workers seen and lost (loadgen.locust.workers)
     workers = json.loads(workers_file.read_text()) if workers_file.exists() else None
     return {
         "format": "milvus-loadgen/results/v1",

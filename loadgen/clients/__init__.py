@@ -15,9 +15,9 @@ from loadgen.errors import LoadgenError
 
 # layer -> (module, sync class, async class, pip extra that provides it)
 _REGISTRY: dict[str, tuple[str, str, str, str]] = {
-    "pymilvus": ("loadgen.adapters.pymilvus", "PymilvusStore", "AsyncPymilvusStore", ""),
-    "langchain": ("loadgen.adapters.langchain", "LangChainStore", "AsyncLangChainStore", ""),
-    "llamaindex": ("loadgen.adapters.llamaindex", "LlamaIndexStore", "AsyncLlamaIndexStore", ""),
+    "pymilvus": ("loadgen.clients.pymilvus", "PymilvusStore", "AsyncPymilvusStore", ""),
+    "langchain": ("loadgen.clients.langchain", "LangChainStore", "AsyncLangChainStore", ""),
+    "llamaindex": ("loadgen.clients.llamaindex", "LlamaIndexStore", "AsyncLlamaIndexStore", ""),
 }
 
 

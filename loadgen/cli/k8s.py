@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadgen.cli.k8s_tools import find_kubectl
 from loadgen.errors import LoadgenError
-from loadgen.k8s_tools import find_kubectl
 
-K8S_DIR = Path(__file__).resolve().parent.parent / "k8s"
+K8S_DIR = Path(__file__).resolve().parents[2] / "k8s"
 OVERLAYS = {"default": ".", "perf": "overlays/perf", "headless": "overlays/headless"}
 IMAGE_NAME = "milvus-loadgen"  # the name the manifests use; components/image maps it to the real one
 SECRET_NAME = "loadgen-milvus"
@@ -153,8 +153,8 @@ def _kubectl(args: argparse.Namespace, *argv: str, stdin: str | None = None, wha
 
 
 def _milvus_token() -> str:
-    """LOADGEN_MILVUS_TOKEN, read the one way loadgen reads settings (loadgen.settings)."""
-    from loadgen.settings import Settings, add_options
+    """LOADGEN_MILVUS_TOKEN, read the one way loadgen reads settings (loadgen.config.settings)."""
+    from loadgen.config.settings import Settings, add_options
 
     parser = argparse.ArgumentParser(add_help=False)
     add_options(parser, locust=False)
@@ -232,7 +232,7 @@ def summary_from_log(text: str) -> dict[str, Any]:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from loadgen import summary
+    from loadgen.stats import results as summary
 
     if args.log:
         if not args.log.is_file():
@@ -277,8 +277,8 @@ def _wait_master(args: argparse.Namespace) -> int:
 
 
 def _summarize(args: argparse.Namespace) -> int:
-    from loadgen import summary
-    from loadgen.settings import Settings, add_options
+    from loadgen.config.settings import Settings, add_options
+    from loadgen.stats import results as summary
 
     parser = argparse.ArgumentParser(add_help=False)
     add_options(parser, locust=False)  # the LOADGEN_* values the pod's master ran with

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Response, request
 
-from loadgen import summary
-from loadgen.collection import redact_uri
-from loadgen.histograms import LatencyHistograms
-from loadgen.settings import OPERATIONS
-from loadgen.webreport import render_html
+from loadgen.config.settings import OPERATIONS
+from loadgen.milvus.collection import redact_uri
+from loadgen.stats import results as summary
+from loadgen.stats.histograms import LatencyHistograms
+from loadgen.web.page import render_html
 
 if TYPE_CHECKING:
-    from loadgen.hooks import _State
+    from loadgen.locust.hooks import _State
 
 log = logging.getLogger("loadgen")
 

@@ -25,11 +25,11 @@ from langchain_core.documents import Document
 from langchain_milvus import Milvus
 from pymilvus import AsyncMilvusClient, MilvusClient, MilvusException
 
-from loadgen import collection
-from loadgen.data import CATEGORIES, WORDS
-from loadgen.embeddings import embedder_for, langchain_embeddings
+from loadgen.config.settings import OPERATIONS, Settings
 from loadgen.errors import CallTimeout, LoadgenError
-from loadgen.settings import OPERATIONS, Settings
+from loadgen.milvus import collection
+from loadgen.workload.embeddings import embedder_for, langchain_embeddings
+from loadgen.workload.rows import CATEGORIES, WORDS
 
 FILL_BATCH = 500
 FIELDS = ("pk", "text", "vector", "category", "source")

@@ -15,10 +15,10 @@ from typing import Any
 import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from loadgen import recall
-from loadgen.data import RowFactory, dataset_rows
+from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
-from loadgen.settings import Settings
+from loadgen.workload import truth
+from loadgen.workload.rows import RowFactory, dataset_rows
 
 MARKER = "[created-by:milvus-loadgen]"
 FILL_BATCH = 1000
@@ -280,13 +280,13 @@ def _fill(client: MilvusClient, settings: Settings, *, start: int, progress: boo
     client.flush(settings.collection, timeout=max(settings.timeout, 120))
 
 
-def _workload(settings: Settings) -> recall.Workload | None:
+def _workload(settings: Settings) -> truth.Workload | None:
     """With ``--dataset``: open and check it, and compute (or load) its ground truth, before any write."""
-    return recall.workload_for(settings) if settings.dataset else None
+    return truth.workload_for(settings) if settings.dataset else None
 
 
 def _fill_dataset(
-    client: MilvusClient, settings: Settings, workload: recall.Workload, *, start: int, progress: bool
+    client: MilvusClient, settings: Settings, workload: truth.Workload, *, start: int, progress: bool
 ) -> None:
     """Insert the dataset's base vectors start..count-1 as ids start..count-1 (a reused collection's rows are
     taken to be the same dataset's first rows: pass --recreate after changing --dataset)."""

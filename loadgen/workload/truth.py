@@ -1,15 +1,9 @@
-"""Search recall against a ``--dataset``: its ground truth (once per process, cached on disk) and the listener
-that gathers per-search recall into ``RecallStats``, merges workers' values on the master and writes ``recall.json``.
-
-A store that knows a search's query (``Workload.queries[i]``) and its hits reports ``{"recall": r}`` through the
-request's ``context`` (see ``StoreUser.run_op``); recall is a statistic next to the requests, never a request itself.
-"""
+"""A ``--dataset`` as a search workload: its query vectors and their true top-k ids (ground truth computed once
+per process and cached on disk across processes), so every search can be scored (see ``loadgen.stats.recall``)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -18,12 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from loadgen.data import CATEGORIES, dataset_categories
-from loadgen.datasets import Dataset, open_dataset
+from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
-from loadgen.groundtruth import (
+from loadgen.workload.datasets import Dataset, open_dataset
+from loadgen.workload.groundtruth import (
     DISTANCE_BUDGET,
-    RecallStats,
     cache_key,
     check_metric,
     ground_truth,
@@ -31,18 +24,9 @@ from loadgen.groundtruth import (
     recall_at_k,
     row_norms,
 )
-from loadgen.listeners import MergedListener
-from loadgen.settings import Settings
-
-log = logging.getLogger("loadgen")
+from loadgen.workload.rows import CATEGORIES, dataset_categories
 
 DEFAULT_CACHE_DIR = "~/.cache/milvus-loadgen/groundtruth"
-PAYLOAD_FORMAT = "milvus-loadgen/recall-payload/v1"
-RESULTS_FORMAT = "milvus-loadgen/recall/v1"
-REPORT_KEY = "loadgen_recall"  # the key in a worker's stats report (``events.report_to_master``)
-
-
-# ---- the dataset and its ground truth ----------------------------------------------------------------------
 
 
 def open_for(settings: Settings) -> Dataset:
@@ -174,73 +158,3 @@ def workload_for(settings: Settings) -> Workload:
         )
         found = _workloads[key] = Workload(dataset, queries, truth, settings.top_k)
         return found
-
-
-# ---- the listener --------------------------------------------------------------------------------------------
-
-
-class RecallListener(MergedListener):
-    """Collects ``context["recall"]`` of successful requests per (request type, name) into ``RecallStats``;
-    workers' values are merged on the master, which writes ``recall.json`` (see ``loadgen.listeners``)."""
-
-    report_key = REPORT_KEY
-    what = "recall statistics"
-
-    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
-        self.stats: dict[tuple[str, str], RecallStats] = {}
-        super().__init__(environment, out_path)
-
-    def _series(self, key: tuple[str, str]) -> RecallStats:
-        stats = self.stats.get(key)
-        if stats is None:
-            stats = self.stats[key] = RecallStats()
-        return stats
-
-    def on_request(
-        self,
-        request_type: str,
-        name: str,
-        exception: BaseException | None = None,
-        context: dict[str, Any] | None = None,
-        **_: Any,
-    ) -> None:
-        value = (context or {}).get("recall")
-        if exception is None and request_type != "embedding" and isinstance(value, int | float):
-            self._series((request_type, name)).add(float(value))
-
-    def has_data(self) -> bool:
-        return any(s.count for s in self.stats.values())
-
-    def to_payload(self) -> dict[str, Any]:
-        return {
-            "format": PAYLOAD_FORMAT,
-            "series": [{"type": t, "name": n, **s.to_dict()} for (t, n), s in sorted(self.stats.items()) if s.count],
-        }
-
-    def merge_payload(self, payload: dict[str, Any]) -> None:
-        if payload.get("format") != PAYLOAD_FORMAT:
-            raise ValueError(f"not a loadgen recall payload: format {payload.get('format')!r}")
-        for item in payload["series"]:
-            self._series((str(item["type"]), str(item["name"]))).merge(RecallStats.from_dict(item))
-
-    def reset(self) -> None:
-        self.stats = {}
-
-    def results(self) -> dict[str, Any]:
-        rows = [
-            {"type": t, "name": n, **s.summary(), "histogram": s.to_dict()}
-            for (t, n), s in sorted(self.stats.items(), key=lambda kv: (kv[0][1], kv[0][0]))
-            if s.count
-        ]
-        return {"format": RESULTS_FORMAT, "requests": rows}
-
-
-def read_results(path: Path) -> dict[str, dict[str, Any]]:
-    """``recall.json`` as results.json's ``recall``: {"<type> <name>": {count, mean, min, p1, p5, p50}}."""
-    if not path.exists():
-        return {}
-    out: dict[str, dict[str, Any]] = {}
-    for r in json.loads(path.read_text()).get("requests", []):
-        if r.get("count"):
-            out[f"{r['type']} {r['name']}"] = {k: r[k] for k in ("mean", "p1", "p5", "p50", "min", "count") if k in r}
-    return out

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from loadgen.datasets import METRICS, Dataset
 from loadgen.errors import LoadgenError
+from loadgen.workload.datasets import METRICS, Dataset
 
 DISTANCE_BUDGET = 1 << 24  # float64 cells of one queries x chunk distance matrix (128 MB)
 

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadgen.arrival_rate import parse_rate
+from loadgen.config.settings import positive_ints
 from loadgen.errors import LoadgenError
-from loadgen.settings import positive_ints
+from loadgen.workload.arrival_rate import parse_rate
 
 FORMAT = "milvus-loadgen/sweep/v1"
 

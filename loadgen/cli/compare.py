@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from loadgen import adapters
+from loadgen import clients as adapters
+from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
-from loadgen.settings import Settings
-from loadgen.timing import ameasure_gather, measure_sequence
+from loadgen.stats.timing import ameasure_gather, measure_sequence
 
 # layer -> (label, adapter operation), in the order they run: writes first, so deletes remove what was added
 EXPERIMENTS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -1,4 +1,4 @@
-"""Pass/fail checks for CI, evaluated on the results built by ``loadgen.summary.build_results``.
+"""Pass/fail checks for CI, evaluated on the results built by ``loadgen.stats.results.build_results``.
 
 Each failed check is one human line; any failure ends the run with ``CHECK_FAILED_EXIT_CODE`` (distinct from
 ``LoadgenError``'s 2, so CI can tell "the system is too slow" from "loadgen could not run").
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 CHECK_FAILED_EXIT_CODE = 3
-EMBEDDING_TYPE = "embedding"  # see loadgen.timing.report: embedding time is a separate entry, not extra queries
+EMBEDDING_TYPE = "embedding"  # see loadgen.stats.timing.report: embedding time is a separate entry, not extra queries
 
 
 @dataclass(frozen=True)

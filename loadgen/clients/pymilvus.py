@@ -10,11 +10,12 @@ from typing import Any, ClassVar
 
 from pymilvus import AsyncMilvusClient, MilvusClient
 
-from loadgen import collection, recall
-from loadgen.adapters.base import Rows, Vectors
-from loadgen.collection import search_params
-from loadgen.data import CATEGORIES, RowFactory
-from loadgen.settings import Settings
+from loadgen.clients.base import Rows, Vectors
+from loadgen.config.settings import Settings
+from loadgen.milvus import collection
+from loadgen.milvus.collection import search_params
+from loadgen.workload import truth
+from loadgen.workload.rows import CATEGORIES, RowFactory
 
 _instances = itertools.count(1)
 
@@ -34,7 +35,7 @@ class _Common:
         # each user gets its own connection (its own alias), like an independent client of the app
         self.conn: dict[str, Any] = settings.client_kwargs(f"loadgen-{uuid.uuid4().hex}")
         # --dataset: searches use its query vectors and report recall against its ground truth
-        self.workload = recall.workload_for(settings) if settings.dataset else None
+        self.workload = truth.workload_for(settings) if settings.dataset else None
         self.existing_rows = self.workload.dataset.count if self.workload is not None else settings.rows
         self.last_ids: list[int] = []  # ids of the last search's hits (first query)
 
@@ -83,7 +84,7 @@ class _Common:
         return (self.rows.rows(list(self.own_ids)[-n:] or self.rows.new_ids(n)),)
 
     def observe(self, op: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
-        """After a successful call: recall@top_k of a dataset search's hits (see loadgen.recall)."""
+        """After a successful call: recall@top_k of a dataset search's hits (see loadgen.stats.recall)."""
         if op != "search" or self.workload is None or len(inputs) < 2:
             return {}
         return {"recall": self.workload.recall(inputs[1], self.last_ids)}

@@ -7,13 +7,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from loadgen.embeddings import metered
+from loadgen.workload.embeddings import metered
 
 
 @dataclass(frozen=True)
 class Sample:
     """One measured call: how much came back, how long it took, what went wrong if anything did, and how much of
-    the time went into computing embeddings (see ``loadgen.embeddings.metered``)."""
+    the time went into computing embeddings (see ``loadgen.workload.embeddings.metered``)."""
 
     length: int
     elapsed_ms: float

@@ -16,9 +16,9 @@ import subprocess
 import sys
 import urllib.request
 
+from loadgen.config.settings import Settings, add_options, to_argv
 from loadgen.errors import LoadgenError
-from loadgen.server import ENGINES, die_with_parent
-from loadgen.settings import Settings, add_options, to_argv
+from loadgen.milvus.server import ENGINES, die_with_parent
 
 ALL_USERS = "all_users.py"
 DEFAULT_WEB_PORT = 8089
@@ -57,8 +57,9 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from loadgen import cli, collection
-    from loadgen.embeddings import check_backend
+    from loadgen.cli import main as cli
+    from loadgen.milvus import collection
+    from loadgen.workload.embeddings import check_backend
 
     if not args.locustfile:
         args.locustfile = str(cli.REPO_LOCUSTFILES / ALL_USERS)
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             *(["--processes", str(args.processes)] if args.processes else []),
             *to_argv(args),
         ]  # fmt: skip
-        # the token travels in the environment only (never argv, never the page: see loadgen.webui)
+        # the token travels in the environment only (never argv, never the page: see loadgen.web.tab)
         env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}
         print(f"loadgen: web UI at http://{args.web_host}:{args.web_port} (Ctrl-C to stop)", file=sys.stderr)
         stop_url = f"http://{'127.0.0.1' if args.web_host in ('0.0.0.0', '') else args.web_host}:{args.web_port}/stop"

@@ -20,15 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from loadgen import k8s
-from loadgen.checks import CHECK_FAILED_EXIT_CODE, Checks, evaluate
+from loadgen.cli import k8s
+from loadgen.cli.ui import add_parser as add_ui_parser
+from loadgen.config.settings import Settings, add_options, positive_ints, to_argv
 from loadgen.errors import LoadgenError
+from loadgen.milvus.server import ENGINES, EmbeddedMilvus, default_data_dir, die_with_parent
 from loadgen.report import cli as report_cli
-from loadgen.server import ENGINES, EmbeddedMilvus, default_data_dir, die_with_parent
-from loadgen.settings import Settings, add_options, positive_ints, to_argv
-from loadgen.ui_command import add_parser as add_ui_parser
+from loadgen.stats.checks import CHECK_FAILED_EXIT_CODE, Checks, evaluate
 
-REPO_LOCUSTFILES = Path(__file__).resolve().parent.parent / "locustfiles"
+REPO_LOCUSTFILES = Path(__file__).resolve().parents[2] / "locustfiles"
 DEFAULT_LOCUSTFILE = "pymilvus_users.py"
 
 
@@ -127,7 +127,7 @@ def _positive_float(text: str) -> float:
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     """Parse twice when ``--workload`` is given: its file becomes the defaults, flags on the command line win."""
-    from loadgen.workload import defaults_from
+    from loadgen.config.workload_file import defaults_from
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         args = _parse(argv)
-        from loadgen import ui_command
+        from loadgen.cli import ui as ui_command
 
         commands = {
             "server": _server, "run": _run, "sweep": _sweep, "compare": _compare, "k8s": k8s.run, "ui": ui_command.run,
@@ -234,18 +234,19 @@ def _milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from loadgen import collection, compare
+    from loadgen.cli import compare
+    from loadgen.milvus import collection
 
     counts = positive_ints(args.counts, "--counts")
     _quiet_clients()
     layers = [x.strip() for x in args.layers.split(",") if x.strip()]
-    from loadgen.adapters import layers as known_layers
+    from loadgen.clients import layers as known_layers
 
     unknown = [x for x in layers if x not in known_layers()]
     if unknown or not layers:  # before any server or collection is touched
         bad = unknown[0] if unknown else args.layers
         raise LoadgenError(f"--layers: unknown client layer {bad!r}; choose from {', '.join(known_layers())}")
-    from loadgen.embeddings import check_backend
+    from loadgen.workload.embeddings import check_backend
 
     check_backend(Settings.from_options(args, args.host or "http://127.0.0.1:19530"))
     out = (args.out or Path("results") / time.strftime("compare-%Y%m%d-%H%M%S")).resolve()
@@ -270,7 +271,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _levels(args: argparse.Namespace) -> list[dict[str, Any]]:
     """One dict per run: ``{"users": N}`` or ``{"rate": R}``; a single run is one unlabeled level."""
-    from loadgen import sweep
+    from loadgen.cli import sweep
 
     if args.sweep_users and args.sweep_rates:
         raise LoadgenError("--sweep-users and --sweep-rates exclude each other: sweep one of them")
@@ -283,8 +284,10 @@ def _levels(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _run(args: argparse.Namespace) -> int:
     """One headless run, or a sweep: one run per level (same server and collection, filled once)."""
-    from loadgen import collection, summary, sweep
-    from loadgen.embeddings import check_backend
+    from loadgen.cli import sweep
+    from loadgen.milvus import collection
+    from loadgen.stats import results as summary
+    from loadgen.workload.embeddings import check_backend
 
     locustfile = _locustfile(args)
     _quiet_clients()
@@ -344,7 +347,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _processes_args(processes: int) -> list[str]:
     """``--processes N`` on a master port of our own: Locust's default 5557 may be taken (another run, a master)."""
-    from loadgen.server import free_ports
+    from loadgen.milvus.server import free_ports
 
     (port,) = free_ports(1)
     return ["--processes", str(processes), "--master-bind-port", str(port), "--master-port", str(port)]

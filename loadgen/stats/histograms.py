@@ -16,7 +16,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from loadgen.listeners import MergedListener
+from loadgen.stats.listeners import MergedListener
 
 log = logging.getLogger("loadgen")
 

@@ -8,7 +8,7 @@ from the *intended* send time, so time spent queued behind a stall, or in a late
 
 A send that starts more than ``LATE_MS`` after its intended time is *late*; one that finds the user's
 ``--max-in-flight`` requests all still outstanding is *dropped* (not sent, and counted). ``ArrivalStats`` counts per
-request type and merges workers' counts on the master like the latency histograms (``loadgen.listeners``).
+request type and merges workers' counts on the master like the latency histograms (``loadgen.stats.listeners``).
 
 The same machinery runs fixed-rate background streams (``--stream-rates insert=20,delete=5``) next to either model:
 "search while inserting at a fixed rate", or upsert/delete churn.
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.errors import LoadgenError
-from loadgen.listeners import MergedListener
+from loadgen.stats.listeners import MergedListener
 
 LATE_MS = 10.0  # a send this much behind schedule is late (gevent's hub on a busy core jitters by a few ms)
 PROCESSES = ("uniform", "poisson")

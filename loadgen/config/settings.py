@@ -33,7 +33,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 KNOWN_TASKS = frozenset(op for ops in OPERATIONS.values() for op in ops) | {"fanout"}
 
-CATEGORY_COUNT = 100  # loadgen.data.CATEGORIES: rows' category is uniform over 0..99
+CATEGORY_COUNT = 100  # loadgen.workload.rows.CATEGORIES: rows' category is uniform over 0..99
 SECRET_FIELDS = ("milvus_token", "openai_api_key")
 
 # dest, default, type, help, extra (choices, secret, flag)
@@ -309,7 +309,7 @@ class Settings:
         values["index_params"] = _json_object("index_params", values.get("index_params", ""))
         values["search_params"] = _json_object("search_params", values.get("search_params", ""))
         values["weights"] = _weights(values.get("weights", ""))
-        from loadgen.arrival_rate import parse_rate, parse_stream_rates
+        from loadgen.workload.arrival_rate import parse_rate, parse_stream_rates
 
         values["arrival_rate"] = parse_rate(values.get("arrival_rate", 0.0), "--arrival-rate")
         values["stream_rates"] = parse_stream_rates(values.get("stream_rates", "") or "", KNOWN_TASKS - {"fanout"})

@@ -19,14 +19,15 @@ import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
 from locust import events
 from locust.runners import WorkerRunner
 
-from loadgen import adapters, collection
-from loadgen.arrival_rate import ArrivalStats
+from loadgen import clients as adapters
+from loadgen.config.settings import Settings, add_options
 from loadgen.errors import LoadgenError
-from loadgen.histograms import HistogramListener
-from loadgen.recall import RecallListener
+from loadgen.locust.workers import WorkerWatch, apply_master_timeout
+from loadgen.milvus import collection
 from loadgen.runtime import bridge
-from loadgen.settings import Settings, add_options
-from loadgen.workers import WorkerWatch, apply_master_timeout
+from loadgen.stats.histograms import HistogramListener
+from loadgen.stats.recall import RecallListener
+from loadgen.workload.arrival_rate import ArrivalStats
 
 log = logging.getLogger("loadgen")
 
@@ -101,7 +102,7 @@ def _on_init(environment: Any, **_: Any) -> None:
     state.workers = WorkerWatch(environment, out_path=Path(workers_file) if workers_file else None)
     apply_master_timeout(environment)
     if getattr(environment, "web_ui", None) is not None:  # the master's or local runner's web UI
-        from loadgen import webui
+        from loadgen.web import tab as webui
 
         webui.attach(environment, state)
     if isinstance(environment.runner, WorkerRunner):

@@ -46,11 +46,11 @@ from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
 from llama_index.vector_stores.milvus import MilvusVectorStore
 from pymilvus import AsyncMilvusClient, MilvusClient, MilvusException
 
-from loadgen import collection
-from loadgen.data import CATEGORIES, WORDS
-from loadgen.embeddings import embedder_for, llamaindex_embedding
+from loadgen.config.settings import Settings, layer_weights
 from loadgen.errors import CallTimeout, LoadgenError
-from loadgen.settings import Settings, layer_weights
+from loadgen.milvus import collection
+from loadgen.workload.embeddings import embedder_for, llamaindex_embedding
+from loadgen.workload.rows import CATEGORIES, WORDS
 
 _instances = itertools.count(1)
 # op -> (sync request name, async request name, sync method, async method); retrieve is the retriever's
