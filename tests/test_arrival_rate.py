@@ -12,11 +12,14 @@ import pytest
 
 from loadgen.cli import sweep
 from loadgen.cli.main import _levels, _parse
-from loadgen.config.settings import KNOWN_TASKS, Settings
+from loadgen.clients import check_task_names
+from loadgen.config.settings import Settings
+from loadgen.config.values import rate, stream_rates
 from loadgen.config.workload_file import defaults_from
 from loadgen.errors import LoadgenError
 from loadgen.stats import results as summary
-from loadgen.workload.arrival_rate import ArrivalStats, Counts, Pacer, parse_rate, parse_stream_rates, summarize
+from loadgen.stats.arrivals import ArrivalStats, summarize
+from loadgen.workload.arrival_rate import Counts, Pacer
 
 
 def test_uniform_schedule_is_exact_and_never_drifts() -> None:
@@ -48,12 +51,11 @@ def test_poisson_schedule_has_the_right_mean_and_is_seeded() -> None:
 @pytest.mark.parametrize("bad", ["-5", "abc", "nan", "inf"])
 def test_bad_rates_are_one_line_errors(bad: str) -> None:
     with pytest.raises(LoadgenError, match="--arrival-rate"):
-        parse_rate(bad, "--arrival-rate")
+        rate(bad, "--arrival-rate")
 
 
 def test_stream_rates() -> None:
-    known = KNOWN_TASKS - {"fanout"}
-    assert parse_stream_rates("insert=20, delete=2.5,upsert=0", known) == {"insert": 20.0, "delete": 2.5}
+    assert stream_rates("insert=20, delete=2.5,upsert=0") == {"insert": 20.0, "delete": 2.5}
     for bad, message in [
         ("insert", "not op=<requests per second>"),
         ("frobnicate=3", "unknown operation 'frobnicate'"),
@@ -61,7 +63,7 @@ def test_stream_rates() -> None:
         ("fanout=2", "unknown operation 'fanout'"),
     ]:
         with pytest.raises(LoadgenError, match=message):
-            parse_stream_rates(bad, known)
+            check_task_names({}, stream_rates(bad))
 
 
 def test_settings_and_levels_from_flags(tmp_path: Path) -> None:

@@ -9,13 +9,13 @@ import pytest
 from conftest import run_cli, snapshot
 from pymilvus import MilvusClient
 
-from loadgen.config.settings import OPERATIONS
+from loadgen.clients import operation_names
 from loadgen.milvus.server import ServerInfo
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 LOCUSTFILE = "locustfiles/langchain_users.py"
 SMALL = ["--rows", "300", "--dim", "32"]
-ALL_TASKS = ",".join(f"{op}=1" for op in OPERATIONS["langchain"]) + ",fanout=1"
+ALL_TASKS = ",".join(f"{op}=1" for op in operation_names("langchain")) + ",fanout=1"
 MMR = ("max_marginal_relevance_search", "max_marginal_relevance_search_by_vector")
 SEARCHES = ("similarity_search", "similarity_search_by_vector", "search_by_metadata")
 
@@ -45,7 +45,7 @@ def test_every_operation_of_both_users_runs(milvus: ServerInfo, client: MilvusCl
     unexpected = [f for f in res["failures"] if not f["error"].startswith("MMRRaceError(")]
     assert not unexpected, unexpected
     assert proc.returncode == (1 if res["failures"] else 0), proc.stderr[-3000:]
-    for op in OPERATIONS["langchain"]:
+    for op in operation_names("langchain"):
         for kind, name in names(op).items():
             assert stats[(kind, name)]["requests"] > 0, (kind, name)
             if op not in MMR:

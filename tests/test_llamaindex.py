@@ -9,12 +9,12 @@ import pytest
 from conftest import run_cli
 from pymilvus import MilvusClient
 
-from loadgen.config.settings import OPERATIONS
+from loadgen.clients import operation_names
 from loadgen.milvus.server import ServerInfo
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 LOCUSTFILE = "locustfiles/llamaindex_users.py"
-ALL_TASKS = ",".join(f"{op}=1" for op in OPERATIONS["llamaindex"]) + ",fanout=1"
+ALL_TASKS = ",".join(f"{op}=1" for op in operation_names("llamaindex")) + ",fanout=1"
 SYNC_NAMES = {
     "add": "add", "query": "query", "query_filtered": "query[filtered]", "delete": "delete",
     "delete_nodes": "delete_nodes", "get_nodes": "get_nodes", "from_documents": "VectorStoreIndex.from_documents",
@@ -43,7 +43,7 @@ def test_every_operation_of_both_users_succeeds(milvus: ServerInfo, client: Milv
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = results_of(tmp_path)
     stats = by_key(res)
-    for op in OPERATIONS["llamaindex"]:
+    for op in operation_names("llamaindex"):
         for key in (("llamaindex", SYNC_NAMES[op]), ("llamaindex-async", ASYNC_NAMES[op])):
             assert key in stats, (key, sorted(stats))
             assert stats[key]["requests"] > 0, key

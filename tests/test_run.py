@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, run_cli, server_counter
 from pymilvus import MilvusClient
 
-from loadgen.config.settings import OPERATIONS
+from loadgen.clients import operation_names
 from loadgen.milvus.server import ServerInfo
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
@@ -41,7 +41,7 @@ def test_every_task_of_both_users_succeeds_and_searches_match_server(
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = results_of(out)
     stats = by_key(res)
-    for op in OPERATIONS["pymilvus"]:
+    for op in operation_names("pymilvus"):
         for layer in ("pymilvus", "pymilvus-async"):
             assert stats[(layer, op)]["requests"] > 0, (layer, op)
             assert stats[(layer, op)]["failures"] == 0, (layer, op, res["failures"])

@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from loadgen.config.settings import OPERATIONS, Settings, add_options, layer_weights, normalize_uri, to_argv
+from loadgen.clients import check_task_names, layer_weights
+from loadgen.config.settings import Settings, add_options, normalize_uri, to_argv
 from loadgen.errors import LoadgenError
 
 
@@ -41,11 +42,12 @@ def test_layer_weights_defaults_unless_the_layer_is_named() -> None:
 
 
 def test_every_adapter_operation_is_a_known_task() -> None:
-    from loadgen import clients as adapters
+    from loadgen import clients
 
-    for layer, ops in OPERATIONS.items():
-        for flavour in (False, True):
-            assert tuple(adapters.load(layer, use_async=flavour).operations) == ops
+    for layer in clients.layers():
+        ops = clients.operation_names(layer)
+        assert ops and tuple(clients.load(layer, use_async=True).operations) == ops
+        assert set(ops) <= clients.task_names()
 
 
 @pytest.mark.parametrize(
@@ -63,7 +65,8 @@ def test_every_adapter_operation_is_a_known_task() -> None:
 )
 def test_bad_options_are_one_line_errors(argv: list[str], message: str) -> None:
     with pytest.raises(LoadgenError) as err:
-        Settings.from_options(parse(*argv), "http://h:1")
+        s = Settings.from_options(parse(*argv), "http://h:1")
+        check_task_names(s.weights, s.stream_rates)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 

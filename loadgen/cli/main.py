@@ -233,6 +233,17 @@ def _milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
             print(f"loadgen: embedded Milvus data and logs kept in {data_dir}", file=sys.stderr)
 
 
+def offline_checks(args: argparse.Namespace) -> Settings:
+    """What the options alone can tell is wrong, before any server is started or reached."""
+    from loadgen.clients import check_task_names
+    from loadgen.workload.embeddings import check_backend
+
+    settings = Settings.from_options(args, args.host or "http://127.0.0.1:19530")
+    check_task_names(settings.weights, settings.stream_rates)
+    check_backend(settings)
+    return settings
+
+
 def _compare(args: argparse.Namespace) -> int:
     from loadgen.cli import compare
     from loadgen.milvus import collection
@@ -246,9 +257,8 @@ def _compare(args: argparse.Namespace) -> int:
     if unknown or not layers:  # before any server or collection is touched
         bad = unknown[0] if unknown else args.layers
         raise LoadgenError(f"--layers: unknown client layer {bad!r}; choose from {', '.join(known_layers())}")
-    from loadgen.workload.embeddings import check_backend
 
-    check_backend(Settings.from_options(args, args.host or "http://127.0.0.1:19530"))
+    offline_checks(args)
     out = (args.out or Path("results") / time.strftime("compare-%Y%m%d-%H%M%S")).resolve()
     _terminate_on_sigterm()
     with _milvus(args) as (host, _keep):
@@ -287,12 +297,11 @@ def _run(args: argparse.Namespace) -> int:
     from loadgen.cli import sweep
     from loadgen.milvus import collection
     from loadgen.stats import results as summary
-    from loadgen.workload.embeddings import check_backend
 
     locustfile = _locustfile(args)
     _quiet_clients()
     # bad options fail before anything starts
-    check_backend(Settings.from_options(args, args.host or "http://127.0.0.1:19530"))
+    offline_checks(args)
     levels = _levels(args)
     swept = levels != [{}]
     out = (args.out or Path("results") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()

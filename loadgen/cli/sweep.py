@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadgen.config.settings import positive_ints
+from loadgen.config.values import positive_ints, rate
 from loadgen.errors import LoadgenError
-from loadgen.workload.arrival_rate import parse_rate
 
 FORMAT = "milvus-loadgen/sweep/v1"
 
@@ -23,7 +22,7 @@ def parse_levels(text: str) -> list[int]:
 
 
 def parse_rates(text: str) -> list[float]:
-    rates = [parse_rate(x.strip(), "--sweep-rates") for x in text.split(",") if x.strip()]
+    rates = [rate(x.strip(), "--sweep-rates") for x in text.split(",") if x.strip()]
     if not rates or min(rates) <= 0:
         raise LoadgenError(f"--sweep-rates {text!r}: expected comma-separated positive requests per second")
     return rates

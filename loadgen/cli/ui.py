@@ -59,12 +59,11 @@ def _check_port_free(host: str, port: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from loadgen.cli import main as cli
     from loadgen.milvus import collection
-    from loadgen.workload.embeddings import check_backend
 
     if not args.locustfile:
         args.locustfile = str(cli.REPO_LOCUSTFILES / ALL_USERS)
     locustfile = cli._locustfile(args)
-    check_backend(Settings.from_options(args, args.host or "http://127.0.0.1:19530"))  # bad options: nothing starts
+    cli.offline_checks(args)  # bad options: nothing starts
     _check_port_free(args.web_host, args.web_port)
     cli._terminate_on_sigterm()
     with cli._milvus(args) as (host, keep):

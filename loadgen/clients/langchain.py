@@ -25,7 +25,7 @@ from langchain_core.documents import Document
 from langchain_milvus import Milvus
 from pymilvus import AsyncMilvusClient, MilvusClient, MilvusException
 
-from loadgen.config.settings import OPERATIONS, Settings
+from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.milvus import collection
 from loadgen.workload.embeddings import embedder_for, langchain_embeddings
@@ -33,6 +33,12 @@ from loadgen.workload.rows import CATEGORIES, WORDS
 
 FILL_BATCH = 500
 FIELDS = ("pk", "text", "vector", "category", "source")
+OPERATIONS = (
+    "add_texts", "add_documents", "add_embeddings", "similarity_search", "similarity_search_by_vector",
+    "similarity_search_with_score", "similarity_search_with_score_by_vector", "max_marginal_relevance_search",
+    "max_marginal_relevance_search_by_vector", "delete", "delete_expr", "upsert", "search_by_metadata",
+    "get_pks", "from_texts",
+)  # fmt: skip
 _WEIGHTS = {"similarity_search": 10, "add_texts": 2, "search_by_metadata": 2}  # the rest: 1, or 2 below
 _WEIGHTS |= dict.fromkeys(("similarity_search_by_vector", "similarity_search_with_score"), 2)
 _instances = itertools.count(1)
@@ -124,7 +130,7 @@ def _store_kwargs(settings: Settings, alias: str | None) -> dict[str, Any]:
 class _Common:
     """Inputs and bookkeeping shared by both flavours."""
 
-    operations: ClassVar[dict[str, int]] = {op: _WEIGHTS.get(op, 1) for op in OPERATIONS["langchain"]}
+    operations: ClassVar[dict[str, int]] = {op: _WEIGHTS.get(op, 1) for op in OPERATIONS}
     fanout_op: ClassVar[str] = "similarity_search"
     prefix: ClassVar[str] = ""  # the async twins are the same names with an "a" in front
     from_texts_alias: str | None = None

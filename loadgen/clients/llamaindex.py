@@ -46,7 +46,8 @@ from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
 from llama_index.vector_stores.milvus import MilvusVectorStore
 from pymilvus import AsyncMilvusClient, MilvusClient, MilvusException
 
-from loadgen.config.settings import Settings, layer_weights
+from loadgen.clients import layer_weights
+from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.milvus import collection
 from loadgen.workload.embeddings import embedder_for, llamaindex_embedding

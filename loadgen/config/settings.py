@@ -1,253 +1,48 @@
-"""loadgen's options, declared once, and the frozen settings object they become.
+"""loadgen's options, declared once, as the fields of the frozen ``Settings`` object they become.
 
-The same table feeds Locust's parser (``init_command_line_parser``: env vars, web UI, secrets masked) and the plain
-argparse parser of ``loadgen run`` (which checks the settings before Locust starts). This module is the only one that
-reads ``LOADGEN_*`` environment variables.
+Each option is a field made with ``option(...)``: its default, help text and how its flag's text is parsed. The same
+declaration feeds Locust's parser (``init_command_line_parser``: env vars, web UI, secrets masked), the plain argparse
+parser of ``loadgen run`` (which checks the settings before Locust starts) and the argv handed to Locust. This module
+is the only one that reads ``LOADGEN_*`` environment variables.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
+from loadgen.config import values as v
 from loadgen.errors import LoadgenError
 
 INDEX_TYPES = ("AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT")
 METRICS = ("COSINE", "L2", "IP")
 CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
-# every operation of every client layer (the adapters' ``operations`` keys), plus the async fan-out task
-OPERATIONS: dict[str, tuple[str, ...]] = {
-    "pymilvus": ("insert", "upsert", "search", "query", "get", "delete"),
-    "langchain": (
-        "add_texts", "add_documents", "add_embeddings", "similarity_search", "similarity_search_by_vector",
-        "similarity_search_with_score", "similarity_search_with_score_by_vector", "max_marginal_relevance_search",
-        "max_marginal_relevance_search_by_vector", "delete", "delete_expr", "upsert", "search_by_metadata",
-        "get_pks", "from_texts",
-    ),
-    "llamaindex": (
-        "add", "query", "query_filtered", "delete", "delete_nodes", "get_nodes", "from_documents", "retrieve",
-    ),
-}  # fmt: skip
-KNOWN_TASKS = frozenset(op for ops in OPERATIONS.values() for op in ops) | {"fanout"}
-
-CATEGORY_COUNT = 100  # loadgen.workload.rows.CATEGORIES: rows' category is uniform over 0..99
 SECRET_FIELDS = ("milvus_token", "openai_api_key")
-
-# dest, default, type, help, extra (choices, secret, flag)
-_OPTIONS: list[tuple[str, Any, Any, str, dict[str, Any]]] = [
-    ("milvus_token", "", str, "Milvus token (user:password or API key); prefer the env var", {"secret": True}),
-    ("collection", "loadgen_bench", str, "collection to create (or reuse if loadgen created it)", {}),
-    ("dim", 128, int, "vector dimension", {}),
-    (
-        "rows",
-        10_000,
-        int,
-        "rows inserted once per test run before users start; with --dataset: at most this many of its base vectors "
-        "(0: all of them)",
-        {},
-    ),
-    ("index_type", "AUTOINDEX", str, "vector index", {"choices": INDEX_TYPES}),
-    ("metric_type", "COSINE", str, "distance metric", {"choices": METRICS}),
-    ("index_params", "", str, 'index build params as JSON, e.g. {"M": 16, "efConstruction": 200}', {}),
-    ("search_params", "", str, 'search params as JSON, e.g. {"ef": 64} or {"nprobe": 16}', {}),
-    ("top_k", 10, int, "hits per search", {}),
-    ("filter", "", str, 'filter expression for search and query, e.g. "category < 10"', {}),
-    (
-        "filter_selectivity",
-        "",
-        str,
-        "share of rows searches and queries keep, 0 < s <= 1: the filter category < round(100*s) (not with --filter)",
-        {},
-    ),
-    (
-        "dataset",
-        "",
-        str,
-        "pymilvus layer: insert this dataset's base vectors and measure recall: synthetic:uniform, "
-        "synthetic:clustered[:K], a .npy/.fvecs/.bvecs/.hdf5 file or a VectorDBBench parquet dir",
-        {},
-    ),
-    ("queries", "", str, "query vectors for --dataset (.npy/.fvecs/.bvecs); default: the dataset's own", {}),
-    ("neighbors", "", str, "true neighbor ids of --queries (.ivecs/.npy); default: computed exactly", {}),
-    (
-        "groundtruth_cache",
-        "",
-        str,
-        "directory caching computed ground truth (default ~/.cache/milvus-loadgen/groundtruth)",
-        {"ui": False},
-    ),
-    ("consistency_level", "Bounded", str, "consistency level of searches and queries", {"choices": CONSISTENCY_LEVELS}),
-    ("batch_size", 10, int, "rows per insert/upsert/delete call; ids per get", {}),
-    ("fanout", 10, int, "concurrent calls gathered by the async fanout task", {}),
-    ("weights", "", str, "task weights op=w,... by operation name (0 disables; unnamed ops of a named layer: 0)", {}),
-    ("timeout", 10.0, float, "seconds before any single Milvus call fails", {}),
-    (
-        "arrival_rate",
-        0.0,
-        float,
-        "open model: total requests per second across all users and workers, sent on schedule whatever the latency "
-        "(latency counted from the intended send time); 0: closed model (each user waits for its answer)",
-        {},
-    ),
-    (
-        "arrival_process",
-        "uniform",
-        str,
-        "open model schedule: evenly spaced sends, or poisson (independent arrivals)",
-        {"choices": ("uniform", "poisson")},
-    ),
-    ("max_in_flight", 100, int, "open model and streams: outstanding requests per user before sends are dropped", {}),
-    (
-        "stream_rates",
-        "",
-        str,
-        "fixed-rate background operations next to the workload, total calls/s: e.g. insert=20 or upsert=10,delete=10",
-        {},
-    ),
-    (
-        "embedding",
-        "fake",
-        str,
-        "text embeddings for LangChain/LlamaIndex: fake (offline), local, openai",
-        {"choices": ("fake", "local", "openai")},
-    ),
-    ("embedding_model", "", str, "model name for --embedding openai (default text-embedding-3-small)", {}),
-    ("seed", 42, int, "seed for generated vectors", {}),
-    (
-        "require_existing",
-        False,
-        bool,
-        "use a collection that already exists (loadgen's, or a foreign one with --allow-foreign-collection); "
-        "never create one",
-        {},
-    ),
-    ("allow_foreign_collection", False, bool, "write into an existing collection loadgen did not create", {}),
-    ("recreate", False, bool, "drop and recreate the collection if loadgen created it earlier", {}),
-    ("keep_data", False, bool, "keep the collection loadgen created when the test ends", {}),
-    ("tls_ca_file", "", str, "CA certificate (PEM) that signed the server's certificate; needs an https:// host", {}),
-    ("tls_server_name", "", str, "name to verify the server's certificate against (default: the host)", {}),
-    ("tls_client_cert", "", str, "client certificate (PEM) for mutual TLS; with --tls-client-key", {}),
-    ("tls_client_key", "", str, "client private key (PEM) for mutual TLS; with --tls-client-cert", {}),
-    (
-        "master_timeout",
-        60.0,
-        float,
-        "a worker quits when it has not heard from the master for this many seconds (Locust's 60 by default)",
-        {"ui": False},
-    ),
-    (
-        "latency_file",
-        "",
-        str,
-        "write microsecond latency percentiles (HDR, merged from workers) to this JSON",
-        {"ui": False},
-    ),
-    ("recall_file", "", str, "write recall statistics (merged from workers) to this JSON", {"ui": False}),
-    ("open_loop_file", "", str, "write open-model send counts (merged from workers) to this JSON", {"ui": False}),
-    ("workers_file", "", str, "master: write the workers seen and those that went missing to this JSON", {"ui": False}),
-]
+selectivity_filter = v.selectivity_filter
+positive_ints = v.positive_ints
+normalize_uri = v.normalize_uri
 
 
-def _env_name(dest: str) -> str:
-    return "LOADGEN_" + dest.upper()
-
-
-def add_options(parser: Any, *, locust: bool) -> None:
-    """Register every option on ``parser`` (Locust's configargparse parser, or a plain argparse one)."""
-    # Locust's include_in_web_ui/is_secret only work on the parser itself, not on an argument group
-    group = parser if locust else parser.add_argument_group("loadgen", "workload options (env LOADGEN_<NAME>)")
-    for dest, default, typ, help_text, extra in _OPTIONS:
-        flag = "--" + dest.replace("_", "-")
-        kwargs: dict[str, Any] = {"dest": dest, "help": help_text}
-        env = _env_name(dest)
-        if locust and extra.get("secret"):
-            # no env_var here: Locust would put the env value into the web UI page as the field's default.
-            # Settings.from_options reads the env var itself; the form shows an empty, masked field.
-            kwargs.update(include_in_web_ui=True, is_secret=True)
-        elif locust:
-            kwargs.update(env_var=env, include_in_web_ui=extra.get("ui", True))
-        elif env in os.environ:  # plain argparse has no env_var support
-            raw = os.environ[env]
-            default = raw.lower() in ("1", "true", "yes") if typ is bool else raw  # noqa: PLW2901
-        if typ is bool:
-            kwargs.update(action="store_true", default=default)
-        else:
-            kwargs.update(type=typ, default=default)
-            if "choices" in extra:
-                kwargs["choices"] = extra["choices"]
-        group.add_argument(flag, **kwargs)
-
-
-def _json_object(name: str, text: str) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise LoadgenError(f"--{name.replace('_', '-')} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise LoadgenError(f"--{name.replace('_', '-')} must be a JSON object, got {text!r}")
-    return value
-
-
-def _selectivity(text: str) -> float:
-    """``--filter-selectivity``: "" means none; else a share of rows in (0, 1]."""
-    if not text.strip():
-        return 0.0
-    try:
-        value = float(text)
-    except ValueError:
-        raise LoadgenError(f"--filter-selectivity {text!r} is not a number; expected 0 < s <= 1") from None
-    if not 0.0 < value <= 1.0:  # NaN fails too
-        raise LoadgenError(f"--filter-selectivity must be in (0, 1], got {text}")
-    if round(value * CATEGORY_COUNT) < 1:
-        raise LoadgenError(f"--filter-selectivity {text} keeps no category; the smallest is {1 / CATEGORY_COUNT}")
-    return value
-
-
-def selectivity_filter(selectivity: float) -> str:
-    """The filter a selectivity stands for: categories are uniform over 0..99."""
-    return f"category < {round(selectivity * CATEGORY_COUNT)}"
-
-
-def positive_ints(text: str, option: str) -> list[int]:
-    """``"1,5,10"`` -> ``[1, 5, 10]``, for list options such as ``--counts`` and ``--sweep-users``."""
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise LoadgenError(f"{option} {text!r}: expected comma-separated positive integers")
-    return values
-
-
-def _weights(text: str) -> dict[str, int]:
-    weights: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = (x.strip() for x in part.partition("="))
-        if name not in KNOWN_TASKS:
-            raise LoadgenError(f"--weights: unknown task {name!r}; tasks are {', '.join(sorted(KNOWN_TASKS))}")
-        try:
-            weights[name] = int(value)
-        except ValueError:
-            raise LoadgenError(f"--weights: {part!r} is not name=<integer>") from None
-        if weights[name] < 0:
-            raise LoadgenError(f"--weights: {part!r} is negative")
-    if weights and not any(weights.values()):
-        raise LoadgenError("--weights: every task has weight 0; give at least one a positive weight")
-    return weights
-
-
-def layer_weights(weights: dict[str, int], defaults: dict[str, int], fanout: bool) -> dict[str, int]:
-    """The weights one user class runs with: its defaults, unless ``--weights`` names any of its tasks, in which
-    case the named ones get their weight and the others 0. ``fanout`` adds the async fan-out task (default 1)."""
-    own = {**defaults, **({"fanout": 1} if fanout else {})}
-    if not any(name in weights for name in own):
-        return own
-    return {name: weights.get(name, 0) for name in own}
+def option(
+    default: Any,
+    help: str,
+    *,
+    raw: Any = MISSING,
+    parse: Callable[[Any, str], Any] | None = None,
+    choices: tuple[str, ...] | None = None,
+    secret: bool = False,
+    ui: bool = True,
+) -> Any:
+    """A settings field that is also a flag. ``raw``: the flag's own default when it differs from the parsed value
+    (``""`` for a JSON option whose value is ``{}``); ``parse(text, name)``: flag text -> value."""
+    meta = {"help": help, "raw": default if raw is MISSING else raw, "parse": parse, "choices": choices}
+    meta.update(secret=secret, ui=ui)
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -255,48 +50,99 @@ class Settings:
     """Everything a user, adapter or setup step needs; built once from parsed options."""
 
     uri: str
-    milvus_token: str = field(default="", repr=False)
-    collection: str = "loadgen_bench"
-    dim: int = 128
-    rows: int = 10_000
-    index_type: str = "AUTOINDEX"
-    metric_type: str = "COSINE"
-    index_params: dict[str, Any] = field(default_factory=dict)
-    search_params: dict[str, Any] = field(default_factory=dict)
-    top_k: int = 10
-    filter: str = ""
-    consistency_level: str = "Bounded"
-    batch_size: int = 10
-    fanout: int = 10
-    weights: dict[str, int] = field(default_factory=dict)  # only the tasks --weights names
-    timeout: float = 10.0
-    arrival_rate: float = 0.0  # 0: closed model
-    arrival_process: str = "uniform"
-    max_in_flight: int = 100
-    stream_rates: dict[str, float] = field(default_factory=dict)
+    milvus_token: str = option("", "Milvus token (user:password or API key); prefer the env var", secret=True)
+    collection: str = option("loadgen_bench", "collection to create (or reuse if loadgen created it)")
+    dim: int = option(128, "vector dimension")
+    rows: int = option(
+        10_000,
+        "rows inserted once per test run before users start; with --dataset: at most this many of its base vectors "
+        "(0: all of them)",
+    )
+    index_type: str = option("AUTOINDEX", "vector index", choices=INDEX_TYPES)
+    metric_type: str = option("COSINE", "distance metric", choices=METRICS)
+    index_params: dict[str, Any] = option(
+        {}, 'index build params as JSON, e.g. {"M": 16, "efConstruction": 200}', raw="", parse=v.json_object
+    )
+    search_params: dict[str, Any] = option(
+        {}, 'search params as JSON, e.g. {"ef": 64} or {"nprobe": 16}', raw="", parse=v.json_object
+    )
+    top_k: int = option(10, "hits per search")
+    filter: str = option("", 'filter expression for search and query, e.g. "category < 10"')
+    filter_selectivity: float = option(
+        0.0,
+        "share of rows searches and queries keep, 0 < s <= 1: the filter category < round(100*s) (not with --filter)",
+        raw="",
+        parse=v.selectivity,
+    )
+    dataset: str = option(
+        "",
+        "pymilvus layer: insert this dataset's base vectors and measure recall: synthetic:uniform, "
+        "synthetic:clustered[:K], a .npy/.fvecs/.bvecs/.hdf5 file or a VectorDBBench parquet dir",
+    )
+    queries: str = option("", "query vectors for --dataset (.npy/.fvecs/.bvecs); default: the dataset's own")
+    neighbors: str = option("", "true neighbor ids of --queries (.ivecs/.npy); default: computed exactly")
+    groundtruth_cache: str = option(
+        "", "directory caching computed ground truth (default ~/.cache/milvus-loadgen/groundtruth)", ui=False
+    )
+    consistency_level: str = option("Bounded", "consistency level of searches and queries", choices=CONSISTENCY_LEVELS)
+    batch_size: int = option(10, "rows per insert/upsert/delete call; ids per get")
+    fanout: int = option(10, "concurrent calls gathered by the async fanout task")
+    weights: dict[str, int] = option(
+        {},
+        "task weights op=w,... by operation name (0 disables; unnamed ops of a named layer: 0)",
+        raw="",
+        parse=v.weights,
+    )
+    timeout: float = option(10.0, "seconds before any single Milvus call fails")
+    arrival_rate: float = option(
+        0.0,
+        "open model: total requests per second across all users and workers, sent on schedule whatever the latency "
+        "(latency counted from the intended send time); 0: closed model (each user waits for its answer)",
+        parse=lambda text, name: v.rate(text, v.flag(name)),
+    )
+    arrival_process: str = option(
+        "uniform", "open model schedule: evenly spaced sends, or poisson (independent arrivals)",
+        choices=("uniform", "poisson"),
+    )  # fmt: skip
+    max_in_flight: int = option(100, "open model and streams: outstanding requests per user before sends are dropped")
+    stream_rates: dict[str, float] = option(
+        {},
+        "fixed-rate background operations next to the workload, total calls/s: e.g. insert=20 or upsert=10,delete=10",
+        raw="",
+        parse=v.stream_rates,
+    )
+    embedding: str = option(
+        "fake", "text embeddings for LangChain/LlamaIndex: fake (offline), local, openai",
+        choices=("fake", "local", "openai"),
+    )  # fmt: skip
+    embedding_model: str = option("", "model name for --embedding openai (default text-embedding-3-small)")
+    seed: int = option(42, "seed for generated vectors")
+    require_existing: bool = option(
+        False,
+        "use a collection that already exists (loadgen's, or a foreign one with --allow-foreign-collection); "
+        "never create one",
+    )
+    allow_foreign_collection: bool = option(False, "write into an existing collection loadgen did not create")
+    recreate: bool = option(False, "drop and recreate the collection if loadgen created it earlier")
+    keep_data: bool = option(False, "keep the collection loadgen created when the test ends")
+    tls_ca_file: str = option("", "CA certificate (PEM) that signed the server's certificate; needs an https:// host")
+    tls_server_name: str = option("", "name to verify the server's certificate against (default: the host)")
+    tls_client_cert: str = option("", "client certificate (PEM) for mutual TLS; with --tls-client-key")
+    tls_client_key: str = option("", "client private key (PEM) for mutual TLS; with --tls-client-cert")
+    master_timeout: float = option(
+        60.0,
+        "a worker quits when it has not heard from the master for this many seconds (Locust's 60 by default)",
+        ui=False,
+    )
+    latency_file: str = option(
+        "", "write microsecond latency percentiles (HDR, merged from workers) to this JSON", ui=False
+    )
+    recall_file: str = option("", "write recall statistics (merged from workers) to this JSON", ui=False)
+    open_loop_file: str = option("", "write open-model send counts (merged from workers) to this JSON", ui=False)
+    workers_file: str = option("", "master: write the workers seen and those that went missing to this JSON", ui=False)
+    # not options: set by loadgen itself
     total_users: int = 0  # users in the whole test, set by the master at test start (splits the rates)
-    embedding: str = "fake"
-    embedding_model: str = ""
     openai_api_key: str = field(default="", repr=False)  # from OPENAI_API_KEY only
-    seed: int = 42
-    require_existing: bool = False
-    allow_foreign_collection: bool = False
-    recreate: bool = False
-    keep_data: bool = False
-    latency_file: str = ""
-    filter_selectivity: float = 0.0  # 0: none; else ``filter`` holds the category filter it stands for
-    dataset: str = ""
-    queries: str = ""
-    neighbors: str = ""
-    groundtruth_cache: str = ""
-    recall_file: str = ""
-    open_loop_file: str = ""
-    tls_ca_file: str = ""
-    tls_server_name: str = ""
-    tls_client_cert: str = ""
-    tls_client_key: str = ""
-    master_timeout: float = 60.0
-    workers_file: str = ""
 
     @classmethod
     def from_options(cls, options: argparse.Namespace, host: str | None, token: str = "") -> Settings:
@@ -305,23 +151,19 @@ class Settings:
             raise LoadgenError(
                 "no Milvus host: pass --host http://HOST:19530, or use `loadgen run` to start an embedded Milvus"
             )
-        values = {f.name: getattr(options, f.name) for f in fields(cls) if hasattr(options, f.name)}
-        values["index_params"] = _json_object("index_params", values.get("index_params", ""))
-        values["search_params"] = _json_object("search_params", values.get("search_params", ""))
-        values["weights"] = _weights(values.get("weights", ""))
-        from loadgen.workload.arrival_rate import parse_rate, parse_stream_rates
-
-        values["arrival_rate"] = parse_rate(values.get("arrival_rate", 0.0), "--arrival-rate")
-        values["stream_rates"] = parse_stream_rates(values.get("stream_rates", "") or "", KNOWN_TASKS - {"fanout"})
-        selectivity = _selectivity(str(values.get("filter_selectivity", "") or ""))
-        values["filter_selectivity"] = selectivity
-        if selectivity:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "uri" or not hasattr(options, f.name):
+                continue
+            raw, parse = getattr(options, f.name), f.metadata.get("parse")
+            values[f.name] = parse(raw if raw is not None else "", f.name) if parse else raw
+        if values.get("filter_selectivity"):
             if values.get("filter"):
                 raise LoadgenError("--filter and --filter-selectivity exclude each other: pass one of them")
-            values["filter"] = selectivity_filter(selectivity)
+            values["filter"] = v.selectivity_filter(values["filter_selectivity"])
         values["milvus_token"] = values.get("milvus_token") or token or os.environ.get(_env_name("milvus_token"), "")
         values["openai_api_key"] = os.environ.get("OPENAI_API_KEY", "")
-        settings = cls(uri=normalize_uri(host), **values)
+        settings = cls(uri=v.normalize_uri(host), **values)
         settings.validate()
         return settings
 
@@ -377,14 +219,39 @@ class Settings:
         return out
 
 
-def normalize_uri(host: str) -> str:
-    host = host.strip().rstrip("/")
-    if "://" not in host:
-        host = "http://" + host
-    scheme = host.split("://", 1)[0]
-    if scheme not in ("http", "https", "tcp", "grpc", "unix"):
-        raise LoadgenError(f"--host {host!r}: expected http://HOST:PORT or https://HOST:PORT")
-    return host
+def _options() -> list[Field[Any]]:
+    """The fields that are options (declared with ``option``), in declaration order."""
+    return [f for f in fields(Settings) if "help" in f.metadata]
+
+
+def _env_name(dest: str) -> str:
+    return "LOADGEN_" + dest.upper()
+
+
+def add_options(parser: Any, *, locust: bool) -> None:
+    """Register every option on ``parser`` (Locust's configargparse parser, or a plain argparse one)."""
+    # Locust's include_in_web_ui/is_secret only work on the parser itself, not on an argument group
+    group = parser if locust else parser.add_argument_group("loadgen", "workload options (env LOADGEN_<NAME>)")
+    for f in _options():
+        meta, default = f.metadata, f.metadata["raw"]
+        kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
+        env = _env_name(f.name)
+        if locust and meta["secret"]:
+            # no env_var here: Locust would put the env value into the web UI page as the field's default.
+            # Settings.from_options reads the env var itself; the form shows an empty, masked field.
+            kwargs.update(include_in_web_ui=True, is_secret=True)
+        elif locust:
+            kwargs.update(env_var=env, include_in_web_ui=meta["ui"])
+        elif env in os.environ:  # plain argparse has no env_var support
+            raw = os.environ[env]
+            default = raw.lower() in ("1", "true", "yes") if isinstance(default, bool) else raw
+        if isinstance(meta["raw"], bool):
+            kwargs.update(action="store_true", default=default)
+        else:
+            kwargs.update(type=type(meta["raw"]), default=default)
+            if meta["choices"]:
+                kwargs["choices"] = meta["choices"]
+        group.add_argument(v.flag(f.name), **kwargs)
 
 
 def to_argv(options: argparse.Namespace) -> list[str]:
@@ -393,10 +260,10 @@ def to_argv(options: argparse.Namespace) -> list[str]:
     The token is left out on purpose: it travels in the environment, never in argv (visible in ``ps``).
     """
     argv: list[str] = []
-    for dest, default, typ, _help, _extra in _OPTIONS:
-        value = getattr(options, dest, default)
-        if dest == "milvus_token" or value == default:
+    for f in _options():
+        default = f.metadata["raw"]
+        value = getattr(options, f.name, default)
+        if f.metadata["secret"] or value == default:
             continue
-        flag = "--" + dest.replace("_", "-")
-        argv += [flag] if typ is bool else [flag, str(value)]
+        argv += [v.flag(f.name)] if isinstance(default, bool) else [v.flag(f.name), str(value)]
     return argv

@@ -25,9 +25,9 @@ from loadgen.errors import LoadgenError
 from loadgen.locust.workers import WorkerWatch, apply_master_timeout
 from loadgen.milvus import collection
 from loadgen.runtime import bridge
+from loadgen.stats.arrivals import ArrivalStats
 from loadgen.stats.histograms import HistogramListener
 from loadgen.stats.recall import RecallListener
-from loadgen.workload.arrival_rate import ArrivalStats
 
 log = logging.getLogger("loadgen")
 
@@ -51,7 +51,9 @@ state = _State()
 def settings_for(environment: Any) -> Settings:
     """The frozen settings of the current test (built from the options the master sent, on workers)."""
     if state.settings is None:
-        state.settings = Settings.from_options(environment.parsed_options, environment.host, state.token)
+        settings = Settings.from_options(environment.parsed_options, environment.host, state.token)
+        adapters.check_task_names(settings.weights, settings.stream_rates)
+        state.settings = settings
     return state.settings
 
 

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from loadgen.stats.arrivals import read_results as read_open_loop
 from loadgen.stats.recall import read_results
-from loadgen.workload.arrival_rate import read_results as read_open_loop
 
 PERCENTILES = (0.50, 0.95, 0.99)
 

@@ -27,7 +27,7 @@ import gevent.pool
 from locust import User
 
 from loadgen import clients as adapters
-from loadgen.config.settings import layer_weights
+from loadgen.clients import layer_weights
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.locust import hooks
 from loadgen.runtime import bridge

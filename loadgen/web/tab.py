@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Response, request
 
-from loadgen.config.settings import OPERATIONS
+from loadgen.clients import task_names
 from loadgen.milvus.collection import redact_uri
 from loadgen.stats import results as summary
 from loadgen.stats.histograms import LatencyHistograms
@@ -43,7 +43,7 @@ _LAYER_ORDER = {
     "run": 0, "open loop": 1, "stream": 2, "report": 3, "pymilvus": 4, "langchain": 5, "llamaindex": 6, "embedding": 7,
 }  # fmt: skip
 # sync request names of every layer: async twins are these with "a" or "async_" in front (see _operation)
-_SYNC_NAMES = frozenset(op for ops in OPERATIONS.values() for op in ops) | {"VectorStoreIndex.from_documents"}
+_SYNC_NAMES = task_names() | {"VectorStoreIndex.from_documents"}
 
 
 def _columns() -> list[dict[str, str]]:

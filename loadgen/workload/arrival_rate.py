@@ -20,41 +20,10 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-from loadgen.errors import LoadgenError
-from loadgen.stats.listeners import MergedListener
 
 LATE_MS = 10.0  # a send this much behind schedule is late (gevent's hub on a busy core jitters by a few ms)
 PROCESSES = ("uniform", "poisson")
-PAYLOAD_FORMAT = "milvus-loadgen/arrivals-payload/v1"
-RESULTS_FORMAT = "milvus-loadgen/open-loop/v1"
-REPORT_KEY = "loadgen_arrivals"
-
-
-def parse_rate(text: str | float, option: str) -> float:
-    """A rate in requests per second: a finite number >= 0 (0: off)."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise LoadgenError(f"{option} {text!r} is not a number of requests per second") from None
-    if not math.isfinite(value) or value < 0:
-        raise LoadgenError(f"{option} must be a rate of 0 or more requests per second, got {text}")
-    return value
-
-
-def parse_stream_rates(text: str, known: frozenset[str]) -> dict[str, float]:
-    """``"insert=20,delete=5"`` -> ``{"insert": 20.0, "delete": 5.0}`` (total calls per second per operation)."""
-    rates: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = (x.strip() for x in part.partition("="))
-        if not sep:
-            raise LoadgenError(f"--stream-rates: {part!r} is not op=<requests per second>")
-        if name not in known:
-            raise LoadgenError(f"--stream-rates: unknown operation {name!r}; operations are {', '.join(sorted(known))}")
-        rates[name] = parse_rate(value, f"--stream-rates {name}")
-    return {name: rate for name, rate in rates.items() if rate > 0}
 
 
 class Pacer:
@@ -137,74 +106,3 @@ class Counts:
         if c.window_start is None:
             c.window_start = math.inf
         return c
-
-
-class ArrivalStats(MergedListener):
-    """Per request type (``pymilvus``, ``pymilvus-async``, ... with ``[stream]`` for background streams) counts of
-    open-loop sends; workers send deltas, the master adds them up and writes ``open_loop.json``."""
-
-    report_key = REPORT_KEY
-    what = "open-loop counts"
-
-    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
-        self.counts: dict[str, Counts] = {}
-        super().__init__(environment, out_path)
-
-    def on_request(self, request_type: str, name: str, **kwargs: Any) -> None:
-        """Counts come from the pacers (``schedule``, ``sent``...), not from request events."""
-
-    def of(self, kind: str) -> Counts:
-        found = self.counts.get(kind)
-        if found is None:
-            found = self.counts[kind] = Counts()
-        return found
-
-    def has_data(self) -> bool:
-        return any(c.intended or c.target_rate for c in self.counts.values())
-
-    def to_payload(self) -> dict[str, Any]:
-        return {"format": PAYLOAD_FORMAT, "counts": {k: c.to_dict() for k, c in self.counts.items()}}
-
-    def merge_payload(self, payload: dict[str, Any]) -> None:
-        if payload.get("format") != PAYLOAD_FORMAT:
-            raise ValueError(f"not a loadgen arrivals payload: format {payload.get('format')!r}")
-        for kind, d in payload["counts"].items():
-            self.of(str(kind)).add(Counts.from_dict(d))
-
-    def reset(self) -> None:
-        self.counts = {}
-
-    def results(self) -> dict[str, Any]:
-        return {"format": RESULTS_FORMAT, "by_type": summarize(self.counts)}
-
-
-def summarize(counts: dict[str, Counts]) -> dict[str, dict[str, Any]]:
-    """Per kind: the counts, the mean send lag and the achieved send rate over the schedule's window."""
-    out: dict[str, dict[str, Any]] = {}
-    for kind, c in sorted(counts.items()):
-        window = c.window_end - c.window_start if math.isfinite(c.window_start) else 0.0
-        out[kind] = {
-            "target_rate": c.target_rate,
-            "intended": c.intended,
-            "sent": c.sent,
-            "late": c.late,
-            "dropped": c.dropped,
-            "mean_send_lag_ms": c.lag_sum_ms / c.sent if c.sent else 0.0,
-            "max_send_lag_ms": c.lag_max_ms,
-            "window_s": window,
-            "window_start": c.window_start if math.isfinite(c.window_start) else None,
-            "window_end": c.window_end,
-            "sent_rate": c.sent / window if window > 0 else 0.0,
-            **({"streams": c.streams} if c.streams else {}),
-        }
-    return out
-
-
-def read_results(path: Path) -> dict[str, Any]:
-    """``open_loop.json`` as results.json's ``open_loop`` section ({} when the run was closed-loop)."""
-    import json
-
-    if not path.exists():
-        return {}
-    by_type = json.loads(path.read_text()).get("by_type", {})
-    return {"by_type": by_type} if by_type else {}

@@ -1,0 +1,111 @@
+"""Parsers for option values: each turns the text of a flag (or an env var, or a workload file's value) into the
+value ``Settings`` holds, or raises a one-line ``LoadgenError`` that names the flag."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from loadgen.errors import LoadgenError
+
+CATEGORY_COUNT = 100  # loadgen.workload.rows.CATEGORIES: rows' category is uniform over 0..99
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def json_object(text: str, name: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise LoadgenError(f"{flag(name)} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise LoadgenError(f"{flag(name)} must be a JSON object, got {text!r}")
+    return value
+
+
+def selectivity(text: str, name: str = "filter_selectivity") -> float:
+    """``--filter-selectivity``: "" means none; else a share of rows in (0, 1]."""
+    if not str(text).strip():
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise LoadgenError(f"{flag(name)} {text!r} is not a number; expected 0 < s <= 1") from None
+    if not 0.0 < value <= 1.0:  # NaN fails too
+        raise LoadgenError(f"{flag(name)} must be in (0, 1], got {text}")
+    if round(value * CATEGORY_COUNT) < 1:
+        raise LoadgenError(f"{flag(name)} {text} keeps no category; the smallest is {1 / CATEGORY_COUNT}")
+    return value
+
+
+def selectivity_filter(share: float) -> str:
+    """The filter a selectivity stands for: categories are uniform over 0..99."""
+    return f"category < {round(share * CATEGORY_COUNT)}"
+
+
+def positive_ints(text: str, option: str) -> list[int]:
+    """``"1,5,10"`` -> ``[1, 5, 10]``, for list options such as ``--counts`` and ``--sweep-users``."""
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise LoadgenError(f"{option} {text!r}: expected comma-separated positive integers")
+    return values
+
+
+def weights(text: str, name: str = "weights") -> dict[str, int]:
+    """``"search=8,insert=1"`` -> ``{"search": 8, "insert": 1}``. Task names are checked against the operation
+    tables by ``loadgen.clients.check_task_names`` (this layer does not know them)."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        key, sep, value = (x.strip() for x in part.partition("="))
+        try:
+            if not sep or not key:
+                raise ValueError
+            out[key] = int(value)
+        except ValueError:
+            raise LoadgenError(f"{flag(name)}: {part!r} is not name=<integer>") from None
+        if out[key] < 0:
+            raise LoadgenError(f"{flag(name)}: {part!r} is negative")
+    if out and not any(out.values()):
+        raise LoadgenError(f"{flag(name)}: every task has weight 0; give at least one a positive weight")
+    return out
+
+
+def rate(text: str | float, option: str) -> float:
+    """A rate in requests per second: a finite number >= 0 (0: off)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise LoadgenError(f"{option} {text!r} is not a number of requests per second") from None
+    if not math.isfinite(value) or value < 0:
+        raise LoadgenError(f"{option} must be a rate of 0 or more requests per second, got {text}")
+    return value
+
+
+def stream_rates(text: str, name: str = "stream_rates") -> dict[str, float]:
+    """``"insert=20,delete=5"`` -> ``{"insert": 20.0, "delete": 5.0}`` (total calls per second per operation);
+    operation names are checked with the task names (``loadgen.clients.check_task_names``)."""
+    rates: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if not sep or not key:
+            raise LoadgenError(f"{flag(name)}: {part!r} is not op=<requests per second>")
+        rates[key] = rate(value, f"{flag(name)} {key}")
+    return {key: r for key, r in rates.items() if r > 0}
+
+
+def normalize_uri(host: str) -> str:
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = "http://" + host
+    scheme = host.split("://", 1)[0]
+    if scheme not in ("http", "https", "tcp", "grpc", "unix"):
+        raise LoadgenError(f"--host {host!r}: expected http://HOST:PORT or https://HOST:PORT")
+    return host
