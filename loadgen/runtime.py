@@ -118,6 +118,9 @@ class AsyncBridge:
         except gevent.Timeout:
             loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
             raise CallTimeout(f"no answer within {timeout:g} s") from None
+        except BaseException:  # the greenlet was killed (Locust stopping its user): the coroutine stops with it
+            loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
+            raise
         return done.result()
 
     def stop(self) -> None:

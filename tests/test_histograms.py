@@ -187,7 +187,7 @@ def test_workers_send_deltas_and_master_merges(make_env: Any, tmp_path: Path) ->
     assert master.histograms.summary() == union.summary()
 
 
-# --- CI checks on hand-made results (the shape of loadgen.stats.results.build_results) ---
+# --- CI checks on hand-made results (the shape of loadgen.stats.results.build) ---
 
 
 def results(
@@ -230,9 +230,10 @@ def test_fail_ratio_check() -> None:
     assert line == "check failed: fail ratio 2.50% > 1.00% (25 of 1000 requests)"
 
 
-def test_min_qps_check_sums_rates_without_embedding_entries() -> None:
-    r = results(p99=(1.0, 1.0), rps=60.0, embed=True)
+def test_min_qps_check_reads_the_total_and_v1_sums_rates_without_embedding_entries() -> None:
+    r = results(p99=(1.0, 1.0), rps=60.0, embed=True)  # a v1 document: no totals.qps
     assert qps(r) == 120.0
+    assert qps({**r, "totals": {**r["totals"], "qps": 7.5}}) == 7.5  # v2: the one figure, from stats.figures
     assert evaluate(Checks(min_qps=120), r) == []
     assert evaluate(Checks(min_qps=150), r) == ["check failed: throughput 120 req/s < 150 req/s"]
 

@@ -152,7 +152,7 @@ def test_headless_job_with_two_workers_merges_their_stats(
         assert w.wait(timeout=30) == 0  # the master's quit message ends them cleanly
     # the JSON summary is the Job's last stdout line, and `loadgen k8s results` reads it from the log
     summary = json.loads(pods.stdout("job").strip().splitlines()[-1])
-    assert summary["format"] == "milvus-loadgen/results/v1" and summary["run"]["mode"] == "kubernetes-job"
+    assert summary["format"] == "milvus-loadgen/results/v2" and summary["run"]["mode"] == "kubernetes-job"
     out = tmp_path / "collected"
     collected = subprocess.run(
         [f"{BIN}/loadgen", "k8s", "results", "--log", str(tmp_path / "job.out"), "--out", str(out)],

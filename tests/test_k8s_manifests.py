@@ -152,7 +152,7 @@ def test_headless_variant_runs_the_master_as_a_job_with_results() -> None:
     assert job["spec"]["backoffLimit"] == 0 and pod_spec(job)["restartPolicy"] == "Never"
     c = container(job)
     args = c["args"]
-    for flag in ("--headless", "--expect-workers", "--expect-workers-max-wait", "-t", "--latency-file"):
+    for flag in ("--headless", "--expect-workers", "--expect-workers-max-wait", "-t", "--results-dir"):
         assert flag in args, flag
     assert "loadgen k8s summarize /results" in c["command"][2]  # the JSON summary goes to stdout
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}

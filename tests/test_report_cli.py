@@ -34,7 +34,7 @@ def results(users: int, qps: float, p99: float, *, processes: int = 0, rows: int
         "requests": [
             req("pymilvus", "search", qps),
             req("pymilvus-async", "search", qps * 1.5),
-            req("pymilvus-async-batch", "search_fanout[10]", 3.0),  # not counted
+            req("pymilvus-async-batch", "search_fanout[10]", 3.0),  # v1 results: batches not counted
         ],
         "totals": {"requests": 1, "failures": 0, "fail_ratio": 0.0},
         "failures": [],

@@ -46,7 +46,7 @@ def test_every_adapter_operation_is_a_known_task() -> None:
 
     for layer in clients.layers():
         ops = clients.operation_names(layer)
-        assert ops and tuple(clients.load(layer, use_async=True).operations) == ops
+        assert ops and tuple(clients.adapter(layer).operations) == ops
         assert set(ops) <= clients.task_names()
 
 

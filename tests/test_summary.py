@@ -1,49 +1,89 @@
-"""Unit tests of the results summary built from Locust's JSON stats."""
+"""Unit tests of the results (stats.results.build) and the figures they hold (stats.figures)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 
-from loadgen.stats.results import build_results, entry_metrics, failure_kind, render_table
+from loadgen.stats.checks import Checks, evaluate, qps
+from loadgen.stats.histograms import LatencyHistograms
+from loadgen.stats.results import build, failure_kind, render_table
 from loadgen.stats.timing import ReportedError
 
 
-def entry(name: str, times: dict[str, int], total_ms: float, fails: int = 0) -> dict[str, object]:
-    n = sum(times.values())
-    return {
-        "name": name,
-        "method": "pymilvus",
-        "num_requests": n,
-        "num_failures": fails,
-        "total_response_time": total_ms,
-        "min_response_time": 0.4,
-        "max_response_time": 9.7,
-        "total_content_length": 10 * n,
-        "response_times": times,
-        "start_time": 100.0,
-        "last_request_timestamp": 110.0,
-    }
+@dataclass
+class Entry:  # what results.build reads of a Locust StatsEntry
+    method: str
+    name: str
+    num_requests: int
+    num_failures: int
+    total_content_length: int = 0
 
 
-def test_percentiles_mean_and_rate_from_buckets() -> None:
-    # 100 requests: 90 at 1 ms, 9 at 5 ms, 1 at 10 ms
-    m = entry_metrics(entry("search", {"1": 90, "5": 9, "10": 1}, total_ms=90 * 1.2 + 9 * 5.1 + 9.7))
-    assert m["requests"] == 100 and m["rps"] == 10.0
-    assert m["p50_ms"] == 1.0 and m["p95_ms"] == 5.0 and m["p99_ms"] == 5.0
-    assert abs(m["avg_ms"] - (108 + 45.9 + 9.7) / 100) < 1e-9
+@dataclass
+class Error:  # ... of a Locust StatsError
+    method: str
+    name: str
+    error: str
+    occurrences: int
 
 
-def test_results_and_table(tmp_path: Path) -> None:
-    (tmp_path / "locust.json").write_text(json.dumps([entry("search", {"2": 4}, 8.0, fails=1)]))
-    (tmp_path / "stats_failures.csv").write_text('Method,Name,Error,Occurrences\npymilvus,search,"boom",1\n')
-    res = build_results(tmp_path, settings={"dim": 8}, run={"users": 1})
-    assert res["totals"] == {"requests": 4, "failures": 1, "fail_ratio": 0.25}
+@dataclass
+class Stats:  # ... of Locust's RequestStats
+    entries: dict[tuple[str, str], Entry]
+    errors: dict[str, Error] = field(default_factory=dict)
+    total: SimpleNamespace = field(
+        default_factory=lambda: SimpleNamespace(start_time=100.0, last_request_timestamp=110.0)
+    )
+
+
+def listener() -> SimpleNamespace:
+    return SimpleNamespace(histograms=LatencyHistograms(), service=LatencyHistograms(), embedding=LatencyHistograms(),
+                           batches=LatencyHistograms(), skipped={})  # fmt: skip
+
+
+def test_figures_are_over_successes_and_one_window() -> None:
+    hist = listener()
+    for ms in [1.0] * 90 + [5.0] * 9 + [10.0]:  # 100 successes
+        hist.histograms.record("pymilvus", "search", ms)
+    for _ in range(20):
+        hist.histograms.record("pymilvus-async", "search", 2.0)
+    hist.embedding.record("langchain", "similarity_search", 0.5)
+    stats = Stats({("search", "pymilvus"): Entry("pymilvus", "search", 104, 4, 1000),
+                   ("search", "pymilvus-async"): Entry("pymilvus-async", "search", 20, 0)})  # fmt: skip
+    res = build(stats, histograms=hist, settings={"dim": 8}, run={"users": 1})  # type: ignore[arg-type]
+    assert res["format"] == "milvus-loadgen/results/v2"
+    sync, aio = sorted(res["requests"], key=lambda r: r["type"])
+    assert sync["requests"] == 104 and sync["failures"] == 4 and sync["successes"] == 100
+    hdr = pytest.approx  # HDR buckets: 3 significant digits
+    assert (sync["p50_ms"], sync["p95_ms"], sync["p99_ms"]) == (
+        hdr(1.0, rel=1e-3),
+        hdr(5.0, rel=1e-3),
+        hdr(5.0, rel=1e-3),
+    )
+    assert sync["max_ms"] == hdr(10.0, rel=1e-3)
+    assert abs(sync["avg_ms"] - (90 * 1 + 9 * 5 + 10) / 100) < 1e-9  # the successes' exact mean
+    assert sync["rps"] == 10.4 and aio["rps"] == 2.0  # one 10 s window for every row
+    t = res["totals"]
+    assert t == {"requests": 124, "failures": 4, "fail_ratio": 4 / 124, "qps": 12.4, "window_s": 10.0}
+    assert abs(sum(r["rps"] for r in res["requests"]) - t["qps"]) < 1e-9
+    assert qps(res) == t["qps"]
+
+
+def test_results_and_table() -> None:
+    hist = listener()
+    for ms in (2.0, 2.0, 2.0):
+        hist.histograms.record("pymilvus", "search", ms)
+    stats = Stats({("search", "pymilvus"): Entry("pymilvus", "search", 4, 1)},
+                  {"e": Error("pymilvus", "search", "boom", 1)})  # fmt: skip
+    res = build(stats, histograms=hist, settings={"dim": 8}, run={"users": 1})  # type: ignore[arg-type]
+    assert res["totals"]["fail_ratio"] == 0.25
     table = render_table(res)
     assert "search" in table and "TOTAL" in table and "failure: pymilvus search x1 [client]: boom" in table
     assert res["failures"][0]["kind"] == "client"
+    assert evaluate(Checks(fail_ratio=0.2), res) == ["check failed: fail ratio 25.00% > 20.00% (1 of 4 requests)"]
 
 
 @pytest.mark.parametrize(

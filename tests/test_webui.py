@@ -20,9 +20,9 @@ from conftest import ROOT, run_cli, server_counter
 from playwright.sync_api import Browser, Locator, Page, Response, sync_playwright
 from pymilvus import MilvusClient
 
+from loadgen.clients import row_kind, row_operation
 from loadgen.milvus.server import ServerInfo, _group_members, free_ports
 from loadgen.web.page import render_html
-from loadgen.web.tab import _operation
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -103,20 +103,25 @@ def browser() -> Iterator[Browser]:
 @pytest.mark.parametrize(
     ("request_type", "name", "expected"),
     [
-        ("pymilvus", "search", ("pymilvus", "search", False)),
-        ("pymilvus-async", "search", ("pymilvus", "search", True)),
-        ("pymilvus-async-batch", "search_fanout[10]", ("pymilvus", "search_fanout[10]", True)),
-        ("langchain-async", "asimilarity_search", ("langchain", "similarity_search", True)),
-        ("langchain-async", "adelete[expr]", ("langchain", "delete[expr]", True)),
-        ("langchain", "add_texts", ("langchain", "add_texts", False)),
-        ("llamaindex-async", "async_add", ("llamaindex", "add", True)),
-        ("llamaindex-async", "aquery[filtered]", ("llamaindex", "query[filtered]", True)),
-        ("embedding", "asimilarity_search", ("embedding", "similarity_search", True)),
-        ("embedding", "add_texts", ("embedding", "add_texts", False)),
+        ("pymilvus", "search", ("pymilvus", "search", "sync")),
+        ("pymilvus-async", "search", ("pymilvus", "search", "async")),
+        ("pymilvus-async-fanout", "search", ("pymilvus", "search", "fanout")),
+        ("langchain-async", "asimilarity_search", ("langchain", "similarity_search", "async")),
+        ("langchain-async-fanout", "asimilarity_search", ("langchain", "similarity_search", "fanout")),
+        ("langchain-async", "adelete[expr]", ("langchain", "delete_expr", "async")),
+        ("langchain", "delete[expr]", ("langchain", "delete_expr", "sync")),
+        ("langchain", "add_texts", ("langchain", "add_texts", "sync")),
+        ("llamaindex-async", "async_add", ("llamaindex", "add", "async")),
+        ("llamaindex-async", "aquery[filtered]", ("llamaindex", "query_filtered", "async")),
+        ("llamaindex", "VectorStoreIndex.from_documents", ("llamaindex", "from_documents", "sync")),
+        ("embedding", "add_texts", None),  # v1 rows: no table makes them
+        ("pymilvus", "asearch", None),
     ],
 )
-def test_sync_and_async_twins_share_a_row(request_type: str, name: str, expected: tuple[str, str, bool]) -> None:
-    assert _operation(request_type, name) == expected
+def test_rows_pair_up_by_the_operation_tables(request_type: str, name: str, expected: tuple[str, str, str]) -> None:
+    assert row_operation(request_type, name) == expected
+    if expected:  # the table's kind: sizing counts reads only
+        assert row_kind(request_type, name) in ("read", "write")
 
 
 def test_report_page_escapes_what_the_server_said() -> None:

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from loadgen import clients as adapters
+from loadgen import clients
+from loadgen.clients.base import Adapter, Operation
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
 from loadgen.stats.timing import ameasure_gather, measure_sequence
@@ -49,43 +50,65 @@ def _first_error(errors: list[BaseException | None]) -> str:
     return next((f"{type(e).__name__}: {e}" for e in errors if e is not None), "")
 
 
-def _sync_phase(cls: Any, layer: str, settings: Settings, n: int) -> dict[str, Timed]:
-    store = cls(settings)
-    try:
-        out = {}
-        for label, op in EXPERIMENTS[layer]:
-            inputs = [store.inputs(op) for _ in range(n)]
-            out[label] = measure_sequence([functools.partial(store.call, op, *args) for args in inputs])
-            for args, err in zip(inputs, out[label][1], strict=True):
-                store.done(op, args, err is None)
-        return out
-    finally:
-        store.close()
+def _calls(store: Any, op: Operation, inputs: list[tuple[Any, ...]], *, aio: bool) -> list[Any]:
+    """One call per inputs: what the user would time (the library's call, then its outcome, which may fail it)."""
+
+    def sync(args: tuple[Any, ...]) -> Any:
+        return op.outcome(store, args, op.call(store, *args))
+
+    async def asyn(args: tuple[Any, ...]) -> Any:
+        return op.outcome(store, args, await op.async_call(store, *args))
+
+    return [asyn(args) if aio else functools.partial(sync, args) for args in inputs]
 
 
-async def _async_phase(cls: Any, layer: str, settings: Settings, n: int) -> dict[str, Timed]:
-    store = await cls.open(settings)
+def _phase_ops(adapter: Adapter, layer: str) -> list[tuple[str, Operation]]:
+    return [(label, adapter.operations[name]) for label, name in EXPERIMENTS[layer]]
+
+
+def _sync_phase(adapter: Adapter, layer: str, settings: Settings, n: int) -> dict[str, Timed]:
+    store = adapter.open(settings, False)
     try:
         out = {}
-        for label, op in EXPERIMENTS[layer]:
-            inputs = [store.inputs(op) for _ in range(n)]
-            out[label] = await ameasure_gather([store.call(op, *args) for args in inputs])
+        for label, op in _phase_ops(adapter, layer):
+            inputs = [op.inputs(store) for _ in range(n)]
+            out[label] = measure_sequence(_calls(store, op, inputs, aio=False))
             for args, err in zip(inputs, out[label][1], strict=True):
-                store.done(op, args, err is None)
+                if op.done is not None:
+                    op.done(store, args, err is None)
         return out
     finally:
-        await store.close()
+        adapter.close(store)
+
+
+async def _async_phase(adapter: Adapter, layer: str, settings: Settings, n: int) -> dict[str, Timed]:
+    # a plain asyncio program, as the tutorials run it: the store's sync constructor runs before the loop's work
+    store = await asyncio.to_thread(adapter.open, settings, True)
+    await adapter.attach(store)
+    try:
+        out = {}
+        for label, op in _phase_ops(adapter, layer):
+            inputs = [op.inputs(store) for _ in range(n)]
+            out[label] = await ameasure_gather(_calls(store, op, inputs, aio=True))
+            for args, err in zip(inputs, out[label][1], strict=True):
+                if op.done is not None:
+                    op.done(store, args, err is None)
+        return out
+    finally:
+        await adapter.aclose(store)
 
 
 def run_layer(layer: str, base: Settings, n: int, log: Any = print) -> list[Row]:
-    module = adapters.module(layer)
-    settings = replace(base, collection=f"{base.collection}_{layer}_{n}", rows=PREFILL_ROWS, batch_size=1)
-    module.prepare(replace(settings, recreate=True), progress=False)  # fresh, loadgen-owned
+    adapter = clients.adapter(layer)
+    weights = {name: 1 for _label, name in EXPERIMENTS[layer]}  # and nothing else (no ingest threads, ...)
+    settings = replace(base, collection=f"{base.collection}_{layer}_{n}", rows=PREFILL_ROWS, batch_size=1,
+                       weights=weights)  # fmt: skip
+    adapter.prepare(replace(settings, recreate=True), progress=False)  # fresh, loadgen-owned
     try:
-        sync = _sync_phase(adapters.load(layer, use_async=False), layer, settings, n)
-        aio = asyncio.run(_async_phase(adapters.load(layer, use_async=True), layer, settings, n))
+        sync = _sync_phase(adapter, layer, settings, n)
+        aio = asyncio.run(_async_phase(adapter, layer, settings, n))
     finally:
-        module.drop(settings)
+        adapter.drop(settings)
     rows = []
     for label, _ in EXPERIMENTS[layer]:
         (s_ms, s_err), (a_ms, a_err) = sync[label], aio[label]

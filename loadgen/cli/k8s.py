@@ -277,31 +277,25 @@ def _wait_master(args: argparse.Namespace) -> int:
 
 
 def _summarize(args: argparse.Namespace) -> int:
-    from loadgen.config.settings import Settings, add_options
-    from loadgen.stats import results as summary
-
-    parser = argparse.ArgumentParser(add_help=False)
-    add_options(parser, locust=False)  # the LOADGEN_* values the pod's master ran with
-    settings = Settings.from_options(parser.parse_args([]), args.host)
+    """The Job's results: the master wrote results.json (every figure and the checks) into the results folder;
+    this adds what only the pod knows (mode, Locust's exit code, its arguments) and prints it as one JSON line."""
     out: Path = args.results_dir
-    run_info = {
-        "mode": "kubernetes-job",
-        "exit_code": args.exit_code,
-        "host": settings.uri,
-        **_run_args(args.locust_args.split()),
-    }
-    results = summary.build_results(out, settings=settings.public(), run=run_info)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    if not results["totals"]["requests"]:
+    path = out / "results.json"
+    if not path.exists():
         print(
-            f"loadgen: error: the run recorded no requests (Locust exit code {args.exit_code}); "
+            f"loadgen: error: the run wrote no results (Locust exit code {args.exit_code}); "
             "the master's log above says why",
             file=sys.stderr,
         )
+        return args.exit_code or 1
+    results = json.loads(path.read_text())
+    results["run"].update(mode="kubernetes-job", exit_code=args.exit_code, **_run_args(args.locust_args.split()))
+    path.write_text(json.dumps(results, indent=2))
+    if not results["totals"]["requests"]:
+        print("loadgen: error: the run recorded no requests; the master's log above says why", file=sys.stderr)
     sys.stdout.write(json.dumps(results, separators=(",", ":")) + "\n")  # one line: `loadgen k8s results` finds it
     if args.exit_code:
-        return args.exit_code
+        return int(args.exit_code)
     return 0 if results["totals"]["requests"] else 1
 
 

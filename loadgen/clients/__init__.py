@@ -1,56 +1,44 @@
-"""Adapters, one module per client library, imported lazily so a missing optional extra costs nothing.
-
-Each adapter module provides a sync and an async store class (see ``base.py``) and two module functions that the
-master runs once per test: ``prepare(settings, *, progress) -> collection.Prepared`` (validate, create, fill) and
-``drop(settings) -> bool`` (drop the layer's collection if loadgen created it).
-"""
+"""Adapters, one module per client library, each a table of operations (``base.Adapter``), imported lazily so a
+layer that is not used costs nothing (importing langchain-milvus or llama-index takes seconds)."""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from loadgen.errors import LoadgenError
 
-# layer -> (module, sync class, async class, pip extra that provides it)
-_REGISTRY: dict[str, tuple[str, str, str, str]] = {
-    "pymilvus": ("loadgen.clients.pymilvus", "PymilvusStore", "AsyncPymilvusStore", ""),
-    "langchain": ("loadgen.clients.langchain", "LangChainStore", "AsyncLangChainStore", ""),
-    "llamaindex": ("loadgen.clients.llamaindex", "LlamaIndexStore", "AsyncLlamaIndexStore", ""),
-}
+if TYPE_CHECKING:
+    from loadgen.clients.base import Adapter
 
-
-def module(layer: str) -> ModuleType:
-    try:
-        name, _, _, extra = _REGISTRY[layer]
-    except KeyError:
-        raise LoadgenError(f"unknown client layer {layer!r}; choose one of {', '.join(_REGISTRY)}") from None
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        hint = f"pip install 'milvus-loadgen[{extra}]'" if extra else "pip install -e ."
-        raise LoadgenError(f"client layer {layer!r} needs {exc.name}: {hint}") from None
-
-
-def load(layer: str, *, use_async: bool) -> Any:
-    mod = module(layer)  # raises the one-line error for an unknown layer
-    _, sync_cls, async_cls, _ = _REGISTRY[layer]
-    return getattr(mod, async_cls if use_async else sync_cls)
+_MODULES = {"pymilvus": "loadgen.clients.pymilvus", "langchain": "loadgen.clients.langchain",
+            "llamaindex": "loadgen.clients.llamaindex"}  # fmt: skip
 
 
 def layers() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return tuple(_MODULES)
+
+
+def adapter(layer: str) -> Adapter:
+    try:
+        name = _MODULES[layer]
+    except KeyError:
+        raise LoadgenError(f"unknown client layer {layer!r}; choose one of {', '.join(_MODULES)}") from None
+    try:
+        found: Adapter = importlib.import_module(name).ADAPTER
+    except ImportError as exc:
+        raise LoadgenError(f"client layer {layer!r} needs {exc.name}: pip install -e .") from None
+    return found
 
 
 def operation_names(layer: str) -> tuple[str, ...]:
     """A layer's operations (its sync method names), in table order."""
-    return tuple(load(layer, use_async=False).operations)
+    return tuple(adapter(layer).operations)
 
 
 def task_names() -> frozenset[str]:
     """Every task ``--weights`` may name: every layer's operations, and the async users' ``fanout``."""
-    return frozenset(op for layer in _REGISTRY for op in operation_names(layer)) | {"fanout"}
+    return frozenset(op for layer in _MODULES for op in operation_names(layer)) | {"fanout"}
 
 
 def check_task_names(weights: dict[str, int], stream_rates: dict[str, float]) -> None:
@@ -74,3 +62,27 @@ def layer_weights(weights: dict[str, int], defaults: dict[str, int], fanout: boo
     if not any(name in weights for name in own):
         return own
     return {name: weights.get(name, 0) for name in own}
+
+
+_FLAVOURS = {"": "sync", "-async": "async", "-async-fanout": "fanout"}
+
+
+def row_operation(request_type: str, name: str) -> tuple[str, str, str] | None:
+    """Which operation a request row measured: (layer, operation, flavour: sync, async or fanout), read off the
+    tables (so sync and async twins pair up, and sizing knows reads from writes); None for a row no table makes."""
+    for suffix in sorted(_FLAVOURS, key=len, reverse=True):
+        layer = request_type.removesuffix(suffix) if suffix else request_type
+        if (suffix and not request_type.endswith(suffix)) or layer not in _MODULES:
+            continue
+        use_async = suffix != ""
+        for op in adapter(layer).operations.values():
+            if op.request_name(use_async) == name:
+                return layer, op.name, _FLAVOURS[suffix]
+        return None
+    return None
+
+
+def row_kind(request_type: str, name: str) -> str | None:
+    """``read`` or ``write`` for a request row an operation table makes, else None."""
+    found = row_operation(request_type, name)
+    return adapter(found[0]).operations[found[1]].kind if found else None

@@ -1,40 +1,94 @@
-"""The one small interface every client-library adapter implements, in a sync and an async flavour.
+"""What every client-library adapter is: a table of ``Operation`` records, plus how to open and close its store and
+prepare and drop its collection. Nothing here times a call or knows Locust (``loadgen.users`` and
+``loadgen.stats.timing`` do).
 
-An adapter knows its library's operations and nothing about timing or Locust:
-- ``operations``: operation name (the library's sync method name) -> default task weight;
-- ``inputs(op)``: builds, untimed, what one call of ``op`` gets;
-- ``call(op, *inputs)``: makes the library call and returns how much came back (rows written or read, hits);
-  it raises on failure;
-- ``done(op, inputs, ok)``: bookkeeping after the call (e.g. remember inserted ids for a later delete);
-- ``request_name(op)``: the library's method name for the flavour (``similarity_search`` / ``asimilarity_search``).
-Sync adapters are built with ``cls(settings)``; async ones with ``await cls.open(settings)`` on the running loop.
+An operation is one record: its name (the library's sync method name, also the ``--weights`` key), default weight,
+whether it reads or writes, how its inputs are made (untimed), the sync call and the async call (one library call
+each: that is what a request row measures), what came back (untimed, after the call; it may raise, which makes the
+call a failure) and any bookkeeping. ``--weights``, the web UI's rows, ``compare``'s experiments, sizing's reads and
+writes and the sync/async twins all derive from these tables. Adding an operation is one record in one table.
+
+A store is the adapter's per-user state (its clients, row factories, the ids it wrote). ``open`` builds it in the
+user's greenlet (sync library constructors are gevent-cooperative there); an async user's store is then bound to
+loadgen's asyncio loop by ``attach``, which only creates async clients and awaits their bounded handshakes, so no
+sync call ever runs on the loop thread.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from loadgen.milvus.collection import Prepared
+
+Kind = Literal["read", "write"]
 Rows = list[dict[str, Any]]
 Vectors = list[list[float]]
 
 
-class SyncStore(Protocol):
-    operations: ClassVar[dict[str, int]]
-    fanout_op: ClassVar[str]
-
-    def inputs(self, op: str) -> tuple[Any, ...]: ...
-    def call(self, op: str, *inputs: Any) -> int: ...
-    def done(self, op: str, inputs: tuple[Any, ...], ok: bool) -> None: ...
-    def request_name(self, op: str) -> str: ...
-    def close(self) -> None: ...
+class Skip(Exception):
+    """Raised by an operation's ``inputs`` when there is nothing it may do yet (a delete before the user has rows of
+    its own): no call is made and no request row is reported; the user counts it."""
 
 
-class AsyncStore(Protocol):
-    operations: ClassVar[dict[str, int]]
-    fanout_op: ClassVar[str]
+@dataclass(frozen=True)
+class Outcome:
+    """What one successful call gave back: rows written or read, or hits (Locust's ``response_length``), and the
+    recall@k of a search scored against a dataset's ground truth (None when there is nothing to score)."""
 
-    def inputs(self, op: str) -> tuple[Any, ...]: ...
-    async def call(self, op: str, *inputs: Any) -> int: ...
-    def done(self, op: str, inputs: tuple[Any, ...], ok: bool) -> None: ...
-    def request_name(self, op: str) -> str: ...
-    async def close(self) -> None: ...
+    length: int
+    recall: float | None = None
+
+
+def counted(_store: Any, _inputs: tuple[Any, ...], result: Any) -> Outcome:
+    """The default outcome: how many items the library returned."""
+    return Outcome(len(result) if result is not None else 0)
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str  # the library's sync method name: "similarity_search"; the --weights key
+    weight: int  # default task weight
+    kind: Kind
+    inputs: Callable[[Any], tuple[Any, ...]]  # (store) -> what one call gets; untimed
+    call: Callable[..., Any]  # (store, *inputs) -> the library's result; the timed span
+    acall: Callable[..., Awaitable[Any]] | None = None  # async twin; None: ``call`` returns an awaitable itself
+    outcome: Callable[[Any, tuple[Any, ...], Any], Outcome] = counted  # untimed, after a call that returned
+    done: Callable[[Any, tuple[Any, ...], bool], None] | None = None  # bookkeeping (e.g. ids written), ok or not
+    label: str = ""  # request name of the sync call, when it is not ``name`` ("delete[expr]")
+    async_label: str = ""  # request name of the async call; default "a" + label
+    search: bool = False  # the layer's search: what fan-out gathers and what recall scores
+    needs: str = ""  # lowest server version that serves it, e.g. "2.5.0"; "" for every supported version
+
+    def request_name(self, use_async: bool) -> str:
+        label = self.label or self.name
+        return (self.async_label or "a" + label) if use_async else label
+
+    def async_call(self, store: Any, *inputs: Any) -> Awaitable[Any]:
+        return (self.acall or self.call)(store, *inputs)
+
+
+def table(*operations: Operation) -> dict[str, Operation]:
+    ops = {op.name: op for op in operations}
+    if len(ops) != len(operations):
+        raise ValueError("operation names must be unique in a table")
+    return ops
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """One client library: its operations and its store's life cycle."""
+
+    layer: str
+    operations: Mapping[str, Operation]
+    open: Callable[[Any, bool], Any]  # (settings, use_async) -> store; in the user's greenlet
+    close: Callable[[Any], None]  # sync store
+    attach: Callable[[Any], Coroutine[Any, Any, None]]  # async store, on the loop: async clients, bounded handshake
+    aclose: Callable[[Any], Coroutine[Any, Any, None]]  # async store, on the loop
+    prepare: Callable[..., Prepared]  # (settings, *, progress) -> milvus.collection.Prepared; master only
+    drop: Callable[[Any], bool]  # (settings) -> dropped?
+
+    @property
+    def search(self) -> Operation:
+        return next(op for op in self.operations.values() if op.search)

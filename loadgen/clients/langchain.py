@@ -15,9 +15,9 @@ import logging
 import sys
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 import gevent
 import numpy as np
@@ -25,6 +25,7 @@ from langchain_core.documents import Document
 from langchain_milvus import Milvus
 from pymilvus import AsyncMilvusClient, MilvusClient, MilvusException
 
+from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
 from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.milvus import collection
@@ -33,14 +34,6 @@ from loadgen.workload.rows import CATEGORIES, WORDS
 
 FILL_BATCH = 500
 FIELDS = ("pk", "text", "vector", "category", "source")
-OPERATIONS = (
-    "add_texts", "add_documents", "add_embeddings", "similarity_search", "similarity_search_by_vector",
-    "similarity_search_with_score", "similarity_search_with_score_by_vector", "max_marginal_relevance_search",
-    "max_marginal_relevance_search_by_vector", "delete", "delete_expr", "upsert", "search_by_metadata",
-    "get_pks", "from_texts",
-)  # fmt: skip
-_WEIGHTS = {"similarity_search": 10, "add_texts": 2, "search_by_metadata": 2}  # the rest: 1, or 2 below
-_WEIGHTS |= dict.fromkeys(("similarity_search_by_vector", "similarity_search_with_score"), 2)
 _instances = itertools.count(1)
 
 
@@ -110,6 +103,17 @@ def _bounded(seconds: float) -> Iterator[None]:
         yield
 
 
+class _NoLoopWarning(logging.Filter):
+    """The constructor tries an AsyncMilvusClient, which needs a running loop; stores are built in a greenlet (none
+    runs there, on purpose: see ``loadgen.clients.base``) and get theirs in ``_attach``. Its warning says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to initialize AsyncMilvusClient")
+
+
+logging.getLogger("langchain_milvus.vectorstores.milvus").addFilter(_NoLoopWarning())
+
+
 def _store_kwargs(settings: Settings, alias: str | None) -> dict[str, Any]:
     conn = settings.client_kwargs(alias)  # uri, token, timeout and TLS options, passed on to pymilvus
     return {
@@ -127,179 +131,228 @@ def _store_kwargs(settings: Settings, alias: str | None) -> dict[str, Any]:
     }
 
 
-class _Common:
-    """Inputs and bookkeeping shared by both flavours."""
+class Store:
+    """One user's ``Milvus`` vector store and what it remembers: its tag (its rows carry ``source == tag``), the
+    ids it wrote (the only rows its deletes, and in a collection loadgen did not create its upserts, touch)."""
 
-    operations: ClassVar[dict[str, int]] = {op: _WEIGHTS.get(op, 1) for op in OPERATIONS}
-    fanout_op: ClassVar[str] = "similarity_search"
-    prefix: ClassVar[str] = ""  # the async twins are the same names with an "a" in front
-    from_texts_alias: str | None = None
-    store: Milvus
+    lc: Milvus
+    aclient: AsyncMilvusClient | None = None
 
     def __init__(self, settings: Settings) -> None:
         self.s = settings
-        self.tag = f"lg-{uuid.uuid4().hex[:12]}"  # this store's rows carry source == tag
+        self.t = settings.timeout
+        self.tag = f"lg-{uuid.uuid4().hex[:12]}"
         self.alias = f"loadgen-lc-{uuid.uuid4().hex}"
         self.embedder = embedder_for(settings)
         self.seq = itertools.count()
         self.rng = np.random.default_rng(settings.seed + next(_instances))
-        self.own_ids: deque[str] = deque(maxlen=100_000)  # rows this store wrote: what the deletes remove
+        self.own_ids: deque[str] = deque(maxlen=100_000)
         self.k = settings.top_k
         self.expr = settings.filter or None  # searches: how an invalid filter reaches the server
+        self.own_rows_only = settings.allow_foreign_collection
 
-    def request_name(self, op: str) -> str:
-        name = "delete[expr]" if op == "delete_expr" else op
-        return self.prefix + name
-
-    # ---- inputs (untimed) ---------------------------------------------------------------------------------------
-    def _category(self) -> int:
+    def category(self) -> int:
         return int(self.rng.integers(0, CATEGORIES))
 
-    def _query(self) -> str:
+    def query_text(self) -> str:
         n = int(self.rng.integers(0, max(self.s.rows, 1)))
         return f"{WORDS[n % len(WORDS)]} document {n}"
 
-    def _new(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    def new(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
         ids = [f"{self.tag}-{next(self.seq)}" for _ in range(self.s.batch_size)]
         texts = [f"{WORDS[i % len(WORDS)]} document {pk}" for i, pk in enumerate(ids)]
-        return ids, texts, [{"category": self._category(), "source": self.tag} for _ in ids]
+        return ids, texts, [{"category": self.category(), "source": self.tag} for _ in ids]
 
-    def _own(self) -> list[str]:
+    def own(self) -> list[str]:
         own = [self.own_ids.popleft() for _ in range(min(self.s.batch_size, len(self.own_ids)))]
-        return own or [f"{self.tag}-missing-{next(self.seq)}" for _ in range(self.s.batch_size)]  # delete nothing
-
-    def inputs(self, op: str) -> tuple[Any, ...]:  # noqa: PLR0911 - one branch per operation
-        if op in ("add_texts", "from_texts"):
-            ids, texts, metas = self._new()
-            return ids, texts, metas
-        if op == "add_documents":
-            ids, texts, metas = self._new()
-            return ids, [Document(page_content=t, metadata=m) for t, m in zip(texts, metas, strict=True)]
-        if op == "add_embeddings":
-            ids, texts, metas = self._new()
-            return ids, texts, self.embedder.embed(texts), metas
-        if op in ("similarity_search", "similarity_search_with_score", "max_marginal_relevance_search"):
-            return (self._query(),)
-        if op.endswith("_by_vector"):
-            return (self.embedder.embed([self._query()])[0],)
-        if op == "delete":
-            return (self._own(),)
-        if op == "delete_expr":
-            ids = self._own()
-            return f'source == "{self.tag}" and pk in {ids}', ids
-        if op == "upsert":
-            ids = [str(int(x)) for x in self.rng.integers(0, max(self.s.rows, 1), self.s.batch_size)]
-            ids = list(dict.fromkeys(ids))  # the library asserts the ids are unique
-            docs = [Document(page_content=f"upserted document {pk}", metadata={"category": self._category(),
-                    "source": "prefill"}) for pk in ids]  # fmt: skip
-            return ids, docs
-        if op == "search_by_metadata":
-            return (self.s.filter or f"category == {self._category()}",)
-        if op == "get_pks":
-            return (f"category == {self._category()}",)
-        raise ValueError(f"unknown langchain operation {op!r}")
-
-    def done(self, op: str, inputs: tuple[Any, ...], ok: bool) -> None:
-        if ok and op in ("add_texts", "add_documents", "add_embeddings", "from_texts"):
-            self.own_ids.extend(inputs[0])
-
-    def _plan(self, op: str, inputs: tuple[Any, ...]) -> tuple[str, tuple[Any, ...], dict[str, Any]]:  # noqa: PLR0911
-        """The sync method name, positional and keyword arguments of one call (the async twin takes the same)."""
-        t, first = self.s.timeout, inputs[0]
-        if op in ("add_texts", "add_documents", "add_embeddings"):
-            return op, inputs[1:], {"ids": first, "timeout": t}
-        if op.startswith(("similarity_search", "max_marginal_relevance_search")):
-            kw: dict[str, Any] = {"k": self.k, "expr": self.expr, "timeout": t}
-            if op.startswith("max_marginal"):
-                kw["fetch_k"] = 2 * self.k
-            return op, (first,), kw
-        if op == "delete":
-            return op, (), {"ids": first, "timeout": t}
-        if op == "delete_expr":
-            return "delete", (), {"expr": first, "timeout": t}
-        if op == "upsert":
-            return op, (), {"ids": first, "documents": inputs[1], "timeout": t}
-        if op == "search_by_metadata":
-            return op, (first,), {"fields": ["pk", "category", "source"], "limit": self.k}
-        if op == "get_pks":
-            return op, (first,), {}
-        if op == "from_texts":  # a classmethod: a new store over the SAME collection
-            kw = _store_kwargs(self.s, self.from_texts_alias)
-            kw["embedding"] = kw.pop("embedding_function")
-            return op, (inputs[1],), {**kw, "metadatas": inputs[2], "ids": first, "drop_old": False, "timeout": t}
-        raise ValueError(f"unknown langchain operation {op!r}")
+        if not own:
+            raise Skip("no rows of this user's own to delete yet")
+        return own
 
 
-class LangChainStore(_Common):
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.from_texts_alias = self.alias  # the new store shares this store's connection
-        with _bounded(settings.timeout):
-            self.store = Milvus(**_store_kwargs(settings, self.alias), timeout=settings.timeout)
-
-    def call(self, op: str, *inputs: Any) -> int:
-        name, args, kw = self._plan(op, inputs)
-        fn = Milvus.from_texts if op == "from_texts" else getattr(self.store, name)
-        with _bounded(self.s.timeout), _surfacing() as sink, _translated(op, name):
-            out = fn(*args, **kw)
-        return _result(op, out, inputs, sink)
-
-    def close(self) -> None:
-        self.store.client.close()
+# ---- one call, sync or async: the library's method, its errors made visible --------------------------------------
+Plan = Callable[..., tuple[tuple[Any, ...], dict[str, Any]]]  # (store, *inputs) -> (args, kwargs)
 
 
-def _result(op: str, out: Any, inputs: tuple[Any, ...], sink: list[str]) -> int:
-    """How much came back: ids written, documents returned, pks found, rows deleted (as far as we can tell)."""
-    if op in ("delete", "delete_expr"):
-        if out is False:  # the library logged the server's error and returned False
-            _raise_swallowed(sink)
-            raise SwallowedError("langchain-milvus delete returned False")
-        return len(inputs[-1]) or 1  # the library does not say how many rows went
-    if op == "search_by_metadata":
-        _raise_swallowed(sink)  # the library logged the server's error and returned []
-    if op in ("upsert", "from_texts"):
-        return len(inputs[0])  # upsert returns None; from_texts returns the new store
-    return len(out or [])
+def _twin(method: str, plan: Plan, *, bounded: bool = True) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The sync call ``store.lc.<method>`` and its async twin ``a<method>``; each returns (result, swallowed log
+    lines). ``bounded``: the sync call also gets a gevent deadline (the library passes no timeout to some calls)."""
+
+    def call(s: Store, *inputs: Any) -> Any:
+        args, kw = plan(s, *inputs)
+        with _bounded(s.t) if bounded else contextlib_null(), _surfacing() as sink, _translated(method, method):
+            return getattr(s.lc, method)(*args, **kw), sink
+
+    async def acall(s: Store, *inputs: Any) -> Any:
+        args, kw = plan(s, *inputs)
+        with _surfacing() as sink, _translated(method, "a" + method):
+            return await getattr(s.lc, "a" + method)(*args, **kw), sink
+
+    return call, acall
 
 
-class AsyncLangChainStore(_Common):
-    """Construct on the running loop (``await AsyncLangChainStore.open(settings)``): the library's constructor makes
-    an AsyncMilvusClient, which pymilvus binds to the running loop."""
-
-    prefix: ClassVar[str] = "a"
-    # afrom_texts: no alias. The new store's async client needs an async connection, and the library makes both
-    # clients from the same connection_args; the default (per-uri, per-loop) connections are shared, never closed.
-    from_texts_alias = None
-    aclient: AsyncMilvusClient
-
-    @classmethod
-    async def open(cls, settings: Settings) -> AsyncLangChainStore:
-        self = cls(settings)
-        # The constructor's own checks are sync calls on this loop (bounded by the connect timeout). With our alias,
-        # the async client it makes would reuse the *sync* connection of that alias, so we give it its own.
-        self.store = Milvus(**_store_kwargs(settings, self.alias), timeout=settings.timeout)
-        self.aclient = AsyncMilvusClient(**settings.client_kwargs(self.alias + "-async"))
-        self.store._async_milvus_client = self.aclient
-        # the async client connects on its first call, and that handshake has no deadline: make it here, bounded
-        name = collection_name(settings)
-        await asyncio.wait_for(self.aclient.has_collection(name, timeout=settings.timeout), settings.timeout)
-        return self
-
-    async def call(self, op: str, *inputs: Any) -> int:
-        name, args, kw = self._plan(op, inputs)
-        fn = Milvus.afrom_texts if op == "from_texts" else getattr(self.store, "a" + name)
-        with _surfacing() as sink, _translated(op, "a" + name):
-            out = await fn(*args, **kw)
-        return _result(op, out, inputs, sink)
-
-    async def close(self) -> None:
-        try:
-            await self.aclient.close()
-        finally:
-            self.store.client.close()
+@contextmanager
+def contextlib_null() -> Iterator[None]:
+    yield
 
 
-__all__ = ["AsyncLangChainStore", "LangChainStore", "drop", "prepare"]
+def _op(name: str, weight: int, kind: Any, inputs: Callable[[Store], tuple[Any, ...]], plan: Plan, *,
+        method: str = "", outcome: Callable[..., Outcome] | None = None, **kw: Any) -> Operation:  # fmt: skip
+    call, acall = _twin(method or name, plan)
+    return Operation(name, weight, kind, inputs, call, acall, outcome=outcome or _listed, **kw)
+
+
+def _listed(_s: Store, _inputs: tuple[Any, ...], out: Any) -> Outcome:
+    result, _sink = out
+    return Outcome(len(result or []))
+
+
+def _written(_s: Store, inputs: tuple[Any, ...], _out: Any) -> Outcome:
+    return Outcome(len(inputs[0]))  # upsert returns None; from_texts returns the new store
+
+
+def _deleted(_s: Store, inputs: tuple[Any, ...], out: Any) -> Outcome:
+    result, sink = out
+    if result is False:  # the library logged the server's error and returned False
+        _raise_swallowed(sink)
+        raise SwallowedError("langchain-milvus delete returned False")
+    return Outcome(len(inputs[-1]))  # the library does not say how many rows went
+
+
+def _by_metadata(_s: Store, _inputs: tuple[Any, ...], out: Any) -> Outcome:
+    result, sink = out
+    _raise_swallowed(sink)  # the library logged the server's error and returned []
+    return Outcome(len(result or []))
+
+
+def _remember(s: Store, inputs: tuple[Any, ...], ok: bool) -> None:
+    if ok:
+        s.own_ids.extend(inputs[0])
+
+
+def _upsert_in(s: Store) -> tuple[Any, ...]:
+    if s.own_rows_only:  # maybe a user's collection: rewrite only rows this user wrote (or new ones, then its own)
+        ids = list(s.own_ids)[-s.s.batch_size :] or s.new()[0]
+    else:  # loadgen's own collection: its prefilled rows
+        ids = list(dict.fromkeys(str(int(x)) for x in s.rng.integers(0, max(s.s.rows, 1), s.s.batch_size)))
+    source = s.tag if s.own_rows_only else "prefill"
+    docs = [Document(page_content=f"upserted document {pk}", metadata={"category": s.category(), "source": source})
+            for pk in ids]  # fmt: skip
+    return ids, docs
+
+
+def _upserted(s: Store, inputs: tuple[Any, ...], ok: bool) -> None:
+    if ok and s.own_rows_only:
+        s.own_ids.extend(pk for pk in inputs[0] if pk not in s.own_ids)
+
+
+def _from_texts_plan(s: Store, ids: list[str], texts: list[str], metas: list[dict[str, Any]]) -> Any:
+    """A classmethod: a new store over the SAME collection. The sync one shares this store's connection; the async
+    one takes none (its async client needs an async connection; the default per-uri ones are shared, never closed)."""
+    kw = _store_kwargs(s.s, None if s.aclient is not None else s.alias)
+    kw["embedding"] = kw.pop("embedding_function")
+    return (texts,), {**kw, "metadatas": metas, "ids": ids, "drop_old": False, "timeout": s.t}
+
+
+def _from_texts() -> Operation:
+    plan = _from_texts_plan
+
+    def call(s: Store, *inputs: Any) -> Any:
+        args, kw = plan(s, *inputs)
+        with _bounded(s.t):
+            return Milvus.from_texts(*args, **kw), []
+
+    async def acall(s: Store, *inputs: Any) -> Any:
+        args, kw = plan(s, *inputs)
+        return await Milvus.afrom_texts(*args, **kw), []
+
+    return Operation("from_texts", 1, "write", lambda s: s.new(), call, acall, outcome=_written, done=_remember)
+
+
+def _search(op: str) -> Plan:
+    def plan(s: Store, q: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        kw: dict[str, Any] = {"k": s.k, "expr": s.expr, "timeout": s.t}
+        if op.startswith("max_marginal"):
+            kw["fetch_k"] = 2 * s.k
+        return (q,), kw
+
+    return plan
+
+
+def _text(s: Store) -> tuple[Any, ...]:
+    return (s.query_text(),)
+
+
+def _vector(s: Store) -> tuple[Any, ...]:
+    return (s.embedder.embed([s.query_text()])[0],)
+
+
+def _documents_in(s: Store) -> tuple[Any, ...]:
+    ids, texts, metas = s.new()
+    return ids, [Document(page_content=t, metadata=m) for t, m in zip(texts, metas, strict=True)]
+
+
+def _embeddings_in(s: Store) -> tuple[Any, ...]:
+    ids, texts, metas = s.new()
+    return ids, texts, s.embedder.embed(texts), metas
+
+
+def _delete_expr_in(s: Store) -> tuple[Any, ...]:
+    ids = s.own()
+    return f'source == "{s.tag}" and pk in {ids}', ids
+
+
+_ADD = lambda s, ids, *rest: (rest, {"ids": ids, "timeout": s.t})  # noqa: E731 - (ids, texts|docs, ...) -> call
+_SEARCHES = (
+    ("similarity_search", 10, _text), ("similarity_search_by_vector", 2, _vector),
+    ("similarity_search_with_score", 2, _text), ("similarity_search_with_score_by_vector", 1, _vector),
+    ("max_marginal_relevance_search", 1, _text), ("max_marginal_relevance_search_by_vector", 1, _vector),
+)  # fmt: skip
+OPERATIONS = table(
+    _op("add_texts", 2, "write", lambda s: s.new(), _ADD, outcome=_written, done=_remember),
+    _op("add_documents", 1, "write", _documents_in, _ADD, outcome=_written, done=_remember),
+    _op("add_embeddings", 1, "write", _embeddings_in, _ADD, outcome=_written, done=_remember),
+    *(_op(name, w, "read", inputs, _search(name), search=name == "similarity_search") for name, w, inputs in _SEARCHES),
+    _op("delete", 1, "write", lambda s: (s.own(),), lambda s, ids: ((), {"ids": ids, "timeout": s.t}),
+        outcome=_deleted),
+    _op("delete_expr", 1, "write", _delete_expr_in, lambda s, expr, _ids: ((), {"expr": expr, "timeout": s.t}),
+        method="delete", outcome=_deleted, label="delete[expr]"),
+    _op("upsert", 1, "write", _upsert_in,
+        lambda s, ids, docs: ((), {"ids": ids, "documents": docs, "timeout": s.t}),
+        outcome=_written, done=_upserted),
+    _op("search_by_metadata", 2, "read", lambda s: (s.s.filter or f"category == {s.category()}",),
+        lambda s, expr: ((expr,), {"fields": ["pk", "category", "source"], "limit": s.k}), outcome=_by_metadata),
+    _op("get_pks", 1, "read", lambda s: (f"category == {s.category()}",), lambda s, expr: ((expr,), {})),
+    _from_texts(),
+)  # fmt: skip
+
+
+# ---- the store's life -------------------------------------------------------------------------------------------
+def _open(settings: Settings, _use_async: bool) -> Store:
+    s = Store(settings)
+    with _bounded(settings.timeout):  # the constructor's own checks are sync calls (gevent-cooperative here)
+        s.lc = Milvus(**_store_kwargs(settings, s.alias), timeout=settings.timeout)
+    return s
+
+
+async def _attach(s: Store) -> None:
+    """An async client of its own (with our alias, the library would reuse the alias's *sync* connection), made on
+    the loop; its first call, the handshake without a deadline of its own, is made here, bounded."""
+    s.aclient = AsyncMilvusClient(**s.s.client_kwargs(s.alias + "-async"))
+    s.lc._async_milvus_client = s.aclient
+    await asyncio.wait_for(s.aclient.has_collection(collection_name(s.s), timeout=s.t), s.t)
+
+
+def _close(s: Store) -> None:
+    s.lc.client.close()
+
+
+async def _aclose(s: Store) -> None:
+    try:
+        if s.aclient is not None:
+            await s.aclient.close()
+    finally:
+        s.lc.client.close()  # a sync close of a connection the loop does not wait on: no network round trip
 
 
 # ---- once per test, on the master ---------------------------------------------------------------------------------
@@ -412,3 +465,9 @@ def drop(settings: Settings) -> bool:
         raise LoadgenError(f"could not drop {name!r}: {exc.message}") from None
     finally:
         client.close()
+
+
+ADAPTER = Adapter(
+    layer="langchain", operations=OPERATIONS, open=_open, close=_close, attach=_attach, aclose=_aclose,
+    prepare=prepare, drop=drop,
+)  # fmt: skip

@@ -14,8 +14,9 @@ What 1.2.0 does, and how this adapter lives with it (checked against Milvus 2.3.
   new thread. A sync store has no async client (AssertionError "Async Client should be non-null ..."); inside a
   coroutine the fresh loop awaits a client bound to the app's loop (MilvusException "... attached to a different
   loop") while blocking that loop. It works only on a thread whose current loop is idle and owns the store's async
-  client. Each store therefore gets an ingest thread (``_Ingest``) laid out exactly so, and both flavours run the
-  real ``from_documents(use_async=True)`` there; the timed span adds one thread hand-off each way.
+  client. A small pool of ingest threads per process (``_IngestPool``, not one per user) is laid out exactly so,
+  and both flavours run the real ``from_documents(use_async=True)`` there; the timed span adds one thread hand-off
+  each way.
 - ``query(..., string_expr=...)`` is ignored by the library when ``filters`` are also given, so
   ``query_filtered`` sends ``--filter`` alone as ``string_expr`` when it is set, else a ``MetadataFilters``.
 - It passes no ``consistency_level`` to search (pymilvus 2.6 then sends Strong plus "use the collection's
@@ -26,6 +27,7 @@ What 1.2.0 does, and how this adapter lives with it (checked against Milvus 2.3.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import dataclasses
 import itertools
@@ -33,7 +35,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import gevent
 import gevent.event
@@ -47,6 +49,7 @@ from llama_index.vector_stores.milvus import MilvusVectorStore
 from pymilvus import AsyncMilvusClient, MilvusClient, MilvusException
 
 from loadgen.clients import layer_weights
+from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
 from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.milvus import collection
@@ -54,20 +57,10 @@ from loadgen.workload.embeddings import embedder_for, llamaindex_embedding
 from loadgen.workload.rows import CATEGORIES, WORDS
 
 _instances = itertools.count(1)
-# op -> (sync request name, async request name, sync method, async method); retrieve is the retriever's
-_METHODS: dict[str, tuple[str, str, str, str]] = {
-    "add": ("add", "async_add", "add", "async_add"),
-    "query": ("query", "aquery", "query", "aquery"),
-    "query_filtered": ("query[filtered]", "aquery[filtered]", "query", "aquery"),
-    "delete": ("delete", "adelete", "delete", "adelete"),
-    "delete_nodes": ("delete_nodes", "adelete_nodes", "delete_nodes", "adelete_nodes"),
-    "get_nodes": ("get_nodes", "aget_nodes", "get_nodes", "aget_nodes"),
-    "from_documents": ("VectorStoreIndex.from_documents", "VectorStoreIndex.from_documents", "", ""),
-    "retrieve": ("retrieve", "aretrieve", "retrieve", "aretrieve"),
-}
-# a real OS queue: gevent patches ``queue``, and the ingest thread is not a greenlet
+# a real OS queue: gevent patches ``queue``, and the ingest threads are not greenlets
 _OSQueue: Any = gevent.monkey.get_original("queue", "SimpleQueue")
 _Done = Callable[[Any, BaseException | None], object]
+INGEST_THREADS = 2  # from_documents jobs in flight per process; more only share the same two cores
 
 
 def collection_name(settings: Settings) -> str:
@@ -111,35 +104,61 @@ def _settle_future(fut: asyncio.Future[Any], result: Any, exc: BaseException | N
         fut.set_result(result)
 
 
-class _Ingest:
-    """An OS thread whose current event loop is idle, with a store whose async client belongs to that loop: where
-    ``from_documents(use_async=True)`` can run (llama-index's ``asyncio_run`` reuses the idle loop)."""
+class _IngestPool:
+    """A few OS threads, each with an idle current event loop and a store whose async client belongs to that loop:
+    where ``from_documents(use_async=True)`` can run (llama-index's ``asyncio_run`` reuses the idle loop). One pool
+    per process and settings, shared by every user; the stores' sync constructors run in the caller's greenlet."""
+
+    _pools: dict[tuple[Any, ...], _IngestPool] = {}  # noqa: RUF012 - one per process and collection
 
     def __init__(self, settings: Settings) -> None:
         self.s = settings
-        self.store = _store(settings)
         self._jobs = _OSQueue()
-        threading.Thread(target=self._run, name="loadgen-li-ingest", daemon=True).start()
+        self.stores = [_store(settings) for _ in range(INGEST_THREADS)]
+        self._threads = [threading.Thread(target=self._run, args=(st,), name="loadgen-li-ingest", daemon=True)
+                         for st in self.stores]  # fmt: skip
+        for thread in self._threads:
+            thread.start()
+        atexit.register(self.close)
 
-    def _run(self) -> None:
+    @classmethod
+    def get(cls, settings: Settings) -> _IngestPool:
+        key = (settings.uri, collection_name(settings), settings.dim, settings.timeout, settings.embedding)
+        pool = cls._pools.get(key)
+        if pool is None:
+            pool = cls._pools[key] = cls(settings)
+        return pool
+
+    def _run(self, store: MilvusVectorStore) -> None:
         # the unpatched epoll selector, as in runtime.AsyncBridge: gevent's would need a hub in this thread
         loop = asyncio.SelectorEventLoop(gevent.monkey.get_original("selectors", "EpollSelector")())
         asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(_attach_async_client(store, self.s))
+        except BaseException as exc:  # every job of this thread then says why
+            failed: BaseException | None = exc
+        else:
+            failed = None
         while (job := self._jobs.get()) is not None:
             fn, ctx, done = job
             try:
-                result = ctx.run(fn)  # the caller's context: its embedding meter follows into this thread
+                if failed is not None:
+                    raise failed
+                result = ctx.run(fn, store)  # the caller's context: its embedding meter follows into this thread
             except BaseException as exc:  # handed back to the caller, who reports it
                 done(None, exc)
             else:
                 done(result, None)
+        if store.aclient is not None:
+            loop.run_until_complete(store.aclient.close())
+        store.client.close()
         loop.close()
 
-    def _submit(self, fn: Callable[[], Any], done: _Done) -> None:
+    def _submit(self, fn: Callable[[MilvusVectorStore], Any], done: _Done) -> None:
         self._jobs.put((fn, contextvars.copy_context(), done))
 
-    def run_sync(self, fn: Callable[[], Any], timeout: float) -> Any:
-        """From a greenlet: run ``fn`` on the ingest thread; the greenlet sleeps, the hub keeps going."""
+    def run_sync(self, fn: Callable[[MilvusVectorStore], Any], timeout: float) -> Any:
+        """From a greenlet: run ``fn(store)`` on an ingest thread; the greenlet sleeps, the hub keeps going."""
         waiter: gevent.event.AsyncResult = gevent.event.AsyncResult()
         hub_loop = gevent.get_hub().loop
         self._submit(
@@ -150,105 +169,175 @@ class _Ingest:
         except gevent.Timeout:
             raise CallTimeout(f"no answer within {timeout:g} s") from None
 
-    async def run_async(self, fn: Callable[[], Any]) -> Any:
-        """From a coroutine: run ``fn`` on the ingest thread without blocking the calling loop."""
+    async def run_async(self, fn: Callable[[MilvusVectorStore], Any]) -> Any:
+        """From a coroutine: run ``fn(store)`` on an ingest thread without blocking the calling loop."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._submit(fn, lambda r, e: loop.call_soon_threadsafe(_settle_future, fut, r, e))
         return await fut
 
-    def attach(self) -> None:  # an ingest job: the store's async client, made on this thread's loop
-        asyncio.get_event_loop().run_until_complete(_attach_async_client(self.store, self.s))
-
-    def close(self) -> None:  # an ingest job, the last one
-        try:
-            if self.store.aclient is not None:
-                asyncio.get_event_loop().run_until_complete(self.store.aclient.close())
-        finally:
-            self.store.client.close()
+    def close(self) -> None:
+        for _ in self._threads:
             self._jobs.put(None)
 
 
-class _Common:
-    """Inputs and bookkeeping shared by both flavours."""
+class Store:
+    """One user's ``MilvusVectorStore`` (and the index's retriever over it), and the documents and nodes it added:
+    the only ones its deletes remove."""
 
-    operations: ClassVar[dict[str, int]] = {
-        "add": 2, "query": 10, "query_filtered": 2, "delete": 1, "delete_nodes": 1, "get_nodes": 2,
-        "from_documents": 1, "retrieve": 2,
-    }  # fmt: skip
-    fanout_op: ClassVar[str] = "query"
+    store: MilvusVectorStore
+    use_async = False
 
     def __init__(self, settings: Settings) -> None:
         self.s = settings
+        self.t = settings.timeout
         self.embedder = embedder_for(settings)
         self.embed_model = llamaindex_embedding(self.embedder)
         self.rng = np.random.default_rng(settings.seed + next(_instances))
-        self.own_docs: deque[str] = deque(maxlen=100_000)  # ref_doc_ids this client added: what delete removes
-        self.own_nodes: deque[str] = deque(maxlen=100_000)  # node ids this client added: what delete_nodes removes
-        # ingest thread only when from_documents will run: it costs a thread and two connections
-        self.wants_ingest = layer_weights(settings.weights, self.operations, fanout=False)["from_documents"] > 0
-        self.ingest: _Ingest | None = None
+        self.own_docs: deque[str] = deque(maxlen=100_000)
+        self.own_nodes: deque[str] = deque(maxlen=100_000)
+        # ingestion threads only when from_documents will run: they cost threads and connections
+        wants = layer_weights(settings.weights, {n: op.weight for n, op in OPERATIONS.items()}, fanout=False)
+        self.ingest = _IngestPool.get(settings) if wants["from_documents"] > 0 else None
         # a whitespace tokenizer: llama-index's default (tiktoken) would be another cost in the timed span
         self.splitter = SentenceSplitter(chunk_size=512, chunk_overlap=0, tokenizer=str.split)
+        self.store = _store(settings)
+        index = VectorStoreIndex.from_vector_store(self.store, embed_model=self.embed_model)  # no Milvus call
+        self.retriever = index.as_retriever(similarity_top_k=settings.top_k)
 
-    def _build(self, store: MilvusVectorStore) -> None:
-        self.store = store
-        index = VectorStoreIndex.from_vector_store(store, embed_model=self.embed_model)  # no Milvus call
-        self.retriever = index.as_retriever(similarity_top_k=self.s.top_k)
-
-    def _text(self) -> str:
+    def text(self) -> str:
         n = int(self.rng.integers(0, max(self.s.rows, 1)))
         return f"{WORDS[n % len(WORDS)]} document {n}"
 
-    def _query(self, filters: MetadataFilters | None = None) -> VectorStoreQuery:
-        emb = self.embedder.embed([self._text()])[0]
+    def query(self, filters: MetadataFilters | None = None) -> VectorStoreQuery:
+        emb = self.embedder.embed([self.text()])[0]
         return VectorStoreQuery(query_embedding=emb, similarity_top_k=self.s.top_k, filters=filters)
 
-    def inputs(self, op: str) -> tuple[Any, ...]:  # noqa: PLR0911 - one branch per operation
-        n = self.s.batch_size
-        if op == "add":
-            return (_nodes([f"lg-node-{uuid.uuid4().hex}" for _ in range(n)], self.embedder, self.rng),)
-        if op == "query":
-            return (self._query(),)
-        if op == "query_filtered":
-            if self.s.filter:  # the library drops string_expr when filters are given: send it alone
-                return (self._query(), {"string_expr": self.s.filter})
-            category = int(self.rng.integers(0, CATEGORIES))
-            return (self._query(MetadataFilters(filters=[MetadataFilter(key="category", value=category)])), {})
-        if op == "delete":
-            return (self.own_docs.popleft() if self.own_docs else f"lg-missing-{uuid.uuid4().hex}",)
-        if op == "delete_nodes":
-            own = [self.own_nodes.popleft() for _ in range(min(n, len(self.own_nodes)))]
-            # the one call whose kwargs reach pymilvus: it can carry a deadline
-            return (own or [f"lg-missing-{uuid.uuid4().hex}" for _ in range(n)], {"timeout": self.s.timeout})
-        if op == "get_nodes":
-            return ([f"lg-{int(i)}" for i in self.rng.integers(0, max(self.s.rows, 1), n)],)
-        if op == "from_documents":
-            return ([_document(self._text(), self.rng) for _ in range(n)],)
-        if op == "retrieve":
-            return (self._text(),)
-        raise ValueError(f"unknown llamaindex operation {op!r}")
-
-    def done(self, op: str, inputs: tuple[Any, ...], ok: bool) -> None:
-        if not ok:
-            return
-        if op == "add":
-            self.own_docs.extend(dict.fromkeys(node.ref_doc_id for node in inputs[0]))
-            self.own_nodes.extend(node.node_id for node in inputs[0])
-        elif op == "from_documents":
-            self.own_docs.extend(doc.doc_id for doc in inputs[0])
-
-    def _from_documents(self, docs: list[Document]) -> int:
-        """Runs on the ingest thread: the library's call, as a sync app with use_async=True makes it."""
-        assert self.ingest is not None
+    def from_documents(self, docs: list[Document], store: MilvusVectorStore) -> int:
+        """On an ingest thread: the library's call, as a sync app with use_async=True makes it."""
         VectorStoreIndex.from_documents(
             docs,
-            storage_context=StorageContext.from_defaults(vector_store=self.ingest.store),
+            storage_context=StorageContext.from_defaults(vector_store=store),
             embed_model=self.embed_model,
             transformations=[self.splitter],
             use_async=True,
         )
         return len(docs)  # the index keeps no ids when the store keeps the text; short docs: one node each
+
+
+# ---- inputs (untimed) ---------------------------------------------------------------------------------------------
+def _add_in(s: Store) -> tuple[Any, ...]:
+    return (_nodes([f"lg-node-{uuid.uuid4().hex}" for _ in range(s.s.batch_size)], s.embedder, s.rng),)
+
+
+def _filtered_in(s: Store) -> tuple[Any, ...]:
+    if s.s.filter:  # the library drops string_expr when filters are given: send it alone
+        return s.query(), {"string_expr": s.s.filter}
+    category = int(s.rng.integers(0, CATEGORIES))
+    return s.query(MetadataFilters(filters=[MetadataFilter(key="category", value=category)])), {}
+
+
+def _delete_in(s: Store) -> tuple[Any, ...]:
+    if not s.own_docs:
+        raise Skip("no documents of this user's own to delete yet")
+    return (s.own_docs.popleft(),)
+
+
+def _delete_nodes_in(s: Store) -> tuple[Any, ...]:
+    own = [s.own_nodes.popleft() for _ in range(min(s.s.batch_size, len(s.own_nodes)))]
+    if not own:
+        raise Skip("no nodes of this user's own to delete yet")
+    return own, {"timeout": s.t}  # the one call whose kwargs reach pymilvus: it can carry a deadline
+
+
+# ---- calls (timed) ------------------------------------------------------------------------------------------------
+def _method(owner: str, sync: str, asyn: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The store's (or the retriever's) sync method, bounded by a gevent deadline (the store passes no timeout to
+    Milvus), and its async twin (bounded by the user's own deadline)."""
+
+    def call(s: Store, arg: Any, kw: dict[str, Any] | None = None) -> Any:
+        with gevent.Timeout(s.t, CallTimeout(f"no answer within {s.t:g} s")):
+            return getattr(getattr(s, owner), sync)(arg, **(kw or {}))
+
+    def acall(s: Store, arg: Any, kw: dict[str, Any] | None = None) -> Any:
+        return getattr(getattr(s, owner), asyn)(arg, **(kw or {}))
+
+    return call, acall
+
+
+def _ingest_sync(s: Store, docs: list[Document]) -> int:
+    assert s.ingest is not None
+    return int(s.ingest.run_sync(lambda store: s.from_documents(docs, store), s.t))
+
+
+async def _ingest_async(s: Store, docs: list[Document]) -> int:
+    # the same sync library call as the sync flavour, on an ingest thread: awaiting it leaves loadgen's loop free
+    # for the other users (llama-index's own asyncio_run would block it, then fail)
+    assert s.ingest is not None
+    return int(await s.ingest.run_async(lambda store: s.from_documents(docs, store)))
+
+
+def _ids(_s: Store, _inputs: tuple[Any, ...], result: Any) -> Outcome:
+    return Outcome(len(result.ids or []))
+
+
+def _asked(_s: Store, inputs: tuple[Any, ...], result: Any) -> Outcome:
+    """Deletes return None: the ids or the ref doc asked for."""
+    arg = inputs[0]
+    return Outcome(len(result) if result is not None else len(arg) if isinstance(arg, list) else 1)
+
+
+def _added(s: Store, inputs: tuple[Any, ...], ok: bool) -> None:
+    if ok:
+        s.own_docs.extend(dict.fromkeys(node.ref_doc_id for node in inputs[0]))
+        s.own_nodes.extend(node.node_id for node in inputs[0])
+
+
+def _ingested(s: Store, inputs: tuple[Any, ...], ok: bool) -> None:
+    if ok:
+        s.own_docs.extend(doc.doc_id for doc in inputs[0])
+
+
+def _op(name: str, weight: int, kind: Any, inputs: Any, methods: tuple[str, str, str], **kw: Any) -> Operation:
+    call, acall = _method(*methods)
+    return Operation(name, weight, kind, inputs, call, acall, **kw)
+
+
+OPERATIONS = table(
+    _op("add", 2, "write", _add_in, ("store", "add", "async_add"), done=_added, async_label="async_add"),
+    _op("query", 10, "read", lambda s: (s.query(),), ("store", "query", "aquery"), outcome=_ids, search=True),
+    _op("query_filtered", 2, "read", _filtered_in, ("store", "query", "aquery"), outcome=_ids,
+        label="query[filtered]"),
+    _op("delete", 1, "write", _delete_in, ("store", "delete", "adelete"), outcome=_asked),
+    _op("delete_nodes", 1, "write", _delete_nodes_in, ("store", "delete_nodes", "adelete_nodes"), outcome=_asked),
+    _op("get_nodes", 2, "read", lambda s: ([f"lg-{int(i)}" for i in s.rng.integers(0, max(s.s.rows, 1),
+        s.s.batch_size)],), ("store", "get_nodes", "aget_nodes")),
+    Operation("from_documents", 1, "write", lambda s: ([_document(s.text(), s.rng) for _ in range(s.s.batch_size)],),
+              _ingest_sync, _ingest_async, outcome=lambda s, i, n: Outcome(int(n)), done=_ingested,
+              label="VectorStoreIndex.from_documents", async_label="VectorStoreIndex.from_documents"),
+    _op("retrieve", 2, "read", lambda s: (s.text(),), ("retriever", "retrieve", "aretrieve")),
+)  # fmt: skip
+
+
+# ---- the store's life -----------------------------------------------------------------------------------------------
+def _open(settings: Settings, _use_async: bool) -> Store:
+    return Store(settings)  # the store's constructor makes a few sync calls: here, in the user's greenlet
+
+
+async def _attach(s: Store) -> None:
+    await _attach_async_client(s.store, s.s)
+
+
+def _close(s: Store) -> None:
+    s.store.client.close()
+
+
+async def _aclose(s: Store) -> None:
+    try:
+        if s.store.aclient is not None:
+            await s.store.aclient.close()
+    finally:
+        s.store.client.close()
 
 
 def _nodes(ids: list[str], embedder: Any, rng: np.random.Generator, doc_id: str | None = None) -> list[BaseNode]:
@@ -273,81 +362,6 @@ def _document(text: str, rng: np.random.Generator) -> Document:
     return Document(
         text=text, id_=f"lg-doc-{uuid.uuid4().hex}", metadata={"category": int(rng.integers(0, CATEGORIES))}
     )
-
-
-def _count(op: str, result: Any, arg: Any) -> int:
-    """How much came back: ids added, nodes returned; deletes return None, so: the ids or ref docs asked for."""
-    if op in ("query", "query_filtered"):
-        return len(result.ids or [])
-    if result is None:
-        return len(arg) if isinstance(arg, list) else 1
-    return len(result)
-
-
-class LlamaIndexStore(_Common):
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self._build(_store(settings))
-        if self.wants_ingest:
-            self.ingest = _Ingest(settings)
-            self.ingest.run_sync(self.ingest.attach, settings.timeout + 1)
-
-    def request_name(self, op: str) -> str:
-        return _METHODS[op][0]
-
-    def call(self, op: str, *inputs: Any) -> int:
-        if op == "from_documents":
-            assert self.ingest is not None
-            return int(self.ingest.run_sync(lambda: self._from_documents(inputs[0]), self.s.timeout))
-        method = getattr(self.retriever if op == "retrieve" else self.store, _METHODS[op][2])
-        # the store passes no deadline to Milvus: bound the whole call (grpc is gevent-cooperative)
-        with gevent.Timeout(self.s.timeout, CallTimeout(f"no answer within {self.s.timeout:g} s")):
-            return _count(op, method(inputs[0], **(inputs[1] if len(inputs) > 1 else {})), inputs[0])
-
-    def close(self) -> None:
-        try:
-            if self.ingest is not None:
-                self.ingest.run_sync(self.ingest.close, self.s.timeout)
-        finally:
-            self.store.client.close()
-
-
-class AsyncLlamaIndexStore(_Common):
-    """Construct on the running loop (``await AsyncLlamaIndexStore.open(settings)``).
-
-    The store's constructor makes a few sync Milvus calls (list collections and indexes) on the loop thread; they
-    happen once per user, at start, outside any measurement."""
-
-    @classmethod
-    async def open(cls, settings: Settings) -> AsyncLlamaIndexStore:
-        self = cls(settings)
-        self._build(_store(settings))
-        await _attach_async_client(self.store, settings)
-        if self.wants_ingest:
-            self.ingest = _Ingest(settings)
-            await asyncio.wait_for(self.ingest.run_async(self.ingest.attach), settings.timeout + 1)
-        return self
-
-    def request_name(self, op: str) -> str:
-        return _METHODS[op][1]
-
-    async def call(self, op: str, *inputs: Any) -> int:
-        if op == "from_documents":
-            # the same sync library call as the sync flavour, on the ingest thread: awaiting it here leaves this
-            # loop free for the other users (llama-index's own asyncio_run would block it, then fail)
-            assert self.ingest is not None
-            return int(await self.ingest.run_async(lambda: self._from_documents(inputs[0])))
-        method = getattr(self.retriever if op == "retrieve" else self.store, _METHODS[op][3])
-        return _count(op, await method(inputs[0], **(inputs[1] if len(inputs) > 1 else {})), inputs[0])
-
-    async def close(self) -> None:
-        try:
-            if self.ingest is not None:
-                await asyncio.wait_for(self.ingest.run_async(self.ingest.close), self.s.timeout)
-            if self.store.aclient is not None:
-                await self.store.aclient.close()
-        finally:
-            self.store.client.close()
 
 
 # ---- once per test, on the master --------------------------------------------------------------------------------
@@ -447,4 +461,7 @@ def drop(settings: Settings) -> bool:
         client.close()
 
 
-__all__ = ["AsyncLlamaIndexStore", "LlamaIndexStore", "drop", "prepare"]
+ADAPTER = Adapter(
+    layer="llamaindex", operations=OPERATIONS, open=_open, close=_close, attach=_attach, aclose=_aclose,
+    prepare=prepare, drop=drop,
+)  # fmt: skip

@@ -1,4 +1,8 @@
-"""Raw pymilvus: ``MilvusClient`` and ``AsyncMilvusClient`` behind the store interface."""
+"""Raw pymilvus: ``MilvusClient`` and ``AsyncMilvusClient``, one table of operations for both.
+
+The async client's methods have the sync client's names and arguments, so each operation's ``call`` serves both
+flavours: on an ``AsyncMilvusClient`` it returns the coroutine the user awaits.
+"""
 
 from __future__ import annotations
 
@@ -6,183 +10,154 @@ import asyncio
 import itertools
 import uuid
 from collections import deque
-from typing import Any, ClassVar
+from typing import Any
 
 from pymilvus import AsyncMilvusClient, MilvusClient
 
-from loadgen.clients.base import Rows, Vectors
+from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
 from loadgen.config.settings import Settings
 from loadgen.milvus import collection
-from loadgen.milvus.collection import search_params
 from loadgen.workload import truth
 from loadgen.workload.rows import CATEGORIES, RowFactory
 
 _instances = itertools.count(1)
 
 
-class _Common:
-    """Inputs and bookkeeping shared by both flavours: the loadgen schema, own ids for delete."""
+class Store:
+    """One user's client and what it remembers: the ids it inserted (the only rows its upserts and deletes touch
+    in a collection loadgen did not create, or that holds a dataset), and the dataset's queries, when one is set."""
 
-    operations: ClassVar[dict[str, int]] = {"insert": 2, "upsert": 1, "search": 10, "query": 2, "get": 2, "delete": 1}
-    fanout_op: ClassVar[str] = "search"
-
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, client: Any = None) -> None:
         self.s = settings
+        self.t = settings.timeout
         self.name = settings.collection
-        self.search_params = search_params(settings)
+        self.search_params = {"metric_type": settings.metric_type, "params": collection.search_params(settings)}
         self.rows = RowFactory(settings.dim, settings.metric_type, settings.seed + next(_instances))
-        self.own_ids: deque[int] = deque(maxlen=100_000)  # rows this client inserted: what delete removes
+        self.own_ids: deque[int] = deque(maxlen=100_000)
         # each user gets its own connection (its own alias), like an independent client of the app
         self.conn: dict[str, Any] = settings.client_kwargs(f"loadgen-{uuid.uuid4().hex}")
-        # --dataset: searches use its query vectors and report recall against its ground truth
         self.workload = truth.workload_for(settings) if settings.dataset else None
         self.existing_rows = self.workload.dataset.count if self.workload is not None else settings.rows
-        self.last_ids: list[int] = []  # ids of the last search's hits (first query)
+        # only rows of our own: the collection may be a user's, or hold a dataset whose ground truth is fixed
+        self.own_rows_only = settings.allow_foreign_collection or self.workload is not None
+        self.client = client
 
-    def request_name(self, op: str) -> str:
-        return op  # AsyncMilvusClient's methods have the same names
-
-    def inputs(self, op: str) -> tuple[Any, ...]:
-        if self.workload is not None and op in ("upsert", "search"):
-            return self._dataset_inputs(op)
-        return self._generated_inputs(op)
-
-    def _generated_inputs(self, op: str) -> tuple[Any, ...]:
-        n = self.s.batch_size
-        if op == "insert":
-            return (self.rows.rows(self.rows.new_ids(n)),)
-        if op == "upsert":
-            return (self.rows.rows(self._upsert_ids(n)),)
-        if op == "search":
-            return (self.rows.vectors(1).tolist(),)
-        if op == "query":
-            return (self.s.filter or f"category == {int(self.rows.rng.integers(0, CATEGORIES))}",)
-        if op == "get":
-            return (self.rows.existing_ids(n, self.existing_rows),)
-        if op == "delete":
-            own = [self.own_ids.popleft() for _ in range(min(n, len(self.own_ids)))]
-            return (own or self.rows.new_ids(n),)
-        raise ValueError(f"unknown pymilvus operation {op!r}")
-
-    def _upsert_ids(self, n: int) -> list[int]:
-        if self.s.allow_foreign_collection:  # maybe a user's collection: never rewrite their rows, only our own
-            return list(self.own_ids)[-n:] or self.rows.new_ids(n)
-        return self.rows.existing_ids(n, self.s.rows)
-
-    def done(self, op: str, inputs: tuple[Any, ...], ok: bool) -> None:
-        if op == "insert" and ok:
-            self.own_ids.extend(row["id"] for row in inputs[0])
-
-    def _dataset_inputs(self, op: str) -> tuple[Any, ...]:
-        """--dataset: a search takes a random query vector (its index rides along for ``observe``); an upsert
-        rewrites rows this client inserted, never the dataset's rows, whose ground truth is fixed."""
-        assert self.workload is not None
-        if op == "search":
-            i = int(self.rows.rng.integers(0, len(self.workload.queries)))
-            return (self.workload.queries[i : i + 1].tolist(), i)
-        n = self.s.batch_size
-        return (self.rows.rows(list(self.own_ids)[-n:] or self.rows.new_ids(n)),)
-
-    def observe(self, op: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
-        """After a successful call: recall@top_k of a dataset search's hits (see loadgen.stats.recall)."""
-        if op != "search" or self.workload is None or len(inputs) < 2:
-            return {}
-        return {"recall": self.workload.recall(inputs[1], self.last_ids)}
-
-    def _searched(self, result: Any) -> int:
-        self.last_ids = [int(hit["id"]) for hit in result[0]] if len(result) else []
-        return _hits(result)
-
-    def _search_kwargs(self, vectors: Vectors) -> dict[str, Any]:
-        kw: dict[str, Any] = {
-            "data": vectors,
-            "limit": self.s.top_k,
-            "search_params": {"metric_type": self.s.metric_type, "params": self.search_params},
-            "consistency_level": self.s.consistency_level,
-            "timeout": self.s.timeout,
-        }
-        if self.s.filter:
-            kw["filter"] = self.s.filter
-        return kw
-
-    def _query_kwargs(self, expr: str) -> dict[str, Any]:
-        return {
-            "filter": expr,
-            "limit": self.s.top_k,
-            "output_fields": ["id", "category"],
-            "consistency_level": self.s.consistency_level,
-            "timeout": self.s.timeout,
-        }
+    def take_own(self, n: int) -> list[int]:
+        return [self.own_ids.popleft() for _ in range(min(n, len(self.own_ids)))]
 
 
-def _hits(result: Any) -> int:
-    return sum(len(hits) for hits in result)
+# ---- inputs (untimed) -------------------------------------------------------------------------------------------
+def _insert_in(s: Store) -> tuple[Any, ...]:
+    return (s.rows.rows(s.rows.new_ids(s.s.batch_size)),)
 
 
-class PymilvusStore(_Common):
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.client = MilvusClient(**self.conn)
-
-    def call(self, op: str, *inputs: Any) -> int:
-        c, t = self.client, self.s.timeout
-        if op == "insert":
-            return int(c.insert(self.name, inputs[0], timeout=t)["insert_count"])
-        if op == "upsert":
-            return int(c.upsert(self.name, inputs[0], timeout=t)["upsert_count"])
-        if op == "search":
-            return self._searched(c.search(self.name, **self._search_kwargs(inputs[0])))
-        if op == "query":
-            return len(c.query(self.name, **self._query_kwargs(inputs[0])))
-        if op == "get":
-            return len(c.get(self.name, ids=inputs[0], output_fields=["id"], timeout=t))
-        if op == "delete":
-            return int(c.delete(self.name, ids=inputs[0], timeout=t)["delete_count"])
-        raise ValueError(f"unknown pymilvus operation {op!r}")
-
-    def close(self) -> None:
-        self.client.close()
+def _upsert_in(s: Store) -> tuple[Any, ...]:
+    n = s.s.batch_size
+    if s.own_rows_only:  # rewrite rows this user inserted, or write new ones (which become its own)
+        return (s.rows.rows(list(s.own_ids)[-n:] or s.rows.new_ids(n)),)
+    return (s.rows.rows(s.rows.existing_ids(n, s.s.rows)),)
 
 
-class AsyncPymilvusStore(_Common):
-    """Construct on the running loop (``await AsyncPymilvusStore.open(settings)``): pymilvus requires it."""
-
-    client: AsyncMilvusClient
-
-    @classmethod
-    async def open(cls, settings: Settings) -> AsyncPymilvusStore:
-        self = cls(settings)
-        self.client = AsyncMilvusClient(**self.conn)
-        # AsyncMilvusClient connects on its first call, and that handshake has no deadline: make it here, bounded
-        await asyncio.wait_for(self.client.has_collection(self.name, timeout=settings.timeout), settings.timeout)
-        return self
-
-    async def call(self, op: str, *inputs: Any) -> int:
-        c, t = self.client, self.s.timeout
-        if op == "insert":
-            return int((await c.insert(self.name, inputs[0], timeout=t))["insert_count"])
-        if op == "upsert":
-            return int((await c.upsert(self.name, inputs[0], timeout=t))["upsert_count"])
-        if op == "search":
-            return self._searched(await c.search(self.name, **self._search_kwargs(inputs[0])))
-        if op == "query":
-            return len(await c.query(self.name, **self._query_kwargs(inputs[0])))
-        if op == "get":
-            return len(await c.get(self.name, ids=inputs[0], output_fields=["id"], timeout=t))
-        if op == "delete":
-            return int((await c.delete(self.name, ids=inputs[0], timeout=t))["delete_count"])
-        raise ValueError(f"unknown pymilvus operation {op!r}")
-
-    async def close(self) -> None:
-        await self.client.close()
+def _search_in(s: Store) -> tuple[Any, ...]:
+    if s.workload is None:
+        return (s.rows.vectors(1).tolist(), None)
+    i = int(s.rows.rng.integers(0, len(s.workload.queries)))
+    return (s.workload.queries[i : i + 1].tolist(), i)
 
 
-__all__ = ["AsyncPymilvusStore", "PymilvusStore", "Rows"]
+def _query_in(s: Store) -> tuple[Any, ...]:
+    return (s.s.filter or f"category == {int(s.rows.rng.integers(0, CATEGORIES))}",)
 
 
-def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
-    return collection.prepare(settings, progress=progress)
+def _delete_in(s: Store) -> tuple[Any, ...]:
+    own = s.take_own(s.s.batch_size)
+    if not own:
+        raise Skip("no rows of this user's own to delete yet")
+    return (own,)
 
 
-def drop(settings: Settings) -> bool:
-    return collection.drop_if_owned(settings)
+# ---- calls (timed) ----------------------------------------------------------------------------------------------
+def _search(s: Store, vectors: Any, _query_index: int | None) -> Any:
+    kw: dict[str, Any] = {"data": vectors, "limit": s.s.top_k, "search_params": s.search_params}
+    if s.s.filter:
+        kw["filter"] = s.s.filter
+    return s.client.search(s.name, **kw, consistency_level=s.s.consistency_level, timeout=s.t)
+
+
+def _query(s: Store, expr: str) -> Any:
+    return s.client.query(
+        s.name, filter=expr, limit=s.s.top_k, output_fields=["id", "category"],
+        consistency_level=s.s.consistency_level, timeout=s.t,
+    )  # fmt: skip
+
+
+# ---- outcomes and bookkeeping (untimed) ---------------------------------------------------------------------------
+def _searched(s: Store, inputs: tuple[Any, ...], result: Any) -> Outcome:
+    hits = sum(len(h) for h in result)
+    query_index = inputs[1]
+    if s.workload is None or query_index is None:
+        return Outcome(hits)
+    ids = [int(hit["id"]) for hit in result[0]] if len(result) else []
+    return Outcome(hits, s.workload.recall(query_index, ids))
+
+
+def _remember(key: str) -> Any:
+    def done(s: Store, inputs: tuple[Any, ...], ok: bool) -> None:
+        if ok and (key == "insert" or s.own_rows_only):
+            fresh = [row["id"] for row in inputs[0] if row["id"] not in s.own_ids]
+            s.own_ids.extend(fresh)
+
+    return done
+
+
+OPERATIONS = table(
+    Operation("insert", 2, "write", _insert_in, lambda s, rows: s.client.insert(s.name, rows, timeout=s.t),
+              outcome=lambda s, i, r: Outcome(int(r["insert_count"])), done=_remember("insert"),
+              async_label="insert"),
+    Operation("upsert", 1, "write", _upsert_in, lambda s, rows: s.client.upsert(s.name, rows, timeout=s.t),
+              outcome=lambda s, i, r: Outcome(int(r["upsert_count"])), done=_remember("upsert"),
+              async_label="upsert"),
+    Operation("search", 10, "read", _search_in, _search, outcome=_searched, search=True, async_label="search"),
+    Operation("query", 2, "read", _query_in, _query, async_label="query"),
+    Operation("get", 2, "read", lambda s: (s.rows.existing_ids(s.s.batch_size, s.existing_rows),),
+              lambda s, ids: s.client.get(s.name, ids=ids, output_fields=["id"], timeout=s.t), async_label="get"),
+    Operation("delete", 1, "write", _delete_in, lambda s, ids: s.client.delete(s.name, ids=ids, timeout=s.t),
+              outcome=lambda s, i, r: Outcome(int(r["delete_count"])), async_label="delete"),
+)  # fmt: skip
+
+
+# ---- the store's life -------------------------------------------------------------------------------------------
+def _open(settings: Settings, use_async: bool) -> Store:
+    store = Store(settings)
+    if not use_async:
+        store.client = MilvusClient(**store.conn)
+    return store
+
+
+async def _attach(store: Store) -> None:
+    """The async client is bound to the running loop (pymilvus requires it). It connects on its first call, and that
+    handshake has no deadline of its own: it is made here, bounded."""
+    store.client = AsyncMilvusClient(**store.conn)
+    await asyncio.wait_for(store.client.has_collection(store.name, timeout=store.t), store.t)
+
+
+async def _aclose(store: Store) -> None:
+    if store.client is not None:
+        await store.client.close()
+
+
+def _close(store: Store) -> None:
+    if store.client is not None:
+        store.client.close()
+
+
+ADAPTER = Adapter(
+    layer="pymilvus",
+    operations=OPERATIONS,
+    open=_open,
+    close=_close,
+    attach=_attach,
+    aclose=_aclose,
+    prepare=lambda settings, *, progress: collection.prepare(settings, progress=progress),
+    drop=collection.drop_if_owned,
+)

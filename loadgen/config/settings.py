@@ -31,6 +31,7 @@ def option(
     help: str,
     *,
     raw: Any = MISSING,
+    typ: type | None = None,
     parse: Callable[[Any, str], Any] | None = None,
     choices: tuple[str, ...] | None = None,
     secret: bool = False,
@@ -38,7 +39,8 @@ def option(
 ) -> Any:
     """A settings field that is also a flag. ``raw``: the flag's own default when it differs from the parsed value
     (``""`` for a JSON option whose value is ``{}``); ``parse(text, name)``: flag text -> value."""
-    meta = {"help": help, "raw": default if raw is MISSING else raw, "parse": parse, "choices": choices}
+    raw = default if raw is MISSING else raw
+    meta = {"help": help, "raw": raw, "type": typ or type(raw), "parse": parse, "choices": choices}
     meta.update(secret=secret, ui=ui)
     if isinstance(default, dict | list):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -140,6 +142,18 @@ class Settings:
     recall_file: str = option("", "write recall statistics (merged from workers) to this JSON", ui=False)
     open_loop_file: str = option("", "write open-model send counts (merged from workers) to this JSON", ui=False)
     workers_file: str = option("", "master: write the workers seen and those that went missing to this JSON", ui=False)
+    results_dir: str = option(
+        "", "the master writes results.json (and latency.json, recall.json, open_loop.json) to this directory", ui=False
+    )
+    run_info: str = option("", "JSON merged into results.json's run section (set by loadgen run)", ui=False)
+    check_p99_ms: float | None = option(None, "checks: fail (exit 3) if any request's p99 is above this", typ=float)
+    check_fail_ratio: float | None = option(
+        None, "checks: fail (exit 3) if more than this share of the store calls failed", typ=float
+    )
+    check_min_qps: float | None = option(
+        None, "checks: fail (exit 3) if the total request rate is below this", typ=float
+    )
+    check_min_recall: float | None = option(None, "checks: fail (exit 3) if a mean recall is below this", typ=float)
     # not options: set by loadgen itself
     total_users: int = 0  # users in the whole test, set by the master at test start (splits the rates)
     openai_api_key: str = field(default="", repr=False)  # from OPENAI_API_KEY only
@@ -248,7 +262,7 @@ def add_options(parser: Any, *, locust: bool) -> None:
         if isinstance(meta["raw"], bool):
             kwargs.update(action="store_true", default=default)
         else:
-            kwargs.update(type=type(meta["raw"]), default=default)
+            kwargs.update(type=meta["type"], default=default)
             if meta["choices"]:
                 kwargs["choices"] = meta["choices"]
         group.add_argument(v.flag(f.name), **kwargs)

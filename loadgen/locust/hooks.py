@@ -1,15 +1,23 @@
-"""Locust event listeners: options, the settings object, setup once per test run, cleanup, one-line errors.
+"""Locust event listeners: options, the settings object, setup once per test run, results and checks, cleanup,
+one-line errors.
 
 Importing this module attaches the listeners (locust-plugins style). Setup runs on the master or local runner only:
 at ``init`` for headless runs (so it does not eat into ``--run-time``) and again at ``test_start`` (a no-op when the
-collection is already ready, which covers swarms started from the web UI). Workers only build their settings.
+collection is already ready, which covers swarms started from the web UI). Workers only build their settings. At
+``quitting`` the master builds the run's results (``loadgen.stats.results``), writes them with ``--results-dir`` and
+evaluates the checks, setting Locust's exit code: the same under ``loadgen run``, a plain ``locust`` command, the web
+UI and a Kubernetes Job. Higher layers (the web UI's tab) register with ``web_ui_extensions`` instead of being
+imported here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +33,10 @@ from loadgen.errors import LoadgenError
 from loadgen.locust.workers import WorkerWatch, apply_master_timeout
 from loadgen.milvus import collection
 from loadgen.runtime import bridge
+from loadgen.stats import checks, results
 from loadgen.stats.arrivals import ArrivalStats
 from loadgen.stats.histograms import HistogramListener
-from loadgen.stats.recall import RecallListener
+from loadgen.stats.recall import RecallListener, recall_section
 
 log = logging.getLogger("loadgen")
 
@@ -43,9 +52,12 @@ class _State:
     workers: WorkerWatch | None = None  # workers seen and lost, on the master
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
     error = ""  # why the last test could not start, for the web UI (where stderr is out of sight)
+    peak_users = 0  # the most users the test ran at once (the runner has none left when results are built)
 
 
 state = _State()
+# (environment, state) -> None, called at init where the process has a web UI: how loadgen.web attaches its tab
+web_ui_extensions: list[Callable[[Any, _State], None]] = []
 
 
 def settings_for(environment: Any) -> Settings:
@@ -74,10 +86,17 @@ def _prepare(environment: Any) -> None:
         return
     state.prepared, state.prepared_for = {}, settings
     for layer in _layers(environment):
-        p = adapters.module(layer).prepare(settings, progress=True)
+        p = adapters.adapter(layer).prepare(settings, progress=True)
         state.prepared[layer] = p
         how = "created" if p.created else "reused"
         log.info("%s collection %s ready: %d rows, %s, Milvus %s", layer, p.name, p.rows, how, p.server_version)
+
+
+def _out(opts: Any, option: str, name: str) -> Path | None:
+    """Where a merged statistic is written: its own file option, else ``name`` in ``--results-dir``."""
+    given = getattr(opts, option, "") or ""
+    folder = getattr(opts, "results_dir", "") or ""
+    return Path(given) if given else Path(folder) / name if folder else None
 
 
 @events.init_command_line_parser.add_listener
@@ -94,19 +113,14 @@ def _on_init(environment: Any, **_: Any) -> None:
     cli_token: str = getattr(opts, "milvus_token", "") or ""
     if cli_token:
         state.token, opts.milvus_token = cli_token, ""  # never rendered in the UI or sent to workers
-    latency_file = getattr(opts, "latency_file", "") or ""
-    state.histograms = HistogramListener(environment, out_path=Path(latency_file) if latency_file else None)
-    recall_file = getattr(opts, "recall_file", "") or ""
-    state.recall = RecallListener(environment, out_path=Path(recall_file) if recall_file else None)
-    open_loop_file = getattr(opts, "open_loop_file", "") or ""
-    state.arrivals = ArrivalStats(environment, out_path=Path(open_loop_file) if open_loop_file else None)
-    workers_file = getattr(opts, "workers_file", "") or ""
-    state.workers = WorkerWatch(environment, out_path=Path(workers_file) if workers_file else None)
+    state.histograms = HistogramListener(environment, out_path=_out(opts, "latency_file", "latency.json"))
+    state.recall = RecallListener(environment, out_path=_out(opts, "recall_file", "recall.json"))
+    state.arrivals = ArrivalStats(environment, out_path=_out(opts, "open_loop_file", "open_loop.json"))
+    state.workers = WorkerWatch(environment, out_path=_out(opts, "workers_file", "workers.json"))
     apply_master_timeout(environment)
     if getattr(environment, "web_ui", None) is not None:  # the master's or local runner's web UI
-        from loadgen.web import tab as webui
-
-        webui.attach(environment, state)
+        for extend in web_ui_extensions:
+            extend(environment, state)
     if isinstance(environment.runner, WorkerRunner):
         return
     if opts is None or not (opts.headless or opts.autostart):
@@ -128,6 +142,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
         # the open model splits --arrival-rate over every user in the test; workers only see their own users, so
         # the master tells them the total (custom options travel in the spawn message, sent after test_start)
         environment.parsed_options.total_users = runner.target_user_count
+    state.peak_users = 0
     try:
         settings_for(environment)
         if not isinstance(environment.runner, WorkerRunner):
@@ -144,13 +159,89 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     state.worker_requests[client_id] = state.worker_requests.get(client_id, 0) + done
 
 
+@events.spawning_complete.add_listener
+def _on_spawned(user_count: int, **_: Any) -> None:
+    state.peak_users = max(state.peak_users, int(user_count))
+
+
+def run_info(environment: Any) -> dict[str, Any]:
+    """What the master knows about the run, with what ``loadgen run`` passed in ``--run-info``."""
+    opts = environment.parsed_options
+    runner = environment.runner
+    info: dict[str, Any] = {
+        "source": "web-ui" if getattr(environment, "web_ui", None) is not None else "headless",
+        "users": max(state.peak_users, runner.user_count if runner is not None else 0),
+        "spawn_rate": getattr(opts, "spawn_rate", None),
+        "run_time": getattr(opts, "run_time", None),
+        "classes": sorted(c.__name__ for c in environment.user_classes or []),
+        "host": collection.redact_uri(environment.host or ""),
+        "state": str(runner.state) if runner is not None else "missing",
+        "workers": getattr(runner, "worker_count", 0) if runner is not None else 0,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    versions = {p.server_version for p in state.prepared.values()}
+    if versions:
+        info["server_version"] = sorted(versions)[0]
+    settings = state.prepared_for or state.settings
+    if settings is not None and settings.arrival_rate:
+        info.update(model="open", arrival_rate=settings.arrival_rate)
+    if settings is not None and settings.run_info:
+        info.update(json.loads(settings.run_info))
+    if state.error:
+        info["error"] = state.error
+    return info
+
+
+def current_results(environment: Any) -> dict[str, Any]:
+    """The run's results as they stand: what results.json holds at the end, and the web UI serves while it runs."""
+    settings = state.prepared_for or state.settings
+    public = settings.public() if settings is not None else {}
+    if "uri" in public:
+        public["uri"] = collection.redact_uri(public["uri"])
+    arrival_rate = settings.arrival_rate if settings is not None else 0.0
+    sections = {
+        "recall": recall_section(state.recall) if state.recall is not None else {},
+        "open_loop": results.open_loop_section(state.arrivals.results(), arrival_rate) if state.arrivals else {},
+        "workers": state.workers.results() if state.workers is not None and state.workers.seen else {},
+    }
+    stats = environment.runner.stats if environment.runner is not None else environment.stats
+    return results.build(stats, histograms=state.histograms, settings=public, run=run_info(environment),
+                         sections=sections)  # fmt: skip
+
+
+def _write_results(environment: Any, settings: Settings) -> None:
+    doc = current_results(environment)
+    failed = checks.evaluate(checks.from_settings(settings), doc)
+    doc["checks"] = {"set": checks.from_settings(settings).__dict__, "failed": failed}
+    for line in failed:
+        sys.stderr.write(line + "\n")
+    if failed:
+        environment.process_exit_code = checks.CHECK_FAILED_EXIT_CODE
+    if settings.results_dir:
+        out = Path(settings.results_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".results.json.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        tmp.replace(out / "results.json")
+
+
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_: Any) -> None:
-    bridge.stop()
     if state.worker_requests:
         log.info("requests per worker: %s", json.dumps(state.worker_requests, sort_keys=True))
-    if isinstance(environment.runner, WorkerRunner) or not state.prepared:
+    if isinstance(environment.runner, WorkerRunner):
         return
+    settings = state.prepared_for or state.settings
+    if settings is not None and not state.error:
+        try:
+            _write_results(environment, settings)
+        except Exception as exc:  # the results must not hide the collection cleanup below
+            log.warning("loadgen: could not write the run's results: %s", " ".join(str(exc).split()))
+    if state.prepared:
+        _cleanup()
+
+
+def _cleanup() -> None:
     settings = state.prepared_for
     if settings is None or settings.keep_data:
         return
@@ -158,7 +249,14 @@ def _on_quitting(environment: Any, **_: Any) -> None:
         if not prepared.owned:
             continue
         try:
-            if adapters.module(layer).drop(settings):
+            if adapters.adapter(layer).drop(settings):
                 log.info("dropped collection %s (created by loadgen; pass --keep-data to keep it)", prepared.name)
         except Exception as exc:  # the server may be gone (a fault test): one line, the run's results still count
             log.warning("could not drop collection %s: %s", prepared.name, " ".join(str(exc).split()))
+
+
+@events.quit.add_listener
+def _on_quit(**_: Any) -> None:
+    # only now: at ``quitting`` the users may still be running (a web UI or Ctrl-C shutdown stops them after it),
+    # and an async user's on_stop still needs the loop to close its client
+    bridge.stop()

@@ -1,7 +1,9 @@
-"""Pass/fail checks for CI, evaluated on the results built by ``loadgen.stats.results.build_results``.
+"""Pass/fail checks for CI, evaluated on the results built by ``loadgen.stats.results.build``.
 
 Each failed check is one human line; any failure ends the run with ``CHECK_FAILED_EXIT_CODE`` (distinct from
-``LoadgenError``'s 2, so CI can tell "the system is too slow" from "loadgen could not run").
+``LoadgenError``'s 2, so CI can tell "the system is too slow" from "loadgen could not run"). They are evaluated by a
+``quitting`` listener of the master (``loadgen.locust.hooks``), which sets Locust's process exit code, so they hold
+under ``loadgen run``, a plain ``locust --headless``, the web UI and a Kubernetes Job alike.
 """
 
 from __future__ import annotations
@@ -10,15 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 CHECK_FAILED_EXIT_CODE = 3
-EMBEDDING_TYPE = "embedding"  # see loadgen.stats.timing.report: embedding time is a separate entry, not extra queries
 
 
 @dataclass(frozen=True)
 class Checks:
     """Thresholds; ``None`` means no check.
 
-    p99_ms: the highest p99 allowed for every request entry; fail_ratio: the highest share of failed requests
-    (0.01 = 1%); min_qps: the lowest total request rate (embedding entries left out); min_recall: the lowest recall.
+    p99_ms: the highest p99 allowed for every request row; fail_ratio: the highest share of failed store calls
+    (0.01 = 1%); min_qps: the lowest total request rate; min_recall: the lowest mean recall.
     """
 
     p99_ms: float | None = None
@@ -55,8 +56,11 @@ def _recalls(results: dict[str, Any]) -> dict[str, float]:
 
 
 def qps(results: dict[str, Any]) -> float:
-    """Total requests per second over the store calls (embedding entries would count the same queries twice)."""
-    return sum(float(m["rps"]) for m in results.get("requests", []) if m.get("type") != EMBEDDING_TYPE)
+    """Store calls per second over the run's window (``loadgen.stats.figures``); v1 results: the rows' sum."""
+    totals = results.get("totals", {})
+    if "qps" in totals:
+        return float(totals["qps"])
+    return sum(float(m["rps"]) for m in results.get("requests", []) if m.get("type") != "embedding")
 
 
 def evaluate(checks: Checks, results: dict[str, Any]) -> list[str]:
@@ -88,6 +92,10 @@ def evaluate(checks: Checks, results: dict[str, Any]) -> list[str]:
                 where = f" ({label})" if label else ""
                 failed.append(f"check failed: recall {_num(value)} < {_num(checks.min_recall)}{where}")
     return [" ".join(line.split()) for line in failed]  # one line each, whatever the request names hold
+
+
+def from_settings(settings: Any) -> Checks:
+    return Checks(settings.check_p99_ms, settings.check_fail_ratio, settings.check_min_qps, settings.check_min_recall)
 
 
 def exit_code(failed: list[str]) -> int:

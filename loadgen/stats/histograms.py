@@ -145,6 +145,11 @@ class HistogramListener(MergedListener):
         self.histograms = LatencyHistograms()
         # open model: the call's own time (from its actual start), next to the corrected latency in ``histograms``
         self.service = LatencyHistograms()
+        # per request row: the time its calls spent computing embeddings (left out of the row's own latency)
+        self.embedding = LatencyHistograms()
+        # fan-out: how long each gathered batch took, keyed by (``<layer>-async-fanout``, ``<name>[k]``)
+        self.batches = LatencyHistograms()
+        self.skipped: dict[tuple[str, str], int] = {}  # tasks with nothing of their own to do yet (see clients.Skip)
         super().__init__(environment, out_path)
 
     def on_request(  # type: ignore[override]
@@ -156,29 +161,47 @@ class HistogramListener(MergedListener):
         context: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
+        context = context or {}
+        embed = context.get("embed_ms")
+        if isinstance(embed, int | float):  # spent whether the store call then failed or not
+            self.embedding.record(request_type, name, float(embed))
         if exception is None and response_time is not None:
             self.histograms.record(request_type, name, float(response_time))
-            service = (context or {}).get("service_ms")
+            service = context.get("service_ms")
             if isinstance(service, int | float):
                 self.service.record(request_type, name, float(service))
 
+    def skip(self, request_type: str, name: str) -> None:
+        self.skipped[(request_type, name)] = self.skipped.get((request_type, name), 0) + 1
+
+    def _families(self) -> dict[str, LatencyHistograms]:
+        return {"service": self.service, "embedding": self.embedding, "batches": self.batches}
+
     def has_data(self) -> bool:
-        return bool(self.histograms) or bool(self.service)
+        return bool(self.histograms) or any(map(bool, self._families().values())) or bool(self.skipped)
 
     def to_payload(self) -> dict[str, Any]:
         payload = self.histograms.to_payload()
-        if self.service:
-            payload["service"] = self.service.to_payload()
+        for key, family in self._families().items():
+            if family:
+                payload[key] = family.to_payload()
+        if self.skipped:
+            payload["skipped"] = [[t, n, c] for (t, n), c in self.skipped.items()]
         return payload
 
     def merge_payload(self, payload: dict[str, Any]) -> None:
         self.histograms.merge(LatencyHistograms.from_payload(payload))
-        if payload.get("service"):
-            self.service.merge(LatencyHistograms.from_payload(payload["service"]))
+        for key, family in self._families().items():
+            if payload.get(key):
+                family.merge(LatencyHistograms.from_payload(payload[key]))
+        for t, n, c in payload.get("skipped", []):
+            self.skipped[(str(t), str(n))] = self.skipped.get((str(t), str(n)), 0) + int(c)
 
     def reset(self) -> None:
         self.histograms.reset()
-        self.service.reset()
+        for family in self._families().values():
+            family.reset()
+        self.skipped = {}
 
     def results(self) -> dict[str, Any]:
         return {
@@ -189,4 +212,6 @@ class HistogramListener(MergedListener):
             "histograms": self.histograms.to_payload(),  # to merge runs or compute other percentiles later
             # open model only: latency from each call's actual start (what a closed-loop client would report)
             **({"service_requests": self.service.summary()} if self.service else {}),
+            **({"embedding_requests": self.embedding.summary()} if self.embedding else {}),
+            **({"batches": self.batches.summary()} if self.batches else {}),
         }

@@ -90,3 +90,13 @@ def read_results(path: Path) -> dict[str, dict[str, Any]]:
         if r.get("count"):
             out[f"{r['type']} {r['name']}"] = {k: r[k] for k in ("mean", "p1", "p5", "p50", "min", "count") if k in r}
     return out
+
+
+def recall_section(listener: RecallListener) -> dict[str, dict[str, Any]]:
+    """results.json's ``recall``: {"<type> <name>": {count, mean, min, p1, p5, p50}}, from the merged statistics."""
+    keys = ("mean", "p1", "p5", "p50", "min")
+    return {
+        f"{t} {n}": {**{k: v for k, v in s.summary().items() if k in keys}, "count": s.count}
+        for (t, n), s in sorted(listener.stats.items())
+        if s.count
+    }

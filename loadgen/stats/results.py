@@ -1,52 +1,21 @@
-"""Turn Locust's final stats into loadgen's results: ``results.json`` and the summary table printed at the end.
+"""A run's results, built in one place from the live statistics of the master (or local runner): ``results.json``
+at the end of every run (``loadgen run``, a plain ``locust`` command, the web UI, a Kubernetes Job), the web UI's
+``/loadgen/results.json`` while it runs, and the summary table. Every figure is defined in ``loadgen.stats.figures``.
 
-Locust's JSON keeps, per request name, the float sum of response times (so the mean is exact) and a histogram of
-response times rounded to whole ms below 100 ms; the percentiles come from loadgen's microsecond HDR histograms
-(``latency.json``) when they exist.
+Format ``milvus-loadgen/results/v2`` (v1 before issue 13): request rows are store calls only (no ``embedding`` or
+``*-batch`` rows: embedding time is each row's ``embedding`` block, fan-out batches are in ``batches``), latency
+figures are over successful calls, and ``totals`` carries ``qps`` and ``window_s``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
 from typing import Any
 
-from loadgen.stats.arrivals import read_results as read_open_loop
-from loadgen.stats.recall import read_results
+from loadgen.stats import figures
+from loadgen.stats.histograms import HistogramListener, LatencyHistograms
 
-PERCENTILES = (0.50, 0.95, 0.99)
-
-
-def _percentile(buckets: dict[str, int], total: int, q: float) -> float:
-    if not total:
-        return 0.0
-    target, seen = q * total, 0
-    for value, count in sorted(((float(k), v) for k, v in buckets.items())):
-        seen += count
-        if seen >= target:
-            return value
-    return max(float(k) for k in buckets)
-
-
-def entry_metrics(entry: dict[str, Any]) -> dict[str, Any]:
-    n, fails = int(entry["num_requests"]), int(entry["num_failures"])
-    duration = max(float(entry["last_request_timestamp"] or 0) - float(entry["start_time"] or 0), 1e-9)
-    out: dict[str, Any] = {
-        "type": entry["method"],
-        "name": entry["name"],
-        "requests": n,
-        "failures": fails,
-        "rps": n / duration if n else 0.0,
-        "avg_ms": float(entry["total_response_time"]) / n if n else 0.0,
-        "min_ms": float(entry["min_response_time"] or 0.0),
-        "max_ms": float(entry["max_response_time"] or 0.0),
-        "response_length_total": int(entry["total_content_length"]),
-    }
-    for q in PERCENTILES:
-        out[f"p{round(q * 100)}_ms"] = _percentile(entry["response_times"], n, q)
-    return out
-
+FORMAT = "milvus-loadgen/results/v2"
+FORMATS = ("milvus-loadgen/results/v1", FORMAT)  # what readers (report, sweeps) accept
 
 # what a failure was, from its text (see timing.ReportedError): first match wins
 _KINDS = (
@@ -63,62 +32,54 @@ def failure_kind(error: str) -> str:
     return next((kind for kind, marks in _KINDS if any(m in error for m in marks)), "client")
 
 
-def read_failures(csv_path: Path) -> list[dict[str, Any]]:
-    if not csv_path.exists():
-        return []
-    with csv_path.open(newline="") as fh:
-        return [
-            {
-                "type": r["Method"], "name": r["Name"], "error": r["Error"], "occurrences": int(r["Occurrences"]),
-                "kind": failure_kind(r["Error"]),
-            }
-            for r in csv.DictReader(fh)
-        ]  # fmt: skip
-
-
-def _with_hdr(requests: list[dict[str, Any]], latency_file: Path) -> str:
-    """Replace Locust's whole-millisecond percentiles with our microsecond HDR ones where we have them."""
-    if not latency_file.exists():
-        return "locust"
-    latency = json.loads(latency_file.read_text())
-    hdr = {(r["type"], r["name"]): r for r in latency.get("requests", [])}
-    service = {(r["type"], r["name"]): r for r in latency.get("service_requests", [])}
-    for m in requests:
-        h = hdr.get((m["type"], m["name"]))
-        if h and h["count"]:
-            m.update({k: h[k] for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "min_ms", "max_ms")})
-            m["hdr_count"] = h["count"]  # successful requests; Locust's count includes failures
-        sv = service.get((m["type"], m["name"]))
-        if sv and sv["count"]:  # open model: the calls' own times, without the queueing the schedule exposed
-            m["service"] = {k: sv[k] for k in ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")}
-    return "hdr"
-
-
-def build_results(out_dir: Path, *, settings: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    stats_file = out_dir / "locust.json"
-    entries = json.loads(stats_file.read_text()) if stats_file.exists() else []
-    requests = sorted((entry_metrics(e) for e in entries), key=lambda m: (m["name"], m["type"]))
-    run = {**run, "percentiles_from": _with_hdr(requests, out_dir / "latency.json")}
-    total_n = sum(m["requests"] for m in requests)
-    total_f = sum(m["failures"] for m in requests)
-    recall = read_results(out_dir / "recall.json")  # {"<type> <name>": {mean, p1, p5, p50, min, count}}
-    open_loop = open_loop_section(read_open_loop(out_dir / "open_loop.json"), run)
-    workers_file = out_dir / "workers.json"  # distributed runs: workers seen and lost (loadgen.locust.workers)
-    workers = json.loads(workers_file.read_text()) if workers_file.exists() else None
+def build(
+    stats: Any,
+    *,
+    histograms: HistogramListener | None,
+    settings: dict[str, Any],
+    run: dict[str, Any],
+    sections: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``stats``: Locust's ``RequestStats`` (counts of calls and failures, the failures' texts); ``histograms``:
+    loadgen's microsecond histograms (latency of successes, service, embedding, batches); ``sections``: the other
+    merged statistics (recall, open_loop, workers, ...), each already in its results.json shape."""
+    latency = histograms.histograms if histograms is not None else LatencyHistograms()
+    service = histograms.service if histograms is not None else None
+    embedding = histograms.embedding if histograms is not None else None
+    window = figures.window_s(stats.total.start_time, stats.total.last_request_timestamp)
+    rows = [
+        figures.request_row(
+            e.method, e.name, requests=e.num_requests, failures=e.num_failures, length=e.total_content_length,
+            window=window, latency=latency, service=service, embedding=embedding,
+        )
+        for e in stats.entries.values()
+        if e.num_requests
+    ]  # fmt: skip
+    rows.sort(key=lambda m: (m["name"], m["type"]))
+    failures = [
+        {"type": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences,
+         "kind": failure_kind(str(e.error))}
+        for e in stats.errors.values()
+    ]  # fmt: skip
+    failures.sort(key=lambda f: -int(f["occurrences"]))
+    extra: dict[str, Any] = {}
+    if histograms is not None and histograms.batches:
+        extra["batches"] = histograms.batches.summary()
+    if histograms is not None and histograms.skipped:
+        extra["skipped"] = {f"{t} {n}": c for (t, n), c in sorted(histograms.skipped.items())}
     return {
-        "format": "milvus-loadgen/results/v1",
-        "run": run,
+        "format": FORMAT,
+        "run": {**run, "percentiles_from": "hdr"},
         "settings": settings,
-        "requests": requests,
-        "totals": {"requests": total_n, "failures": total_f, "fail_ratio": total_f / total_n if total_n else 0.0},
-        "failures": read_failures(out_dir / "stats_failures.csv"),
-        **({"recall": recall} if recall else {}),
-        **({"open_loop": open_loop} if open_loop else {}),
-        **({"workers": workers} if workers is not None else {}),
+        "requests": rows,
+        "totals": figures.totals(rows, window),
+        "failures": failures,
+        **{k: v for k, v in (sections or {}).items() if v},
+        **extra,
     }
 
 
-def open_loop_section(raw: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+def open_loop_section(raw: dict[str, Any], arrival_rate: float) -> dict[str, Any]:
     """The open model's totals (schedule vs what was sent) over its main schedules, streams listed apart."""
     by_type = raw.get("by_type", {})
     main = {k: v for k, v in by_type.items() if not k.endswith("[stream]")}
@@ -130,7 +91,7 @@ def open_loop_section(raw: dict[str, Any], run: dict[str, Any]) -> dict[str, Any
         sent = sum(v["sent"] for v in main.values())
         window = max(v["window_end"] for v in main.values()) - min(starts) if starts else 0.0
         out.update(
-            target_rate=run.get("arrival_rate") or sum(v["target_rate"] for v in main.values()),
+            target_rate=arrival_rate or sum(v["target_rate"] for v in main.values()),
             intended=sum(v["intended"] for v in main.values()),
             sent=sent,
             late=sum(v["late"] for v in main.values()),
@@ -144,22 +105,13 @@ def open_loop_section(raw: dict[str, Any], run: dict[str, Any]) -> dict[str, Any
 def render_table(results: dict[str, Any]) -> str:
     header: tuple[str, ...] = ("type", "name", "reqs", "fails", "req/s", "avg ms", "p50", "p95", "p99", "max ms")
     rows: list[tuple[str, ...]] = [
-        (
-            m["type"],
-            m["name"],
-            str(m["requests"]),
-            str(m["failures"]),
-            f"{m['rps']:.1f}",
-            f"{m['avg_ms']:.2f}",
-            f"{m['p50_ms']:.3f}",
-            f"{m['p95_ms']:.3f}",
-            f"{m['p99_ms']:.3f}",
-            f"{m['max_ms']:.1f}",
-        )
+        (m["type"], m["name"], str(m["requests"]), str(m["failures"]), f"{m['rps']:.1f}", f"{m['avg_ms']:.3f}",
+         f"{m['p50_ms']:.3f}", f"{m['p95_ms']:.3f}", f"{m['p99_ms']:.3f}", f"{m['max_ms']:.1f}")
         for m in results["requests"]
-    ]
+    ]  # fmt: skip
     t = results["totals"]
-    rows.append(("", "TOTAL", str(t["requests"]), str(t["failures"]), "", "", "", "", "", ""))
+    qps = f"{t['qps']:.1f}" if "qps" in t else ""
+    rows.append(("", "TOTAL", str(t["requests"]), str(t["failures"]), qps, "", "", "", "", ""))
     recall = results.get("recall")
     if isinstance(recall, dict) and recall:  # a column of mean recall@k, for the requests that measured it
         header = (*header, "recall")
@@ -175,6 +127,23 @@ def render_table(results: dict[str, Any]) -> str:
         return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
 
     lines = [fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)]
+    lines.append(
+        f"latencies: successful calls, ms (HDR, microsecond resolution); fail ratio {t['fail_ratio']:.2%}"
+        + (f" over {t['window_s']:.1f} s" if t.get("window_s") else "")
+    )
+    lines += _extra_lines(results)
+    return "\n".join(lines)
+
+
+def _extra_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
+    emb = [(m["type"], m["name"], m["embedding"]) for m in results["requests"] if m.get("embedding")]
+    for request_type, name, e in emb:
+        lines.append(f"embedding inside {request_type} {name}: mean {e['mean_ms']:.3f} ms, p99 {e['p99_ms']:.3f} ms "
+                     f"per call (not in the call's latency)")  # fmt: skip
+    for b in results.get("batches", []):
+        lines.append(f"fan-out batch {b['type']} {b['name']}: {b['count']} batches, p50 {b['p50_ms']:.3f} ms, "
+                     f"p99 {b['p99_ms']:.3f} ms")  # fmt: skip
     ol = results.get("open_loop") or {}
     if "sent" in ol:
         lines.append(
@@ -189,4 +158,6 @@ def render_table(results: dict[str, Any]) -> str:
     for f in results["failures"][:10]:
         kind = f.get("kind") or failure_kind(f["error"])
         lines.append(f"failure: {f['type']} {f['name']} x{f['occurrences']} [{kind}]: {f['error'][:200]}")
-    return "\n".join(lines)
+    for line in (results.get("checks") or {}).get("failed", []):
+        lines.append(line)
+    return lines

@@ -1,56 +1,74 @@
-"""The one place that times calls (``time.perf_counter``) and reports them to Locust as float milliseconds."""
+"""The one place that times calls (``time.perf_counter``) and reports them to Locust as float milliseconds.
+
+A request row is one real store call. What else a call measured rides along in the request's ``context`` and
+becomes a statistic of its own (``loadgen.stats.histograms``): the time spent computing embeddings inside it
+(``embed_ms``, left out of the call's own time), and, in the open model, the call's own time (``service_ms``) next to
+the latency counted from its intended send time.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from loadgen.errors import CallTimeout
 from loadgen.workload.embeddings import metered
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One measured call: how much came back, how long it took, what went wrong if anything did, and how much of
-    the time went into computing embeddings (see ``loadgen.workload.embeddings.metered``)."""
+    """One measured call: what it returned, how long it took, what went wrong if anything did, how much of the
+    time went into computing embeddings (see ``loadgen.workload.embeddings.metered``) and when it began."""
 
-    length: int
+    value: Any
     elapsed_ms: float
     error: BaseException | None = None
     embed_ms: float = 0.0
     start: float = 0.0  # perf_counter() when the call began (open model: latency counts from the intended time)
 
+    def failed(self, error: BaseException) -> Sample:
+        return Sample(None, self.elapsed_ms, error, self.embed_ms, self.start)
 
-def measure(fn: Callable[..., int], *args: Any, **kwargs: Any) -> Sample:
+
+def measure(fn: Callable[..., Any], *args: Any) -> Sample:
     with metered() as embed:
         start = time.perf_counter()
         try:
-            length = fn(*args, **kwargs)
+            value = fn(*args)
         except Exception as exc:  # every failure is a measured, reported failure
-            return Sample(0, (time.perf_counter() - start) * 1000.0, exc, sum(embed), start)
-        return Sample(length, (time.perf_counter() - start) * 1000.0, None, sum(embed), start)
+            return Sample(None, (time.perf_counter() - start) * 1000.0, exc, sum(embed), start)
+        return Sample(value, (time.perf_counter() - start) * 1000.0, None, sum(embed), start)
 
 
-async def ameasure(awaitable: Awaitable[int], timeout: float | None = None) -> Sample:
-    """Times the await on the event loop itself, so the greenlet/loop hand-off is not counted.
+async def ameasure(make: Callable[[], Awaitable[Any]], timeout: float | None = None) -> Sample:
+    """Times the await on the event loop itself, so the greenlet/loop hand-off is not counted. ``make`` creates the
+    awaitable here, on the loop (a library may bind what it creates to the running loop).
 
     ``timeout`` is enforced here too: some pymilvus async paths (the first call's handshake) carry no deadline.
     """
-    import asyncio
-
-    from loadgen.errors import CallTimeout
-
     with metered() as embed:
         start = time.perf_counter()
         try:
-            length = await (asyncio.wait_for(awaitable, timeout) if timeout else awaitable)
+            awaitable = make()
+            value = await (asyncio.wait_for(awaitable, timeout) if timeout else awaitable)
         except TimeoutError:
             elapsed = (time.perf_counter() - start) * 1000.0
-            return Sample(0, elapsed, CallTimeout(f"no answer within {timeout:g} s"), sum(embed), start)
+            return Sample(None, elapsed, CallTimeout(f"no answer within {timeout:g} s"), sum(embed), start)
         except Exception as exc:
-            return Sample(0, (time.perf_counter() - start) * 1000.0, exc, sum(embed), start)
-        return Sample(length, (time.perf_counter() - start) * 1000.0, None, sum(embed), start)
+            return Sample(None, (time.perf_counter() - start) * 1000.0, exc, sum(embed), start)
+        return Sample(value, (time.perf_counter() - start) * 1000.0, None, sum(embed), start)
+
+
+async def ameasure_many(
+    makers: Sequence[Callable[[], Awaitable[Any]]], timeout: float | None = None
+) -> tuple[list[Sample], float]:
+    """Gather concurrent calls: a sample per call, and the milliseconds the whole batch took."""
+    start = time.perf_counter()
+    samples = await asyncio.gather(*(ameasure(m, timeout) for m in makers))
+    return list(samples), (time.perf_counter() - start) * 1000.0
 
 
 class ReportedError(Exception):
@@ -76,47 +94,36 @@ class ReportedError(Exception):
 
 
 def report(
-    events: Any, request_type: str, name: str, sample: Sample, context: dict[str, Any], *, intended: float | None = None
+    events: Any,
+    request_type: str,
+    name: str,
+    sample: Sample,
+    *,
+    length: int,
+    context: dict[str, Any],
+    intended: float | None = None,
 ) -> None:
-    """One request for the store call; when embeddings were computed, their time is reported apart (request type
-    ``embedding``, same name) and left out of the store call's time, so a user sees where the time goes.
+    """One request row for one store call. Embedding time is left out of the call's time and rides along as
+    ``embed_ms`` (a statistic of its own, never a row).
 
     ``intended``: the open model's scheduled send time (perf_counter seconds). The reported time then runs from it,
     not from the call's start (coordinated omission corrected); the call's own time rides along as ``service_ms``.
     """
+    own_ms = sample.elapsed_ms - sample.embed_ms
     queued_ms = 0.0
     if intended is not None:
         queued_ms = max((sample.start - intended) * 1000.0, 0.0) if sample.start else 0.0
-        context = {**context, "service_ms": sample.elapsed_ms - sample.embed_ms, "queued_ms": queued_ms}
+        context = {**context, "service_ms": own_ms, "queued_ms": queued_ms}
     if sample.embed_ms:
-        context = {**context, "embed_ms": sample.embed_ms, "total_ms": sample.elapsed_ms}
-        events.request.fire(
-            request_type="embedding",
-            name=name,
-            response_time=sample.embed_ms,
-            response_length=0,
-            exception=None,
-            context=context,
-        )
+        context = {**context, "embed_ms": sample.embed_ms}
     events.request.fire(
         request_type=request_type,
         name=name,
-        response_time=sample.elapsed_ms - sample.embed_ms + queued_ms,
-        response_length=sample.length,
+        response_time=own_ms + queued_ms,
+        response_length=length,
         exception=ReportedError(sample.error) if sample.error is not None else None,
         context=context,
     )
-
-
-async def ameasure_many(awaitables: list[Awaitable[int]], timeout: float | None = None) -> tuple[list[Sample], Sample]:
-    """Gather concurrent calls: a sample per call, and one for the batch (failed if any call failed)."""
-    import asyncio
-
-    start = time.perf_counter()
-    samples = await asyncio.gather(*(ameasure(a, timeout) for a in awaitables))
-    elapsed = (time.perf_counter() - start) * 1000.0
-    error = next((s.error for s in samples if s.error is not None), None)
-    return list(samples), Sample(sum(s.length for s in samples), elapsed, error)
 
 
 def measure_sequence(calls: list[Callable[[], Any]]) -> tuple[float, list[BaseException | None]]:
@@ -134,8 +141,6 @@ def measure_sequence(calls: list[Callable[[], Any]]) -> tuple[float, list[BaseEx
 
 async def ameasure_gather(awaitables: list[Awaitable[Any]]) -> tuple[float, list[BaseException | None]]:
     """Await ``awaitables`` all at once (``asyncio.gather``); total milliseconds and each one's error."""
-    import asyncio
-
     start = time.perf_counter()
     results = await asyncio.gather(*awaitables, return_exceptions=True)
     elapsed = (time.perf_counter() - start) * 1000.0

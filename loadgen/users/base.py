@@ -1,9 +1,11 @@
-"""Locust users over any store adapter: one task per adapter operation, for the sync and the async flavour.
+"""Locust users over any adapter's table of operations: one task per operation, for the sync and the async flavour.
 
-A sync user calls its adapter directly (grpc is gevent-cooperative). An async user awaits one coroutine per task
-on the process's asyncio loop, so each user has one request in flight, like a sync user; the ``fanout`` task
-gathers ``--fanout`` concurrent calls of the adapter's search operation (the seed tutorials' pattern) and reports
-each call and the batch. Request names are the library's method names; request types are ``<layer>[-async]``.
+A sync user calls its store directly (grpc is gevent-cooperative). An async user awaits one coroutine per task on
+the process's asyncio loop, so each user has one request in flight, like a sync user; the ``fanout`` task gathers
+``--fanout`` concurrent calls of the layer's search (the seed tutorials' pattern): each call is a row of request type
+``<layer>-async-fanout`` (a different concurrency from single calls, so the sync and async rows compare like with
+like) and the batch's time is a statistic of its own. Request names are the library's method names; request types
+``<layer>[-async]``.
 
 With ``--arrival-rate`` (the open model) a user instead sends its share of the total rate on a schedule, each send
 in a greenlet of its own, all on the user's one client (as an app shares one client among its requests: grpc
@@ -15,6 +17,7 @@ multiplexes them; a pool of clients grew connections exactly when the server slo
 from __future__ import annotations
 
 import random
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +29,9 @@ import gevent
 import gevent.pool
 from locust import User
 
-from loadgen import clients as adapters
+from loadgen import clients
 from loadgen.clients import layer_weights
+from loadgen.clients.base import Operation, Outcome, Skip
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.locust import hooks
 from loadgen.runtime import bridge
@@ -69,8 +73,10 @@ class StoreUser(User):
         super().__init__(environment)
         self.settings = hooks.settings_for(environment)
         self.request_type = self.layer + ("-async" if self.use_async else "")
-        self.store_cls = adapters.load(self.layer, use_async=self.use_async)
-        weights = layer_weights(self.settings.weights, self.store_cls.operations, fanout=self.use_async)
+        self.adapter = clients.adapter(self.layer)
+        self.ops: dict[str, Operation] = dict(self.adapter.operations)
+        defaults = {name: op.weight for name, op in self.ops.items()}
+        weights = layer_weights(self.settings.weights, defaults, fanout=self.use_async)
         tasks: list[Any] = [_fanout if op == "fanout" else _task(op) for op, w in weights.items() for _ in range(w)]
         if not tasks:
             raise LoadgenError(f"{type(self).__name__}: every task has weight 0 in --weights")
@@ -87,9 +93,18 @@ class StoreUser(User):
         self._schedules: list[gevent.Greenlet] = []
         self._rng = random.Random(self.settings.seed + id(self))
 
-    # ---- the adapter ----------------------------------------------------------------------------
+    # ---- the store ------------------------------------------------------------------------------------------------
     def on_start(self) -> None:
-        self.store = self._open_store()
+        # the library's sync constructors run here, in this greenlet (cooperative); an async store then only binds
+        # its async clients on the loop, so no sync call ever blocks the loop thread every async user shares
+        store = self.adapter.open(self.settings, self.use_async)
+        if self.use_async:
+            try:
+                bridge.run(self.adapter.attach(store), self._timeout)
+            except BaseException:
+                self._close_store(store)
+                raise
+        self.store = store
         self.start_schedules()
 
     def on_stop(self) -> None:
@@ -101,21 +116,16 @@ class StoreUser(User):
         if store is not None:
             self._close_store(store)
 
-    def _open_store(self) -> Any:
-        if self.use_async:
-            return bridge.run(self.store_cls.open(self.settings), self._timeout)
-        return self.store_cls(self.settings)
-
     def _close_store(self, store: Any) -> None:
         try:
             if self.use_async:
-                bridge.run(store.close(), self._timeout)
+                bridge.run(self.adapter.aclose(store), self._timeout)
             else:
-                store.close()
+                self.adapter.close(store)
         except Exception:  # closing after a failed server must not hide the run's results
             pass
 
-    # ---- the open model and streams -------------------------------------------------------------
+    # ---- the open model and streams ---------------------------------------------------------------------------------
     def start_schedules(self) -> None:
         """One schedule for ``--arrival-rate`` (ops by weight) and one per ``--stream-rates`` operation, each at this
         user's share of the total: the rate divided by the users in the whole test (set by the master)."""
@@ -125,10 +135,25 @@ class StoreUser(User):
         if s.arrival_rate:
             ops, weights = zip(*self._open_ops, strict=True)
             pick = lambda: self._rng.choices(ops, weights)[0]  # noqa: E731
-            self._schedules.append(gevent.spawn(self._run_schedule, s.arrival_rate * share, pick, self.request_type))
+            self._spawn(self._schedules.append, self._run_schedule, s.arrival_rate * share, pick, self.request_type)
         for op, rate in s.stream_rates.items():
+            if op not in self.ops:
+                continue  # another layer's operation
             kind = f"{self.request_type}[stream]"
-            self._schedules.append(gevent.spawn(self._run_schedule, rate * share, lambda op=op: op, kind, op))
+            self._spawn(self._schedules.append, self._run_schedule, rate * share, lambda op=op: op, kind, op)
+
+    def _spawn(self, keep: Callable[[gevent.Greenlet], Any], fn: Callable[..., Any], *args: Any) -> None:
+        """A greenlet of loadgen's that reports its own crash through Locust (``user_error``), never only to stderr."""
+
+        def guarded() -> None:
+            try:
+                fn(*args)
+            except gevent.GreenletExit:
+                raise
+            except Exception as exc:
+                self.environment.events.user_error.fire(user_instance=self, exception=exc, tb=sys.exc_info()[2])
+
+        keep(gevent.spawn(guarded))
 
     def _run_schedule(self, rate: float, pick: Callable[[], str], kind: str, stream_op: str = "") -> None:
         pacer = Pacer(rate, process=self.settings.arrival_process, seed=self._rng.randrange(1 << 30))
@@ -167,58 +192,72 @@ class StoreUser(User):
             counts.lag_sum_ms += lag_ms
             counts.lag_max_ms = max(counts.lag_max_ms, lag_ms)
             counts.late += lag_ms > LATE_MS
-        self._in_flight.spawn(self.run_op, op, None, intended)  # one client, many calls in flight
+        self._spawn(self._in_flight.add, self.run_op, op, intended)  # one client, many calls in flight
 
-    def _context(self, op: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
+    # ---- tasks ------------------------------------------------------------------------------------------------------
+    def _context(self, op: Operation, inputs: tuple[Any, ...]) -> dict[str, Any]:
         s = self.settings
         ctx: dict[str, Any] = {"collection": s.collection, "consistency_level": s.consistency_level}
         if inputs and isinstance(inputs[0], list):
             ctx["batch"] = len(inputs[0])
-        if op == self.store_cls.fanout_op:
+        if op.search:
             ctx.update(top_k=s.top_k, filter=s.filter)
         return ctx
 
-    # ---- tasks ----------------------------------------------------------------------------------
-    def run_op(self, op: str, store: Any = None, intended: float | None = None) -> Sample:
-        """One call of ``op``, measured and reported; ``store`` defaults to the user's own, ``intended`` is the open
-        model's scheduled send time."""
-        store = store or self.store
-        inputs = store.inputs(op)
-        observe = getattr(store, "observe", None)  # optional: what the adapter learned (e.g. recall)
-        observed: dict[str, Any] = {}
+    @staticmethod
+    def _settle(store: Any, op: Operation, inputs: tuple[Any, ...], sample: Sample) -> tuple[Sample, Outcome]:
+        """After the call, untimed: what came back (which may still turn it into a failure) and bookkeeping."""
+        outcome = Outcome(0)
+        if sample.error is None:
+            try:
+                outcome = op.outcome(store, inputs, sample.value)
+            except Exception as exc:  # e.g. a server error the library logged and swallowed
+                sample = sample.failed(exc)
+        if op.done is not None:
+            op.done(store, inputs, sample.error is None)
+        return sample, outcome
+
+    def run_op(self, name: str, intended: float | None = None) -> Sample | None:
+        """One call of operation ``name``, measured and reported; ``intended`` is the open model's send time."""
+        op, store = self.ops[name], self.store
+        label = op.request_name(self.use_async)
+        try:
+            inputs = op.inputs(store)
+        except Skip:
+            if hooks.state.histograms is not None:
+                hooks.state.histograms.skip(self.request_type, label)
+            return None
         if not self.use_async:
-            sample = measure(store.call, op, *inputs)
-            if observe is not None and sample.error is None:  # no yield since the call: its own hits
-                observed = observe(op, inputs)
+            sample = measure(op.call, store, *inputs)
         else:
-
-            async def call_and_observe() -> int:
-                length = await store.call(op, *inputs)
-                if observe is not None:  # before any other call on the loop can replace the store's last hits
-                    observed.update(observe(op, inputs))
-                return int(length)
-
             begun = time.perf_counter()
             try:
-                sample = bridge.run(ameasure(call_and_observe(), self.settings.timeout), self._timeout)
+                sample = bridge.run(ameasure(lambda: op.async_call(store, *inputs), self.settings.timeout),
+                                    self._timeout)  # fmt: skip
             except CallTimeout as exc:
-                sample = Sample(0, self._timeout * 1000.0, exc, 0.0, begun)
-        store.done(op, inputs, sample.error is None)
-        name = store.request_name(op)
-        context = {**self._context(op, inputs), **observed}
-        report(self.environment.events, self.request_type, name, sample, context, intended=intended)
+                sample = Sample(None, self._timeout * 1000.0, exc, 0.0, begun)
+        sample, outcome = self._settle(store, op, inputs, sample)
+        context = self._context(op, inputs)
+        if outcome.recall is not None:
+            context["recall"] = outcome.recall
+        events = self.environment.events
+        report(events, self.request_type, label, sample, length=outcome.length, context=context, intended=intended)
         return sample
 
     def run_fanout(self) -> None:
-        s, k, op = self.settings, self.settings.fanout, self.store.fanout_op
-        all_inputs = [self.store.inputs(op) for _ in range(k)]
-        calls = [self.store.call(op, *inputs) for inputs in all_inputs]
+        k, op, store = self.settings.fanout, self.adapter.search, self.store
+        all_inputs = [op.inputs(store) for _ in range(k)]
+        makers = [lambda inputs=inputs: op.async_call(store, *inputs) for inputs in all_inputs]
         try:
-            samples, batch = bridge.run(ameasure_many(calls, s.timeout), self._timeout)
+            samples, batch_ms = bridge.run(ameasure_many(makers, self.settings.timeout), self._timeout)
         except CallTimeout as exc:
-            samples, batch = [], Sample(0, self._timeout * 1000.0, exc)
-        events, name = self.environment.events, self.store.request_name(op)
-        context = {**self._context(op, all_inputs[0]), "fanout": k}
-        for sample in samples:
-            report(events, self.request_type, name, sample, context)
-        report(events, self.request_type + "-batch", f"{name}_fanout[{k}]", batch, context)
+            samples, batch_ms = [Sample(None, self._timeout * 1000.0, exc) for _ in all_inputs], self._timeout * 1e3
+        kind, name = self.request_type + "-fanout", op.request_name(True)
+        for inputs, measured in zip(all_inputs, samples, strict=True):
+            sample, outcome = self._settle(store, op, inputs, measured)
+            context = {**self._context(op, inputs), "fanout": k}
+            if outcome.recall is not None:
+                context["recall"] = outcome.recall
+            report(self.environment.events, kind, name, sample, length=outcome.length, context=context)
+        if hooks.state.histograms is not None:
+            hooks.state.histograms.batches.record(kind, f"{name}[{k}]", batch_ms)

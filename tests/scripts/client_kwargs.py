@@ -39,12 +39,12 @@ collection.MilvusClient = recorder("setup MilvusClient")  # type: ignore[misc]
 collection.connect(settings)
 pymilvus.MilvusClient = recorder("pymilvus MilvusClient")  # type: ignore[misc]
 pymilvus.AsyncMilvusClient = recorder("pymilvus AsyncMilvusClient")  # type: ignore[misc]
-pymilvus.PymilvusStore(settings)
-bridge.run(pymilvus.AsyncPymilvusStore.open(settings), 10)
+pymilvus.ADAPTER.open(settings, False)
+bridge.run(pymilvus.ADAPTER.attach(pymilvus.ADAPTER.open(settings, True)), 10)
 seen["langchain connection_args"] = langchain._store_kwargs(settings, "alias-1")["connection_args"]
 langchain.AsyncMilvusClient = recorder("langchain AsyncMilvusClient")  # type: ignore[misc]
 langchain.Milvus = recorder("langchain Milvus")  # type: ignore[misc]
-bridge.run(langchain.AsyncLangChainStore.open(settings), 10)
+bridge.run(langchain.ADAPTER.attach(langchain.ADAPTER.open(settings, True)), 10)
 llamaindex.MilvusVectorStore = recorder("llamaindex MilvusVectorStore")  # type: ignore[misc]
 llamaindex._store(settings)
 llamaindex.AsyncMilvusClient = recorder("llamaindex AsyncMilvusClient")  # type: ignore[misc]
