@@ -15,6 +15,11 @@ _MODULES = {"pymilvus": "loadgen.clients.pymilvus", "langchain": "loadgen.client
             "llamaindex": "loadgen.clients.llamaindex"}  # fmt: skip
 
 
+def register(layer: str, module: str) -> None:
+    """Another adapter (a module with an ``ADAPTER``), e.g. the fake store of the fast test tier."""
+    _MODULES[layer] = module
+
+
 def layers() -> tuple[str, ...]:
     return tuple(_MODULES)
 

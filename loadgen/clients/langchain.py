@@ -17,20 +17,26 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import numpy as np
-from langchain_core.documents import Document
-from langchain_milvus import Milvus
 from pymilvus import AsyncMilvusClient, MilvusClient, MilvusException
 
 from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
+from loadgen.clients.lazy import lazy
 from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.milvus import collection
 from loadgen.workload.embeddings import embedder_for, langchain_embeddings
 from loadgen.workload.rows import CATEGORIES, WORDS
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
+    from langchain_milvus import Milvus
+else:  # imported on first use (see loadgen.clients.lazy)
+    Document = lazy("langchain_core.documents", "Document")
+    Milvus = lazy("langchain_milvus", "Milvus")
 
 FILL_BATCH = 500
 FIELDS = ("pk", "text", "vector", "category", "source")

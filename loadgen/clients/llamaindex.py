@@ -35,26 +35,40 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.event
 import gevent.monkey
 import numpy as np
-from llama_index.core import Document, StorageContext, VectorStoreIndex
-from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import BaseNode, NodeRelationship, RelatedNodeInfo, TextNode
-from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters, VectorStoreQuery
-from llama_index.vector_stores.milvus import MilvusVectorStore
 from pymilvus import AsyncMilvusClient, MilvusClient, MilvusException
 
 from loadgen.clients import layer_weights
 from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
+from loadgen.clients.lazy import lazy
 from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.milvus import collection
 from loadgen.workload.embeddings import embedder_for, llamaindex_embedding
 from loadgen.workload.rows import CATEGORIES, WORDS
+
+if TYPE_CHECKING:
+    from llama_index.core import Document, StorageContext, VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.core.schema import BaseNode, NodeRelationship, RelatedNodeInfo, TextNode
+    from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters, VectorStoreQuery
+    from llama_index.vector_stores.milvus import MilvusVectorStore
+else:  # imported on first use (see loadgen.clients.lazy)
+    Document, StorageContext, VectorStoreIndex = (lazy("llama_index.core", n) for n in
+                                                  ("Document", "StorageContext", "VectorStoreIndex"))  # fmt: skip
+    SentenceSplitter = lazy("llama_index.core.node_parser", "SentenceSplitter")
+    NodeRelationship, RelatedNodeInfo, TextNode = (lazy("llama_index.core.schema", n) for n in
+                                                   ("NodeRelationship", "RelatedNodeInfo", "TextNode"))  # fmt: skip
+    MetadataFilter, MetadataFilters, VectorStoreQuery = (
+        lazy("llama_index.core.vector_stores.types", n)
+        for n in ("MetadataFilter", "MetadataFilters", "VectorStoreQuery")
+    )
+    MilvusVectorStore = lazy("llama_index.vector_stores.milvus", "MilvusVectorStore")
 
 _instances = itertools.count(1)
 # a real OS queue: gevent patches ``queue``, and the ingest threads are not greenlets

@@ -24,6 +24,7 @@ from typing import Any
 import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
 
 # isort: split
+import gevent
 from locust import events
 from locust.runners import WorkerRunner
 
@@ -130,6 +131,10 @@ def _on_init(environment: Any, **_: Any) -> None:
     except LoadgenError as exc:
         _fail(environment, exc)
         sys.exit(exc.exit_code)
+    finally:
+        # setup may have held the hub for a while (numpy, imports): its loop's cached clock would then be stale, and
+        # Locust's run-time timer, armed next, would fire that much early
+        gevent.get_hub().loop.update_now()
 
 
 @events.test_start.add_listener

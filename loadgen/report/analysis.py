@@ -51,7 +51,8 @@ class Point:
 
 
 def counts_toward_qps(request_type: str) -> bool:
-    """Fan-out batches wrap calls already counted one by one; embedding time is not a Milvus request."""
+    """v1 results only: fan-out batches wrapped calls already counted one by one, and embedding rows were not Milvus
+    requests. v2 rows are all store calls (``loadgen.stats.figures``)."""
     return not request_type.endswith("-batch") and request_type != "embedding"
 
 
@@ -141,9 +142,15 @@ def _peaks(pts: list[Point], attr: str) -> dict[int, float]:
     return out
 
 
-def sync_name(async_name: str, sync_names: set[str]) -> str | None:
-    """The sync twin of an async request name: same name (pymilvus), ``a``-prefixed (LangChain's ``asimilarity_search``,
-    LlamaIndex's ``aquery``) or ``async_``-prefixed (``async_add``)."""
+def sync_name(async_name: str, sync_names: set[str], request_type: str = "") -> str | None:
+    """The sync twin of an async request name, from the operation tables (``clients.row_operation``); for rows no
+    table makes: the same name, or without an ``a`` or ``async_`` prefix."""
+    from loadgen import clients
+
+    found = clients.row_operation(request_type, async_name) if request_type else None
+    if found is not None:
+        twin = clients.adapter(found[0]).operations[found[1]].request_name(False)
+        return twin if twin in sync_names else None
     for candidate in (async_name, async_name.removeprefix("async_"), async_name[1:]):
         if candidate in sync_names:
             return candidate
@@ -163,7 +170,7 @@ def sync_vs_async(pts: list[Point]) -> list[dict[str, Any]]:
     for (_typ, name, kind, level, procs), a in sorted(by.items()):
         if not a.is_async:
             continue
-        twin = sync_name(name, sync_names[a.layer])
+        twin = sync_name(name, sync_names[a.layer], a.type)
         s = by.get((a.layer, twin, kind, level, procs)) if twin else None
         if s is None:
             continue

@@ -15,7 +15,8 @@ from typing import Any
 
 from loadgen.errors import LoadgenError
 
-RESULTS_FORMAT = "milvus-loadgen/results/v1"
+RESULTS_FORMAT = "milvus-loadgen/results/v2"
+RESULTS_FORMATS = ("milvus-loadgen/results/v1", RESULTS_FORMAT)  # v1: before request rows were store calls only
 SWEEP_FORMAT = "milvus-loadgen/sweep/v1"
 # what makes two runs measure "the same data": mixing these in one curve would compare unlike things
 DATASET_KEYS = ("dataset", "dim", "rows", "metric_type")
@@ -86,7 +87,8 @@ def _read_json(path: Path) -> Any:
 
 
 def _results(doc: Any, where: Path) -> dict[str, Any]:
-    if not isinstance(doc, dict) or doc.get("format") != RESULTS_FORMAT or not isinstance(doc.get("requests"), list):
+    known = isinstance(doc, dict) and doc.get("format") in RESULTS_FORMATS
+    if not known or not isinstance(doc.get("requests"), list):
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise LoadgenError(
             f"{where} is not a milvus-loadgen results file (format {found!r}, expected {RESULTS_FORMAT})"

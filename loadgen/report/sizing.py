@@ -89,8 +89,13 @@ def capacity(n: int, per_replica_qps: float, efficiency: float) -> float:
 READ_WORDS = ("search", "query", "get", "retrieve")
 
 
-def is_read(name: str) -> bool:
-    return any(word in name for word in READ_WORDS)
+def is_read(name: str, request_type: str = "") -> bool:
+    """Whether a request row reads: its operation's kind in its layer's table; for rows no table makes (a custom
+    locustfile's), a read word in its name."""
+    from loadgen.clients import row_kind
+
+    kind = row_kind(request_type, name) if request_type else None
+    return kind == "read" if kind is not None else any(word in name for word in READ_WORDS)
 
 
 def _basis(curve: dict[str, Any], slo_given: bool) -> tuple[float, str]:
@@ -120,7 +125,7 @@ def plan(
     skipped = []
     for c in analysis["curves"]:
         key = f"{c['type']} {c['name']}"
-        if not is_read(c["name"]):
+        if not is_read(c["name"], c["type"]):
             continue
         measured_qps, basis = _basis(c, analysis["slo_p99_ms"] is not None)
         if measured_qps <= 0:
