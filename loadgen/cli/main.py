@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from loadgen.cli import k8s
+from loadgen.cli import k8s, operations
 from loadgen.cli.ui import add_parser as add_ui_parser
 from loadgen.config.settings import Settings, add_options, positive_ints, to_argv
 from loadgen.errors import LoadgenError
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(cmp, locust=False)
 
     add_ui_parser(sub)
+    operations.add_parser(sub)
     report_cli.add_parser(sub)  # `loadgen report`: options and code live in loadgen/report/
 
     server = sub.add_parser("server", help="start, stop or inspect an embedded Milvus that outlives the command")
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
         commands = {
             "server": _server, "run": _run, "sweep": _sweep, "compare": _compare, "k8s": k8s.run, "ui": ui_command.run,
-            "report": report_cli.run,
+            "report": report_cli.run, "operations": operations.run,
         }  # fmt: skip
         return commands[args.command](args)
     except LoadgenError as exc:
