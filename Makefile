@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test lint bench clean setup browser
+.PHONY: run test test-fast lint bench clean setup browser
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: $(BIN)/.installed
 
 test: lint browser
 	$(BIN)/pytest $(ARGS)
+
+# the fast tier: lint and every test that needs no Milvus server (fake store, unit tests), in about a minute
+test-fast: lint
+	$(BIN)/pytest -m "not milvus and not slow" $(ARGS)
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run_all.py $(ARGS)

@@ -136,7 +136,7 @@ def test_open_loop_section_totals_main_schedules_only() -> None:
         ),
         "pymilvus[stream]": Counts(target_rate=10, intended=100, sent=100, window_start=0.0, window_end=10.0),
     }
-    section = summary.open_loop_section({"by_type": summarize(counts)}, {"arrival_rate": 200.0})
+    section = summary.open_loop_section({"by_type": summarize(counts)}, 200.0)
     assert (section["target_rate"], section["sent"], section["dropped"]) == (200.0, 1990, 10)
     assert math.isclose(section["window_s"], 10.1) and math.isclose(section["achieved_rate"], 1990 / 10.1)
-    assert summary.open_loop_section({}, {}) == {}
+    assert summary.open_loop_section({}, 0.0) == {}

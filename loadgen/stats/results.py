@@ -128,7 +128,7 @@ def render_table(results: dict[str, Any]) -> str:
 
     lines = [fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)]
     lines.append(
-        f"latencies: successful calls, ms (HDR, microsecond resolution); fail ratio {t['fail_ratio']:.2%}"
+        f"latencies: successful calls, ms (HDR, microsecond resolution); fail ratio {t.get('fail_ratio', 0.0):.2%}"
         + (f" over {t['window_s']:.1f} s" if t.get("window_s") else "")
     )
     lines += _extra_lines(results)
