@@ -145,14 +145,16 @@ def test_headless_job_with_two_workers_merges_their_stats(
 ) -> None:
     searches_before = server_counter(milvus, "Search")
     job = one(pods.docs, "Job", "locust-headless")
+    pods.options["LOADGEN_CHECK_P99_MS"] = "0.001"  # a check no run can pass: the Job must fail on it
     master = pods.start("job", container(job), **{"-t": "6s", "-u": "6", "-r": "6", "--expect-workers-max-wait": "90"})
     workers = [pods.worker("worker-1"), pods.worker("worker-2")]
-    assert master.wait(timeout=180) == 0, pods.stderr("job")[-3000:]
+    assert master.wait(timeout=180) == 3, pods.stderr("job")[-3000:]  # checks hold in the Job, exit code 3
     for w in workers:
         assert w.wait(timeout=30) == 0  # the master's quit message ends them cleanly
     # the JSON summary is the Job's last stdout line, and `loadgen k8s results` reads it from the log
     summary = json.loads(pods.stdout("job").strip().splitlines()[-1])
     assert summary["format"] == "milvus-loadgen/results/v2" and summary["run"]["mode"] == "kubernetes-job"
+    assert summary["checks"]["failed"] and all(line in pods.stderr("job") for line in summary["checks"]["failed"])
     out = tmp_path / "collected"
     collected = subprocess.run(
         [f"{BIN}/loadgen", "k8s", "results", "--log", str(tmp_path / "job.out"), "--out", str(out)],
@@ -166,7 +168,7 @@ def test_headless_job_with_two_workers_merges_their_stats(
     assert summary["totals"]["requests"] == sum(counts.values()) and summary["totals"]["failures"] == 0
     # our microsecond histograms (latency.json) were merged from both workers: one sample per successful request
     assert summary["run"]["percentiles_from"] == "hdr"
-    assert sum(m["hdr_count"] for m in summary["requests"]) == summary["totals"]["requests"]
+    assert sum(m["successes"] for m in summary["requests"]) == summary["totals"]["requests"]
     latency = json.loads((pods.results / "latency.json").read_text())
     assert sum(r["count"] for r in latency["requests"]) == summary["totals"]["requests"]
     # the rest of what the Job writes to its volume
