@@ -88,3 +88,30 @@ def test_foreign_collection_is_refused_and_untouched(milvus: ServerInfo, client:
         assert snapshot(client) == before
     finally:
         client.drop_collection("lg_team_langchain")
+
+
+def test_one_failing_operation_fail_ratio_is_failed_store_calls_over_store_calls(
+    milvus: ServerInfo, tmp_path: Path
+) -> None:
+    """HNSW searches with ef below top-k are refused by the server at run time; writes succeed. The fail ratio is
+    over store calls only (embedding is no request row), and --check-fail-ratio sees that same ratio."""
+    proc = run_cli(
+        "run", "--host", milvus.uri, "-f", LOCUSTFILE, "-u", "4", "-t", "6s", *SMALL, "--index-type", "HNSW",
+        "--search-params", '{"ef": 5}', "--weights", "similarity_search=2,add_texts=1,fanout=0",
+        "--collection", "lg_lc_failing", "--check-fail-ratio", "0.05", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    res = results_of(tmp_path)
+    rows = by_key(res)
+    assert set(rows) == {("langchain", "similarity_search"), ("langchain-async", "asimilarity_search"),
+                         ("langchain", "add_texts"), ("langchain-async", "aadd_texts")}  # fmt: skip
+    searches = rows[("langchain", "similarity_search")], rows[("langchain-async", "asimilarity_search")]
+    writes = rows[("langchain", "add_texts")], rows[("langchain-async", "aadd_texts")]
+    assert all(m["failures"] == m["requests"] > 0 for m in searches), res["failures"]
+    assert all(m["failures"] == 0 < m["requests"] for m in writes)
+    calls = sum(m["requests"] for m in (*searches, *writes))
+    failed = sum(m["requests"] for m in searches)
+    assert (res["totals"]["requests"], res["totals"]["failures"]) == (calls, failed)
+    assert res["totals"]["fail_ratio"] == pytest.approx(failed / calls)
+    [line] = res["checks"]["failed"]
+    assert f"({failed} of {calls} requests)" in line and line in proc.stderr
