@@ -129,6 +129,17 @@ def _openai(dim: int, model: str, api_key: str) -> Callable[[list[str]], list[li
     return embed
 
 
+async def aembed(embedder: Embedder, texts: list[str]) -> list[list[float]]:
+    """From a coroutine: a real model (``local``, ``openai``) embeds on a worker thread, so the event loop every async
+    user shares keeps serving the others meanwhile (the thread copies the caller's context: its meter still counts).
+    The fake backend's hash takes microseconds: inline."""
+    if embedder.backend == "fake":
+        return embedder.embed(texts)
+    import asyncio
+
+    return await asyncio.to_thread(embedder.embed, texts)
+
+
 def langchain_embeddings(embedder: Embedder) -> Any:
     """A ``langchain_core.embeddings.Embeddings`` over ``embedder`` (async runs the same code on the loop)."""
     from langchain_core.embeddings import Embeddings
@@ -141,10 +152,10 @@ def langchain_embeddings(embedder: Embedder) -> Any:
             return embedder.embed([text])[0]
 
         async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-            return embedder.embed(list(texts))
+            return await aembed(embedder, list(texts))
 
         async def aembed_query(self, text: str) -> list[float]:
-            return embedder.embed([text])[0]
+            return (await aembed(embedder, [text]))[0]
 
     return LoadgenEmbeddings()
 
@@ -164,9 +175,9 @@ def llamaindex_embedding(embedder: Embedder) -> Any:
             return embedder.embed(list(texts))
 
         async def _aget_query_embedding(self, query: str) -> list[float]:
-            return embedder.embed([query])[0]
+            return (await aembed(embedder, [query]))[0]
 
         async def _aget_text_embedding(self, text: str) -> list[float]:
-            return embedder.embed([text])[0]
+            return (await aembed(embedder, [text]))[0]
 
     return LoadgenEmbedding(model_name=f"loadgen-{embedder.backend}", embed_batch_size=64)
