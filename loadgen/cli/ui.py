@@ -14,7 +14,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
+from pathlib import Path
 
 from loadgen.config.settings import Settings, add_options, to_argv
 from loadgen.errors import LoadgenError
@@ -43,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ui.add_argument("--processes", type=int, default=0, help="Locust worker processes on this machine (0: one)")
     ui.add_argument("--engine", choices=ENGINES, default="milvus", help="embedded server: real Milvus, or milvus-lite")
     ui.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for the embedded Milvus")
+    ui.add_argument("--out", type=Path, help="where the last test's results.json goes (default results/ui-<timestamp>)")
     add_options(ui, locust=False)  # their values become the form's defaults
 
 
@@ -76,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
             "--stop-timeout", str(int(settings.timeout) + 2),
             *(["--processes", str(args.processes)] if args.processes else []),
             *to_argv(args),
+            # the master writes the last test's results there when it quits, as `loadgen run` does per run
+            "--results-dir", str((args.out or Path("results") / time.strftime("ui-%Y%m%d-%H%M%S")).resolve()),
         ]  # fmt: skip
         # the token travels in the environment only (never argv, never the page: see loadgen.web.tab)
         env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}
