@@ -53,7 +53,7 @@ _grpc_gevent.init_gevent()  # before any channel exists, or sync grpc calls bloc
 
 import asyncio  # noqa: E402
 import threading  # noqa: E402
-from collections.abc import Coroutine  # noqa: E402
+from collections.abc import Callable, Coroutine  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
 
 import gevent  # noqa: E402
@@ -130,3 +130,10 @@ class AsyncBridge:
 
 
 bridge = AsyncBridge()
+
+
+def off_hub(fn: Callable[..., T], *args: Any) -> T:
+    """Run a call that may block its OS thread (a library's sync constructor: pymilvus waits for a new channel on a
+    real ``threading.Condition``, since threads are not patched) on gevent's thread pool: the calling greenlet waits,
+    the hub and every other user keep running."""
+    return gevent.get_hub().threadpool.apply(fn, args)

@@ -93,11 +93,12 @@ def test_foreign_collection_is_refused_and_untouched(milvus: ServerInfo, client:
 def test_one_failing_operation_fail_ratio_is_failed_store_calls_over_store_calls(
     milvus: ServerInfo, tmp_path: Path
 ) -> None:
-    """HNSW searches with ef below top-k are refused by the server at run time; writes succeed. The fail ratio is
-    over store calls only (embedding is no request row), and --check-fail-ratio sees that same ratio."""
+    """Searches filtered on a field the LangChain collection does not have are refused by the server at run time
+    (the filter parses: loadgen's pre-check has a dynamic schema); writes succeed. The fail ratio is over store
+    calls only (embedding is no request row), and --check-fail-ratio sees that same ratio."""
     proc = run_cli(
-        "run", "--host", milvus.uri, "-f", LOCUSTFILE, "-u", "4", "-t", "6s", *SMALL, "--index-type", "HNSW",
-        "--search-params", '{"ef": 5}', "--weights", "similarity_search=2,add_texts=1,fanout=0",
+        "run", "--host", milvus.uri, "-f", LOCUSTFILE, "-u", "4", "-t", "6s", *SMALL, "--filter", "nosuchfield > 1",
+        "--weights", "similarity_search=2,add_texts=1,fanout=0",
         "--collection", "lg_lc_failing", "--check-fail-ratio", "0.05", "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr[-3000:]

@@ -28,7 +28,7 @@ K8S_DIR = Path(__file__).resolve().parents[2] / "k8s"
 OVERLAYS = {"default": ".", "perf": "overlays/perf", "headless": "overlays/headless"}
 IMAGE_NAME = "milvus-loadgen"  # the name the manifests use; components/image maps it to the real one
 SECRET_NAME = "loadgen-milvus"
-RESULTS_FORMAT = "milvus-loadgen/results/v1"
+RESULTS_FORMATS = ("milvus-loadgen/results/v1", "milvus-loadgen/results/v2")  # what a Job of any version printed
 JOB_NAME = "locust-headless"
 
 
@@ -226,7 +226,7 @@ def summary_from_log(text: str) -> dict[str, Any]:
     """The last loadgen results line in a Job's log (Locust's own output comes before it)."""
     for line in reversed(text.splitlines()):
         line = line.strip()  # noqa: PLW2901
-        if line.startswith("{") and f'"{RESULTS_FORMAT}"' in line:
+        if line.startswith("{") and any(f'"{f}"' in line for f in RESULTS_FORMATS):
             return json.loads(line)
     raise LoadgenError("no loadgen summary in the Job's log: is the Job finished? (`loadgen k8s status`)")
 

@@ -346,8 +346,9 @@ def _run(args: argparse.Namespace) -> int:
         combined = sweep.combine(done)
         print("\n" + sweep.render(combined))
         print(f"\nsweep: {sweep.write(out, combined)}")
-    for line in failed:
-        print(line, file=sys.stderr)
+    if swept:  # a single run's master printed its own; a sweep's are repeated here, each with its level
+        for line in failed:
+            print(line, file=sys.stderr)
     return CHECK_FAILED_EXIT_CODE if failed else max(codes)
 
 

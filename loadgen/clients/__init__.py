@@ -36,6 +36,12 @@ def adapter(layer: str) -> Adapter:
     return found
 
 
+def preload(layer: str) -> None:
+    """Import what the layer's stores need now (see ``Adapter.libraries``)."""
+    for module in adapter(layer).libraries:
+        importlib.import_module(module)
+
+
 def operation_names(layer: str) -> tuple[str, ...]:
     """A layer's operations (its sync method names), in table order."""
     return tuple(adapter(layer).operations)

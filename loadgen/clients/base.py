@@ -88,6 +88,9 @@ class Adapter:
     aclose: Callable[[Any], Coroutine[Any, Any, None]]  # async store, on the loop
     prepare: Callable[..., Prepared]  # (settings, *, progress) -> milvus.collection.Prepared; master only
     drop: Callable[[Any], bool]  # (settings) -> dropped?
+    # the library modules a store needs, imported at Locust's init (``clients.preload``), never in a user's greenlet:
+    # an import takes seconds and holds the gevent hub (and every user's timers) meanwhile
+    libraries: tuple[str, ...] = ()
 
     @property
     def search(self) -> Operation:

@@ -476,4 +476,5 @@ def drop(settings: Settings) -> bool:
 ADAPTER = Adapter(
     layer="langchain", operations=OPERATIONS, open=_open, close=_close, attach=_attach, aclose=_aclose,
     prepare=prepare, drop=drop,
+    libraries=("langchain_core.documents", "langchain_core.embeddings", "langchain_milvus"),
 )  # fmt: skip

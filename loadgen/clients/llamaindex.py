@@ -478,4 +478,6 @@ def drop(settings: Settings) -> bool:
 ADAPTER = Adapter(
     layer="llamaindex", operations=OPERATIONS, open=_open, close=_close, attach=_attach, aclose=_aclose,
     prepare=prepare, drop=drop,
+    libraries=("llama_index.core", "llama_index.core.embeddings", "llama_index.core.node_parser",
+               "llama_index.core.schema", "llama_index.core.vector_stores.types", "llama_index.vector_stores.milvus"),
 )  # fmt: skip

@@ -119,6 +119,8 @@ def _on_init(environment: Any, **_: Any) -> None:
     state.arrivals = ArrivalStats(environment, out_path=_out(opts, "open_loop_file", "open_loop.json"))
     state.workers = WorkerWatch(environment, out_path=_out(opts, "workers_file", "workers.json"))
     apply_master_timeout(environment)
+    for layer in _layers(environment):  # every process, workers too: before any user's greenlet needs them
+        adapters.preload(layer)
     if getattr(environment, "web_ui", None) is not None:  # the master's or local runner's web UI
         for extend in web_ui_extensions:
             extend(environment, state)

@@ -66,6 +66,7 @@ def summarize(counts: dict[str, Counts]) -> dict[str, dict[str, Any]]:
             "sent": c.sent,
             "late": c.late,
             "dropped": c.dropped,
+            "skipped": c.skipped,
             "mean_send_lag_ms": c.lag_sum_ms / c.sent if c.sent else 0.0,
             "max_send_lag_ms": c.lag_max_ms,
             "window_s": window,

@@ -34,7 +34,7 @@ from loadgen.clients import layer_weights
 from loadgen.clients.base import Operation, Outcome, Skip
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.locust import hooks
-from loadgen.runtime import bridge
+from loadgen.runtime import bridge, off_hub
 from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure, report
 from loadgen.workload.arrival_rate import LATE_MS, Pacer
 
@@ -95,9 +95,10 @@ class StoreUser(User):
 
     # ---- the store ------------------------------------------------------------------------------------------------
     def on_start(self) -> None:
-        # the library's sync constructors run here, in this greenlet (cooperative); an async store then only binds
-        # its async clients on the loop, so no sync call ever blocks the loop thread every async user shares
-        store = self.adapter.open(self.settings, self.use_async)
+        # the library's sync constructors block their thread while they connect (up to --timeout on a frozen
+        # server): they run on gevent's thread pool, so neither the hub nor the asyncio loop every async user
+        # shares waits for them; an async store then only binds its async clients on the loop
+        store = off_hub(self.adapter.open, self.settings, self.use_async)
         if self.use_async:
             try:
                 bridge.run(self.adapter.attach(store), self._timeout)
@@ -192,7 +193,14 @@ class StoreUser(User):
             counts.lag_sum_ms += lag_ms
             counts.lag_max_ms = max(counts.lag_max_ms, lag_ms)
             counts.late += lag_ms > LATE_MS
-        self._spawn(self._in_flight.add, self.run_op, op, intended)  # one client, many calls in flight
+        self._spawn(self._in_flight.add, self._run_sent, op, intended, kind)  # one client, many calls in flight
+
+    def _run_sent(self, op: str, intended: float, kind: str) -> None:
+        if self.run_op(op, intended) is None:  # nothing of its own to do yet: counted as skipped, not as sent
+            counts = self._counts(kind)
+            if counts is not None:
+                counts.sent -= 1
+                counts.skipped += 1
 
     # ---- tasks ------------------------------------------------------------------------------------------------------
     def _context(self, op: Operation, inputs: tuple[Any, ...]) -> dict[str, Any]:

@@ -76,6 +76,7 @@ class Counts:
     sent: int = 0
     late: int = 0
     dropped: int = 0
+    skipped: int = 0  # due, but the operation had nothing of its own to do yet (a delete before any insert): not sent
     lag_sum_ms: float = 0.0
     lag_max_ms: float = 0.0
     window_start: float = math.inf  # wall-clock (time.time) start of the earliest schedule
@@ -88,6 +89,7 @@ class Counts:
         self.sent += other.sent
         self.late += other.late
         self.dropped += other.dropped
+        self.skipped += other.skipped
         self.lag_sum_ms += other.lag_sum_ms
         self.lag_max_ms = max(self.lag_max_ms, other.lag_max_ms)
         self.window_start = min(self.window_start, other.window_start)

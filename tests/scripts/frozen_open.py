@@ -15,12 +15,14 @@ import gevent
 
 from loadgen import clients
 from loadgen.config.settings import Settings
-from loadgen.runtime import bridge
+from loadgen.runtime import bridge, off_hub
 
 settings = Settings(
     uri=os.environ["URI"], collection="frozen_open", dim=4, timeout=2.0,
     weights={"search": 1, "similarity_search": 1, "query": 1},  # no from_documents: no ingest threads to build
 )  # fmt: skip
+for layer in ("pymilvus", "langchain", "llamaindex"):
+    clients.preload(layer)  # as Locust's init does: imports never run in a user's greenlet
 bridge.run(asyncio.sleep(0), 10)  # the loop runs before the server freezes
 print("ready", flush=True)
 sys.stdin.readline()  # the test froze the server
@@ -40,7 +42,7 @@ def open_one(layer: str) -> dict[str, object]:
     adapter = clients.adapter(layer)
     start = time.perf_counter()
     try:
-        store = adapter.open(settings, True)
+        store = off_hub(adapter.open, settings, True)  # as StoreUser.on_start does
         bridge.run(adapter.attach(store), settings.timeout + 1)
         error = ""
     except Exception as exc:
