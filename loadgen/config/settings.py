@@ -203,6 +203,8 @@ class Settings:
             raise LoadgenError(f"--timeout must be positive, got {self.timeout}")
         if not self.collection.replace("_", "a").isalnum() or self.collection[0].isdigit():
             raise LoadgenError(f"--collection {self.collection!r}: use letters, digits and underscores")
+        if self.recreate and self.require_existing:
+            raise LoadgenError("--recreate and --require-existing exclude each other: --recreate creates it again")
         if self.master_timeout <= 0:
             raise LoadgenError(f"--master-timeout must be positive, got {self.master_timeout}")
         self._validate_tls()
