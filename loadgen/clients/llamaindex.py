@@ -41,6 +41,7 @@ import gevent
 import gevent.event
 import gevent.monkey
 import numpy as np
+from pymilvus import AsyncMilvusClient, MilvusException
 
 from loadgen.clients import layer_weights
 from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
