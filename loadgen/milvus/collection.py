@@ -271,10 +271,13 @@ def _fill_dataset(
 
 def release(settings: Settings, name: str) -> ownership.Released:
     """The end of a run for the collection ``name`` of any layer: dropped if this run created it (or with
-    --drop-reused), else kept; see ``ownership.decide_release``."""
+    --drop-reused), else kept (see ``ownership.decide_release``); logs which, and why."""
     client = connect(settings)
     try:
-        return ownership.release(client, settings, name)
+        out = ownership.release(client, settings, name)
+        # the user's own collections go unmentioned; every drop, and every kept collection of loadgen's, is said
+        (log.debug if out.message.endswith("not created by loadgen") else log.info)("%s", out.message)
+        return out
     except (MilvusException, grpc.RpcError) as exc:
         raise LoadgenError(f"could not drop {name!r}: {server_message(exc)}") from None
     finally:
