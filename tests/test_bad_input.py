@@ -78,6 +78,8 @@ CASES: list[tuple[str, list[str], str, str, str]] = [
      "no kustomization.yaml in {d}", "session", ""),
     ("selectivity and filter together", ["run", "--filter-selectivity", "0.1", "--filter", "category < 3"],
      "exclude each other", "session", ""),
+    ("--recreate with --require-existing", ["run", "--collection", "lg_existing", "--recreate", "--require-existing",
+     "--dim", "16"], "--recreate and --require-existing exclude each other", "session", ""),
 ]  # fmt: skip
 
 

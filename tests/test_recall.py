@@ -82,6 +82,11 @@ def test_listener_payload_merge_and_results_shape(tmp_path: Path) -> None:
     stats.extend([1.0, 0.5, 1.0])
     assert got["pymilvus search"]["mean"] == stats.mean
     assert _recalls({"recall": got}) == {"pymilvus search": pytest.approx(2.5 / 3), "pymilvus-async search": 0.9}
+    # per second (merged from the worker too): the searches and their mean recall, in time order
+    rows = {r["name"] + r["type"]: r for r in json.loads((tmp_path / "recall.json").read_text())["requests"]}
+    seconds = rows["searchpymilvus"]["per_second"]
+    assert sum(s[1] for s in seconds) == 3 and [s[0] for s in seconds] == sorted(s[0] for s in seconds)
+    assert sum(s[1] * s[2] for s in seconds) == pytest.approx(2.5)
 
 
 RUN = ["--dataset", "synthetic:clustered", "--rows", "2000", "--dim", "16", "--index-type", "FLAT"]

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -302,6 +303,8 @@ def _run(args: argparse.Namespace) -> int:
     swept = levels != [{}]
     out = (args.out or Path("results") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    # one run id for every level: a collection the first level creates is this run's, dropped after the last one
+    args.run_id = args.run_id or uuid.uuid4().hex[:16]
     _terminate_on_sigterm()
     done: list[tuple[dict[str, Any], dict[str, Any]]] = []
     codes, failed = [], []

@@ -27,7 +27,7 @@ from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
 from loadgen.clients.lazy import lazy
 from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout, LoadgenError
-from loadgen.milvus import collection
+from loadgen.milvus import collection, ownership, readiness
 from loadgen.workload.embeddings import embedder_for, langchain_embeddings
 from loadgen.workload.rows import CATEGORIES, WORDS
 
@@ -362,16 +362,7 @@ async def _aclose(s: Store) -> None:
 
 
 # ---- once per test, on the master ---------------------------------------------------------------------------------
-def _check_schema(desc: dict[str, Any], settings: Settings, owned: bool) -> None:
-    name = collection_name(settings)
-    fields = {f["name"]: f for f in desc.get("fields", [])}
-    missing = [f for f in FIELDS if f not in fields]
-    if missing:
-        raise LoadgenError(f"collection {name!r} lacks fields the LangChain layer writes: {', '.join(missing)}")
-    dim = int(fields["vector"].get("params", {}).get("dim", 0))
-    if dim != settings.dim:
-        hint = "pass --recreate to rebuild it" if owned else "choose --dim to match or another --collection"
-        raise LoadgenError(f"dimension mismatch: collection {name!r} has dim {dim}, --dim is {settings.dim}; {hint}")
+LAYOUT = ownership.Layout("vector", FIELDS, "the LangChain layer", dynamic_ok=False)
 
 
 def _count(client: MilvusClient, name: str, timeout: float) -> int:
@@ -418,36 +409,26 @@ def _populate(client: MilvusClient, settings: Settings, *, created: bool, fill: 
 
 
 def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
-    """Validate, create (via the library, marked as loadgen's) and fill ``<collection>_langchain``."""
+    """Validate, create (via the library, marked as loadgen's and this run's), fill ``<collection>_langchain`` and
+    wait for its index; what may be created, written or reused is ``ownership.claim``'s decision."""
     collection.index_params(settings)  # validate before anything is created or dropped
     collection.search_params(settings)
     name, t = collection_name(settings), settings.timeout
     client = collection.connect(settings)
     try:
         version = str(client.get_server_version(timeout=t))
-        owned: bool | None = None
-        if collection.exists(client, settings, name):
-            owned = collection.is_owned(client.describe_collection(name, timeout=t))
-            if not owned and not settings.allow_foreign_collection:
-                raise LoadgenError(
-                    f"collection {name!r} exists and was not created by loadgen; choose another --collection, "
-                    "or pass --allow-foreign-collection to write into it"
-                )
-            if settings.recreate and not owned:
-                raise LoadgenError(f"--recreate refused: collection {name!r} was not created by loadgen")
-            if settings.recreate:
-                client.drop_collection(name, timeout=t)
-                owned = None
-            else:
-                _check_schema(client.describe_collection(name, timeout=t), settings, owned)
-        created = owned is None
+        c = ownership.claim(client, settings, name, LAYOUT)
+        ownership.clear_for_create(client, settings, c)
         try:
-            rows = _populate(client, settings, created=created, fill=created or bool(owned), progress=progress)
+            rows = _populate(client, settings, created=c.create, fill=c.owned, progress=progress)
+            if c.create:  # the library made it (with our description) on the first insert
+                ownership.stamp(client, settings, name)
+            readiness.wait_until_indexed(client, settings, name, "vector", owned=c.owned)
         except (MilvusException, CallTimeout):
-            if created and client.has_collection(name, timeout=t):  # ours, half made a moment ago
+            if c.create and client.has_collection(name, timeout=t):  # ours, half made a moment ago
                 client.drop_collection(name, timeout=t)
             raise
-        return collection.Prepared(name, owned is not False, created, rows, version)
+        return collection.Prepared(name, c.owned, c.create, rows, version)
     except MilvusException as exc:
         raise LoadgenError(f"Milvus refused the LangChain collection setup: {exc.message}") from None
     except CallTimeout as exc:
@@ -457,20 +438,8 @@ def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
 
 
 def drop(settings: Settings) -> bool:
-    """Drop ``<collection>_langchain`` only if loadgen created it. Returns True if dropped."""
-    name, t = collection_name(settings), settings.timeout
-    client = collection.connect(settings)
-    try:
-        if not client.has_collection(name, timeout=t):
-            return False
-        if not collection.is_owned(client.describe_collection(name, timeout=t)):
-            return False
-        client.drop_collection(name, timeout=t)
-        return True
-    except MilvusException as exc:
-        raise LoadgenError(f"could not drop {name!r}: {exc.message}") from None
-    finally:
-        client.close()
+    """Drop ``<collection>_langchain`` if this run created it (see ``ownership``). Returns True if dropped."""
+    return collection.release(settings, collection_name(settings)).dropped
 
 
 ADAPTER = Adapter(

@@ -41,14 +41,14 @@ import gevent
 import gevent.event
 import gevent.monkey
 import numpy as np
-from pymilvus import AsyncMilvusClient, MilvusClient, MilvusException
+from pymilvus import AsyncMilvusClient, MilvusException
 
 from loadgen.clients import layer_weights
 from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
 from loadgen.clients.lazy import lazy
 from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout, LoadgenError
-from loadgen.milvus import collection
+from loadgen.milvus import collection, ownership, readiness
 from loadgen.workload.embeddings import embedder_for, llamaindex_embedding
 from loadgen.workload.rows import CATEGORIES, WORDS
 
@@ -382,31 +382,7 @@ def _document(text: str, rng: np.random.Generator) -> Document:
 FILL_BATCH = 1000
 
 
-def _inspect(client: MilvusClient, settings: Settings, name: str) -> bool | None:
-    """None if the collection is absent (or was ours and is dropped for --recreate), else whether loadgen owns it."""
-    t = settings.timeout
-    if not collection.exists(client, settings, name):
-        return None
-    desc = client.describe_collection(name, timeout=t)
-    owned = collection.is_owned(desc)
-    if settings.recreate:
-        if not owned:
-            raise LoadgenError(f"--recreate refused: collection {name!r} was not created by loadgen")
-        client.drop_collection(name, timeout=t)
-        return None
-    if not owned and not settings.allow_foreign_collection:
-        raise LoadgenError(
-            f"collection {name!r} exists and was not created by loadgen; choose another --collection, "
-            "or pass --allow-foreign-collection to write into it"
-        )
-    fields = {f["name"]: f for f in desc.get("fields", [])}
-    if "embedding" not in fields or "doc_id" not in fields:
-        raise LoadgenError(f"collection {name!r} lacks the fields MilvusVectorStore writes (id, doc_id, embedding)")
-    dim = int(fields["embedding"].get("params", {}).get("dim", 0))
-    if dim != settings.dim:
-        hint = "pass --recreate to rebuild it" if owned else "choose --dim to match or another --collection"
-        raise LoadgenError(f"dimension mismatch: collection {name!r} has dim {dim}, --dim is {settings.dim}; {hint}")
-    return owned
+LAYOUT = ownership.Layout("embedding", ("doc_id", "embedding"), "MilvusVectorStore", dynamic_ok=False)
 
 
 def _fill(store: MilvusVectorStore, settings: Settings, *, start: int, progress: bool) -> None:
@@ -423,7 +399,8 @@ def _fill(store: MilvusVectorStore, settings: Settings, *, start: int, progress:
 
 
 def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
-    """Validate, create (marked as loadgen's), load and fill ``<collection>_llamaindex``; one-line errors."""
+    """Validate, create (marked as loadgen's and this run's), load and fill ``<collection>_llamaindex`` and wait
+    for its index; what may be created, written or reused is ``ownership.claim``'s decision. One-line errors."""
     name = collection_name(settings)
     collection.index_params(settings)
     collection.search_params(settings)  # validate before anything is created
@@ -432,22 +409,21 @@ def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
     store: MilvusVectorStore | None = None
     try:
         version = str(client.get_server_version(timeout=settings.timeout))
-        owned = _inspect(client, settings, name)
-        created = owned is None
-        if created:
+        c = ownership.claim(client, settings, name, LAYOUT)
+        if c.create:
+            ownership.clear_for_create(client, settings, c)
             store = _store(settings)  # the library creates the collection and its index
-            # the library's schema has no description of ours: mark it with a property instead
-            prop = {collection.OWNER_PROPERTY[0]: collection.OWNER_PROPERTY[1]}
-            client.alter_collection_properties(name, properties=prop, timeout=settings.timeout)
-            owned = True
+            # the library's schema has no description of ours: the ownership properties mark it
+            ownership.stamp(client, settings, name)
         client.load_collection(name, timeout=max(settings.timeout, 60))
         rows = collection.count_rows(client, counting)
-        if owned and rows < settings.rows:
+        if c.owned and rows < settings.rows:
             store = store or _store(settings)
             _fill(store, settings, start=rows, progress=progress)
             client.flush(name, timeout=max(settings.timeout, 120))
             rows = collection.count_rows(client, counting)
-        return collection.Prepared(name, bool(owned), created, rows, version)
+        readiness.wait_until_indexed(client, settings, name, "embedding", owned=c.owned)
+        return collection.Prepared(name, c.owned, c.create, rows, version)
     except MilvusException as exc:
         raise LoadgenError(f"Milvus refused the llamaindex collection setup: {exc.message}") from None
     except CallTimeout as exc:
@@ -459,20 +435,8 @@ def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
 
 
 def drop(settings: Settings) -> bool:
-    """Drop ``<collection>_llamaindex`` only if loadgen created it. Returns True if dropped."""
-    name = collection_name(settings)
-    client = collection.connect(settings)
-    try:
-        if not client.has_collection(name, timeout=settings.timeout):
-            return False
-        if not collection.is_owned(client.describe_collection(name, timeout=settings.timeout)):
-            return False
-        client.drop_collection(name, timeout=settings.timeout)
-        return True
-    except MilvusException as exc:
-        raise LoadgenError(f"Milvus refused to drop {name!r}: {exc.message}") from None
-    finally:
-        client.close()
+    """Drop ``<collection>_llamaindex`` if this run created it (see ``ownership``). Returns True if dropped."""
+    return collection.release(settings, collection_name(settings)).dropped
 
 
 ADAPTER = Adapter(

@@ -127,6 +127,15 @@ class Settings:
     allow_foreign_collection: bool = option(False, "write into an existing collection loadgen did not create")
     recreate: bool = option(False, "drop and recreate the collection if loadgen created it earlier")
     keep_data: bool = option(False, "keep the collection loadgen created when the test ends")
+    drop_reused: bool = option(
+        False, "at the end, also drop a collection of loadgen's that this run reused (kept by an earlier run)"
+    )
+    run_id: str = option(
+        "",
+        "the run a collection was created by is stamped on it; a run drops only its own "
+        "(default: one id per Locust master process; `loadgen run` gives every level of a sweep the same one)",
+        ui=False,
+    )
     tls_ca_file: str = option("", "CA certificate (PEM) that signed the server's certificate; needs an https:// host")
     tls_server_name: str = option("", "name to verify the server's certificate against (default: the host)")
     tls_client_cert: str = option("", "client certificate (PEM) for mutual TLS; with --tls-client-key")
@@ -156,6 +165,9 @@ class Settings:
     check_min_recall: float | None = option(None, "checks: fail (exit 3) if a mean recall is below this", typ=float)
     # not options: set by loadgen itself
     total_users: int = 0  # users in the whole test, set by the master at test start (splits the rates)
+    # --dataset rows the collection holds when they differ from the --rows selection (a reused collection), set by
+    # the master after it checked they are the dataset's first rows: the ground truth is computed over these
+    truth_rows: int = 0
     openai_api_key: str = field(default="", repr=False)  # from OPENAI_API_KEY only
 
     @classmethod
@@ -191,6 +203,8 @@ class Settings:
             raise LoadgenError(f"--timeout must be positive, got {self.timeout}")
         if not self.collection.replace("_", "a").isalnum() or self.collection[0].isdigit():
             raise LoadgenError(f"--collection {self.collection!r}: use letters, digits and underscores")
+        if self.recreate and self.require_existing:
+            raise LoadgenError("--recreate and --require-existing exclude each other: --recreate creates it again")
         if self.master_timeout <= 0:
             raise LoadgenError(f"--master-timeout must be positive, got {self.master_timeout}")
         self._validate_tls()

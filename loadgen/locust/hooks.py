@@ -12,6 +12,7 @@ imported here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -91,6 +92,24 @@ def _prepare(environment: Any) -> None:
         state.prepared[layer] = p
         how = "created" if p.created else "reused"
         log.info("%s collection %s ready: %d rows, %s, Milvus %s", layer, p.name, p.rows, how, p.server_version)
+    _share_truth_rows(environment, settings)
+
+
+def _share_truth_rows(environment: Any, settings: Settings) -> None:
+    """--dataset and a reused collection holding another number of the dataset's rows than --rows selects: the
+    ground truth is computed over the rows it holds (checked in ``held_rows``). Workers learn it from the spawn
+    message (custom options travel in it), this process from its own settings."""
+    truth_rows = max((p.truth_rows for p in state.prepared.values()), default=0)
+    if truth_rows == settings.truth_rows:
+        return
+    if truth_rows:
+        log.info(
+            "ground truth over the %d dataset rows collection %s holds (--rows selects %s)",
+            truth_rows, settings.collection, settings.rows or "all",
+        )  # fmt: skip
+    if environment.parsed_options is not None:
+        environment.parsed_options.truth_rows = truth_rows
+    state.settings = state.prepared_for = dataclasses.replace(settings, truth_rows=truth_rows)
 
 
 def _out(opts: Any, option: str, name: str) -> Path | None:
@@ -250,14 +269,11 @@ def _on_quitting(environment: Any, **_: Any) -> None:
 
 def _cleanup() -> None:
     settings = state.prepared_for
-    if settings is None or settings.keep_data:
+    if settings is None:
         return
     for layer, prepared in state.prepared.items():
-        if not prepared.owned:
-            continue
-        try:
-            if adapters.adapter(layer).drop(settings):
-                log.info("dropped collection %s (created by loadgen; pass --keep-data to keep it)", prepared.name)
+        try:  # one rule for every layer (ownership.decide_release): only what this run created is dropped; logged
+            adapters.adapter(layer).drop(settings)
         except Exception as exc:  # the server may be gone (a fault test): one line, the run's results still count
             log.warning("could not drop collection %s: %s", prepared.name, " ".join(str(exc).split()))
 

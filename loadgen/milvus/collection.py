@@ -1,11 +1,10 @@
-"""Collection lifecycle: validate, create, index, load and fill once per test run; drop only what loadgen owns.
-
-Collections loadgen creates carry ``MARKER`` in their description. Anything without it is a user's collection:
-never dropped, and written only with ``--allow-foreign-collection``.
+"""Collection lifecycle of the pymilvus layer: validate, create, index, fill, wait for the index and load, once per
+test run; what loadgen may create, write, reuse and drop is decided in ``loadgen.milvus.ownership``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import uuid
@@ -17,10 +16,13 @@ from pymilvus import DataType, MilvusClient, MilvusException
 
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
+from loadgen.milvus import held_rows, ownership, readiness
+from loadgen.milvus.ownership import MARKER, OWNER_PROPERTY, is_owned
 from loadgen.workload import truth
 from loadgen.workload.rows import RowFactory, dataset_rows
 
-MARKER = "[created-by:milvus-loadgen]"
+__all__ = ["MARKER", "OWNER_PROPERTY", "is_owned"]  # re-exported: callers name them through this module
+log = logging.getLogger("loadgen")
 FILL_BATCH = 1000
 # allowed build params per index: name -> (min, max); missing params take the default
 INDEX_PARAMS: dict[str, dict[str, tuple[int, int]]] = {
@@ -37,15 +39,7 @@ SEARCH_PARAMS: dict[str, dict[str, tuple[int, int]]] = {
     "IVF_FLAT": {"nprobe": (1, 65536)},
 }
 WRITTEN_FIELDS = ("id", "vector", "text", "category", "price")
-
-
-OWNER_PROPERTY = ("loadgen.created_by", "milvus-loadgen")  # for collections a library creates with its own schema
-
-
-def is_owned(desc: dict[str, Any]) -> bool:
-    """Did loadgen create the collection ``desc`` (a MilvusClient.describe_collection result) describes?"""
-    props = desc.get("properties") or {}
-    return MARKER in (desc.get("description") or "") or props.get(OWNER_PROPERTY[0]) == OWNER_PROPERTY[1]
+LAYOUT = ownership.Layout("vector", WRITTEN_FIELDS[1:], "loadgen")
 
 
 def redact_uri(uri: str) -> str:
@@ -102,10 +96,11 @@ def connect(settings: Settings) -> MilvusClient:
 @dataclass(frozen=True)
 class Prepared:
     name: str
-    owned: bool
-    created: bool
+    owned: bool  # loadgen's (filled by loadgen), else a user's allowed with --allow-foreign-collection
+    created: bool  # created by this call (a later swarm or sweep level of the same run reuses it)
     rows: int
     server_version: str
+    truth_rows: int = 0  # --dataset rows the collection holds, when not what --rows selects (see held_rows)
 
 
 def _schema(settings: Settings) -> Any:
@@ -118,58 +113,11 @@ def _schema(settings: Settings) -> Any:
     return schema
 
 
-def _check_existing(client: MilvusClient, settings: Settings) -> bool:
-    """Validate an existing collection against the settings; returns whether loadgen owns it."""
-    desc = client.describe_collection(settings.collection, timeout=settings.timeout)
-    owned = is_owned(desc)
-    name = settings.collection
-    if not owned and not settings.allow_foreign_collection:
-        raise LoadgenError(
-            f"collection {name!r} exists and was not created by loadgen; choose another --collection, "
-            "or pass --allow-foreign-collection to write into it"
-        )
-    fields = {f["name"]: f for f in desc.get("fields", [])}
-    vector = fields.get("vector")
-    if vector is None:
-        raise LoadgenError(
-            f"collection {name!r} has no field named 'vector'; loadgen writes id, vector, text, category, price"
-        )
-    dim = int(vector.get("params", {}).get("dim", 0))
-    if dim != settings.dim:
-        hint = "pass --recreate to rebuild it" if owned else "choose --dim to match or another --collection"
-        raise LoadgenError(f"dimension mismatch: collection {name!r} has dim {dim}, --dim is {settings.dim}; {hint}")
-    missing = [f for f in WRITTEN_FIELDS if f not in fields and not desc.get("enable_dynamic_field")]
-    if missing:
-        raise LoadgenError(f"collection {name!r} lacks fields loadgen writes: {', '.join(missing)}")
-    return owned
-
-
 def count_rows(client: MilvusClient, settings: Settings) -> int:
     res = client.query(
         settings.collection, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=settings.timeout
     )
     return int(res[0]["count(*)"]) if res else 0
-
-
-def exists(client: MilvusClient, settings: Settings, name: str) -> bool:
-    """Whether ``name`` exists; with ``--require-existing`` a missing collection is an error (nothing is created)."""
-    if client.has_collection(name, timeout=settings.timeout):
-        return True
-    if settings.require_existing:
-        raise LoadgenError(f"collection {name!r} does not exist and --require-existing forbids creating it")
-    return False
-
-
-def _inspect(client: MilvusClient, settings: Settings) -> bool | None:
-    """None if the collection does not exist (or will be recreated), else whether loadgen owns it. No writes."""
-    if not exists(client, settings, settings.collection):
-        return None
-    if settings.recreate:
-        desc = client.describe_collection(settings.collection, timeout=settings.timeout)
-        if not is_owned(desc):
-            raise LoadgenError(f"--recreate refused: collection {settings.collection!r} was not created by loadgen")
-        return None
-    return _check_existing(client, settings)
 
 
 PARSE_ERROR = 65535  # Milvus's code for "cannot parse expression"
@@ -198,6 +146,19 @@ def check_filter(client: MilvusClient, settings: Settings) -> None:
             client.drop_collection(name, timeout=settings.timeout)
 
 
+def _held(client: MilvusClient, settings: Settings, c: ownership.Claim) -> int:
+    """--dataset: the dataset rows an existing collection holds (refuses rows that are not the dataset's)."""
+    if not settings.dataset or c.create:
+        return 0
+    held = held_rows.dataset_rows_held(client, settings, c.name)
+    if not held and not c.owned:  # a user's collection is never filled: nothing to score against
+        raise LoadgenError(
+            f"collection {c.name!r} holds none of the rows of --dataset {settings.dataset} (ids 0..n-1), so its "
+            "recall cannot be scored; drop --dataset or choose another --collection"
+        )
+    return held
+
+
 def check(settings: Settings) -> str:
     """Everything ``prepare`` would refuse, found without writing anything. Returns the server version."""
     index_params(settings)
@@ -206,7 +167,7 @@ def check(settings: Settings) -> str:
     client = connect(settings)
     try:
         version = str(client.get_server_version(timeout=settings.timeout))
-        _inspect(client, settings)
+        _held(client, settings, ownership.claim(client, settings, settings.collection, LAYOUT))
         check_filter(client, settings)
         return version
     except (MilvusException, grpc.RpcError) as exc:
@@ -220,27 +181,29 @@ def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
     idx_params = index_params(settings)
     search_params(settings)  # validate before anything is created
     workload = _workload(settings)  # a bad dataset (missing, corrupt, other dim) touches nothing either
-    target = workload.dataset.count if workload is not None else settings.rows
+    name = settings.collection
     client = connect(settings)
     try:
         version = str(client.get_server_version(timeout=settings.timeout))
-        owned = _inspect(client, settings)
+        c = ownership.claim(client, settings, name, LAYOUT)
+        held = _held(client, settings, c)  # rows that are not the dataset's are refused here, before any write
         check_filter(client, settings)  # before anything is created or filled
-        created = owned is None
-        if created:
-            if client.has_collection(settings.collection, timeout=settings.timeout):  # --recreate of our own
-                client.drop_collection(settings.collection, timeout=settings.timeout)
+        if c.create:
+            ownership.clear_for_create(client, settings, c)
             _create(client, settings, idx_params)
-            owned = True
-        client.load_collection(settings.collection, timeout=max(settings.timeout, 60))
+            ownership.stamp(client, settings, name)
+        client.load_collection(name, timeout=max(settings.timeout, 60))
+        truth_rows = 0
+        if workload is not None:
+            truth_rows = held_rows.truth_rows_for(settings, held, will_fill=c.owned)
+            target = truth_rows or workload.dataset.count
+            if c.owned and held < target:
+                _fill_dataset(client, settings, workload, start=held, progress=progress)
+        elif c.owned and count_rows(client, settings) < settings.rows:
+            _fill(client, settings, start=count_rows(client, settings), progress=progress)
+        readiness.wait_until_indexed(client, settings, name, "vector", owned=c.owned)
         rows = count_rows(client, settings)
-        if owned and rows < target and workload is not None:
-            _fill_dataset(client, settings, workload, start=rows, progress=progress)
-            rows = count_rows(client, settings)
-        elif owned and rows < settings.rows:
-            _fill(client, settings, start=rows, progress=progress)
-            rows = count_rows(client, settings)
-        return Prepared(settings.collection, bool(owned), created, rows, version)
+        return Prepared(name, c.owned, c.create, rows, version, truth_rows)
     except (MilvusException, grpc.RpcError) as exc:
         raise LoadgenError(f"Milvus refused the collection setup: {server_message(exc)}") from None
     finally:
@@ -288,8 +251,8 @@ def _workload(settings: Settings) -> truth.Workload | None:
 def _fill_dataset(
     client: MilvusClient, settings: Settings, workload: truth.Workload, *, start: int, progress: bool
 ) -> None:
-    """Insert the dataset's base vectors start..count-1 as ids start..count-1 (a reused collection's rows are
-    taken to be the same dataset's first rows: pass --recreate after changing --dataset)."""
+    """Insert the dataset's base vectors start..count-1 as ids start..count-1 (a reused collection's rows were
+    checked to be the same dataset's first rows: ``held_rows``)."""
     from tqdm import tqdm
 
     total = workload.dataset.count - start
@@ -306,18 +269,21 @@ def _fill_dataset(
     client.flush(settings.collection, timeout=max(settings.timeout, 120))
 
 
-def drop_if_owned(settings: Settings) -> bool:
-    """Drop the collection only if loadgen created it. Returns True if dropped."""
+def release(settings: Settings, name: str) -> ownership.Released:
+    """The end of a run for the collection ``name`` of any layer: dropped if this run created it (or with
+    --drop-reused), else kept (see ``ownership.decide_release``); logs which, and why."""
     client = connect(settings)
     try:
-        if not client.has_collection(settings.collection, timeout=settings.timeout):
-            return False
-        desc = client.describe_collection(settings.collection, timeout=settings.timeout)
-        if not is_owned(desc):
-            return False
-        client.drop_collection(settings.collection, timeout=settings.timeout)
-        return True
+        out = ownership.release(client, settings, name)
+        # the user's own collections go unmentioned; every drop, and every kept collection of loadgen's, is said
+        (log.debug if out.message.endswith("not created by loadgen") else log.info)("%s", out.message)
+        return out
     except (MilvusException, grpc.RpcError) as exc:
-        raise LoadgenError(f"could not drop {settings.collection!r}: {server_message(exc)}") from None
+        raise LoadgenError(f"could not drop {name!r}: {server_message(exc)}") from None
     finally:
         client.close()
+
+
+def drop_if_owned(settings: Settings) -> bool:
+    """Drop the pymilvus layer's collection if this run created it. Returns True if dropped."""
+    return release(settings, settings.collection).dropped

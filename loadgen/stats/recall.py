@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ class RecallListener(MergedListener):
 
     def __init__(self, environment: Any, out_path: Path | None = None) -> None:
         self.stats: dict[tuple[str, str], RecallStats] = {}
+        # per wall-clock second: [sum, count]. Recall that drifts during a run (searches that ran before the index
+        # was loaded score 1.000 by brute force) shows as a first second unlike the last one
+        self.seconds: dict[tuple[str, str], dict[int, list[float]]] = {}
         super().__init__(environment, out_path)
 
     def _series(self, key: tuple[str, str]) -> RecallStats:
@@ -53,6 +57,16 @@ class RecallListener(MergedListener):
         value = (context or {}).get("recall")
         if exception is None and request_type != "embedding" and isinstance(value, int | float):
             self._series((request_type, name)).add(float(value))
+            self._add_second((request_type, name), int(time.time()), float(value), 1)
+
+    def _add_second(self, key: tuple[str, str], second: int, total: float, count: int) -> None:
+        bucket = self.seconds.setdefault(key, {}).setdefault(second, [0.0, 0])
+        bucket[0] += total
+        bucket[1] += count
+
+    def per_second(self, key: tuple[str, str]) -> list[list[float]]:
+        """[[unix second, searches, mean recall], ...] in time order."""
+        return [[t, c, round(v / c, 6)] for t, (v, c) in sorted(self.seconds.get(key, {}).items()) if c]
 
     def has_data(self) -> bool:
         return any(s.count for s in self.stats.values())
@@ -60,21 +74,32 @@ class RecallListener(MergedListener):
     def to_payload(self) -> dict[str, Any]:
         return {
             "format": PAYLOAD_FORMAT,
-            "series": [{"type": t, "name": n, **s.to_dict()} for (t, n), s in sorted(self.stats.items()) if s.count],
+            "series": [
+                {"type": t, "name": n, **s.to_dict(), "seconds": self._raw_seconds((t, n))}
+                for (t, n), s in sorted(self.stats.items())
+                if s.count
+            ],
         }
+
+    def _raw_seconds(self, key: tuple[str, str]) -> list[list[float]]:
+        return [[second, total, count] for second, (total, count) in self.seconds.get(key, {}).items()]
 
     def merge_payload(self, payload: dict[str, Any]) -> None:
         if payload.get("format") != PAYLOAD_FORMAT:
             raise ValueError(f"not a loadgen recall payload: format {payload.get('format')!r}")
         for item in payload["series"]:
-            self._series((str(item["type"]), str(item["name"]))).merge(RecallStats.from_dict(item))
+            key = (str(item["type"]), str(item["name"]))
+            self._series(key).merge(RecallStats.from_dict(item))
+            for second, total, count in item.get("seconds", []):  # absent from an older worker's payload
+                self._add_second(key, int(second), float(total), int(count))
 
     def reset(self) -> None:
         self.stats = {}
+        self.seconds = {}
 
     def results(self) -> dict[str, Any]:
         rows = [
-            {"type": t, "name": n, **s.summary(), "histogram": s.to_dict()}
+            {"type": t, "name": n, **s.summary(), "histogram": s.to_dict(), "per_second": self.per_second((t, n))}
             for (t, n), s in sorted(self.stats.items(), key=lambda kv: (kv[0][1], kv[0][0]))
             if s.count
         ]

@@ -30,9 +30,11 @@ DEFAULT_CACHE_DIR = "~/.cache/milvus-loadgen/groundtruth"
 
 
 def open_for(settings: Settings) -> Dataset:
-    """The ``--dataset`` of ``settings`` with ``--rows`` applied (0: every base vector; more than it has: all).
+    """The ``--dataset`` of ``settings`` with ``--rows`` applied (0: every base vector; more than it has: all), or
+    the first ``truth_rows`` when the master found a reused collection holding that many of the dataset's rows.
 
     Raises a one-line LoadgenError for a missing or corrupt file, or a dim other than ``--dim``."""
+    rows = settings.truth_rows or settings.rows
     kw: dict[str, Any] = {
         "dim": settings.dim,
         "queries": settings.queries or None,
@@ -40,10 +42,10 @@ def open_for(settings: Settings) -> Dataset:
         "seed": settings.seed,
     }  # no metric: the file's neighbors are for its own (HDF5's distance, else L2); other metrics get computed ones
     if settings.dataset.startswith("synthetic:"):  # generated: --rows is how many to make (0: the default 10000)
-        return open_dataset(settings.dataset, count=settings.rows or None, **kw)
+        return open_dataset(settings.dataset, count=rows or None, **kw)
     dataset = open_dataset(settings.dataset, **kw)
-    if settings.rows and settings.rows < dataset.count:
-        dataset = open_dataset(settings.dataset, count=settings.rows, **kw)
+    if rows and rows < dataset.count:
+        dataset = open_dataset(settings.dataset, count=rows, **kw)
     return dataset
 
 
@@ -137,7 +139,8 @@ def cache_dir_for(settings: Settings) -> Path:
 def workload_for(settings: Settings) -> Workload:
     """The dataset's queries and ground truth, computed once per process (and cached on disk across processes)."""
     key = (
-        settings.dataset, settings.queries, settings.neighbors, settings.rows, settings.dim, settings.seed,
+        settings.dataset, settings.queries, settings.neighbors, settings.rows, settings.truth_rows, settings.dim,
+        settings.seed,
         settings.metric_type, settings.top_k, settings.filter_selectivity, settings.groundtruth_cache,
     )  # fmt: skip
     with _lock:
