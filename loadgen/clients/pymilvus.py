@@ -91,6 +91,11 @@ def _query(s: Store, expr: str) -> Any:
     )  # fmt: skip
 
 
+def _count(s: Store, expr: str) -> Any:
+    return s.client.query(s.name, filter=expr, output_fields=["count(*)"], consistency_level=s.s.consistency_level,
+                          timeout=s.t)  # fmt: skip
+
+
 # ---- outcomes and bookkeeping (untimed) ---------------------------------------------------------------------------
 def _searched(s: Store, inputs: tuple[Any, ...], result: Any) -> Outcome:
     hits = sum(len(h) for h in result)
@@ -99,6 +104,10 @@ def _searched(s: Store, inputs: tuple[Any, ...], result: Any) -> Outcome:
         return Outcome(hits)
     ids = [int(hit["id"]) for hit in result[0]] if len(result) else []
     return Outcome(hits, s.workload.recall(query_index, ids))
+
+
+def _counted(_s: Store, _inputs: tuple[Any, ...], result: Any) -> Outcome:
+    return Outcome(int(result[0]["count(*)"]) if result else 0)  # the rows the server counted
 
 
 def _remember(key: str) -> Any:
@@ -123,6 +132,8 @@ OPERATIONS = table(
               lambda s, ids: s.client.get(s.name, ids=ids, output_fields=["id"], timeout=s.t), async_label="get"),
     Operation("delete", 1, "write", _delete_in, lambda s, ids: s.client.delete(s.name, ids=ids, timeout=s.t),
               outcome=lambda s, i, r: Outcome(int(r["delete_count"])), async_label="delete"),
+    Operation("query_count", 0, "read", lambda s: (s.s.filter,), _count, outcome=_counted,
+              label="query[count]", async_label="query[count]"),
 )  # fmt: skip
 
 
