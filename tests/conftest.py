@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+
+# A test that imports locust in-process (a listener's unit test) must not have it monkey-patch this process after
+# ssl was imported (a RecursionError in ssl, which made such tests depend on the order they ran in). Locust runs of
+# the tests are child processes that set this themselves.
+os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")
 import secrets
 import signal
 import subprocess
