@@ -160,7 +160,7 @@ def test_headless_job_with_two_workers_merges_their_stats(
         [f"{BIN}/loadgen", "k8s", "results", "--log", str(tmp_path / "job.out"), "--out", str(out)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert collected.returncode == 0, collected.stderr
+    assert collected.returncode == 3, collected.stderr  # the Job's own exit code: its check failed
     assert json.loads((out / "results.json").read_text()) == summary and "TOTAL" in collected.stdout
     # both workers contributed, and the master's totals are exactly their sum
     counts = per_worker(pods.stderr("job"))
@@ -245,7 +245,7 @@ def test_job_master_without_workers_gives_up_after_its_wait(pods: Pods) -> None:
     assert "Gave up waiting for workers to connect" in err
     # Locust exits at once (no quitting, so no results): one line says so
     assert "loadgen: error: the run wrote no results (Locust exit code 1)" in err
-    assert json.loads(pods.stdout("job").strip().splitlines()[-1])["totals"]["requests"] == 0
+    assert not pods.stdout("job").strip()  # no summary line: nothing ran
     assert time.monotonic() - start < 90
 
 
