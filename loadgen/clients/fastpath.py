@@ -16,6 +16,7 @@ The library users stay what apps really run; this is an option next to them.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import threading
 import uuid
@@ -124,6 +125,7 @@ def _rows(response: Any) -> int:
 class _FastCommon:
     operations: ClassVar[dict[str, int]] = {"search": 10, "query": 2, "get": 2}
     fanout_op: ClassVar[str] = "search"
+    client: Any  # the library's client: connection, TLS, token, schema; calls bypass it
 
     def __init__(self, settings: Settings) -> None:
         self.s = settings
@@ -153,6 +155,9 @@ class _FastCommon:
         return {"recall": self.req.workload.recall(inputs[1], self.last_ids)}
 
     def _methods(self, channel: Any) -> None:
+        """Search and Query on pymilvus's *raw* channel: its interceptors only add headers, which ``_metadata`` sends
+        itself (in grpc.aio an intercepted call even runs in a task of its own)."""
+
         # request_serializer=None: the bytes go out as they are; _registered_method as generated stubs do (cheaper)
         def method(name: str, response: Any) -> Any:
             return channel.unary_unary(
@@ -163,8 +168,18 @@ class _FastCommon:
         self._search = method("Search", milvus_pb2.SearchResults)
         self._query = method("Query", milvus_pb2.QueryResults)
 
-    def _metadata(self, db_name: str) -> tuple[tuple[str, str], ...]:
-        return (("dbname", db_name),)  # what MilvusClient's CallContext sends, minus a per-call clock reading
+    def _metadata(self, db_name: str) -> tuple[tuple[str, Any], ...]:
+        """The headers MilvusClient sends (its interceptors' and its CallContext's), built once. Left out: the
+        ``identifier`` header (the server's per-client list does not show these calls) and a per-call clock reading."""
+        md: list[tuple[str, Any]] = [("dbname", db_name)]
+        if self.s.milvus_token:  # what pymilvus's authorization interceptor adds
+            md.append(("authorization", base64.b64encode(self.s.milvus_token.encode())))
+        return tuple(md)
+
+    def _pool(self, schema: dict[str, Any]) -> Requests:
+        """The process's pool. Fetching ``schema`` may have yielded (a greenlet, an await): the cache is checked
+        again here, and building has no yield, so 1,000 users starting at once build it once."""
+        return _cached(self.s) or _keep(self.s, Requests(self.s, self.client, schema))
 
     def _searched(self, response: Any) -> int:
         check_status(response.status)
@@ -183,11 +198,9 @@ class FastPymilvusStore(_FastCommon):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.client = MilvusClient(**self.conn)
-        self.req = _cached(settings) or _keep(
-            settings, Requests(settings, self.client, self.client.describe_collection(settings.collection))
-        )  # one pool per process and settings: 1,000 users share it
-        handler = self.client._get_connection()
-        self._methods(handler._final_channel)
+        t = settings.timeout
+        self.req = _cached(settings) or self._pool(self.client.describe_collection(settings.collection, timeout=t))
+        self._methods(self.client._get_connection()._channel)
         self._md = self._metadata(self.client._db_name)
 
     def call(self, op: str, request: bytes, _index: int = 0) -> int:
@@ -215,10 +228,16 @@ class AsyncFastPymilvusStore(_FastCommon):
         await asyncio.wait_for(first, settings.timeout)
         if (req := _cached(settings)) is None:  # built on the loop once per process (tens of ms), then shared
             schema = await self.client.describe_collection(settings.collection, timeout=settings.timeout)
-            req = _keep(settings, Requests(settings, self.client, schema))
+            req = self._pool(schema)
         self.req = req
-        handler = self.client._get_connection()
-        self._methods(handler._final_channel)
+        channel = self.client._get_connection()._async_channel
+        # grpc.aio hands a channel's interceptor list to each method it makes: make ours with none (pymilvus appends
+        # its header interceptors to that list in place, so the list object itself is swapped, then put back)
+        interceptors, channel._unary_unary_interceptors = channel._unary_unary_interceptors, []
+        try:
+            self._methods(channel)
+        finally:
+            channel._unary_unary_interceptors = interceptors
         self._md = self._metadata(self.client._db_name)
         return self
 
