@@ -53,45 +53,19 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     import loadgen.runtime  # noqa: F401  - first: the gevent/asyncio policy
 
     # isort: split
-    import asyncio
-
     import gevent
     from locust import events
     from locust.env import Environment
 
+    from loadgen.clients import fake
     from loadgen.config.settings import add_options
     from loadgen.locust import hooks
-    from loadgen.stats.arrivals import ArrivalStats
-    from loadgen.users.pymilvus import AsyncPymilvusUser
+    from loadgen.users.fake import AsyncFakeUser, FakeUser
+    from loadgen.users.pymilvus import AsyncPymilvusUser, PymilvusUser
 
-    class FakeStore:
-        operations = {"search": 1}  # noqa: RUF012
-        fanout_op = "search"
-
-        @classmethod
-        async def open(cls, settings: Any) -> FakeStore:
-            return cls()
-
-        def inputs(self, op: str) -> tuple[Any, ...]:
-            return ()
-
-        async def call(self, op: str) -> int:
-            await asyncio.sleep(a.fake_ms / 1000.0)
-            return 10
-
-        def done(self, op: str, inputs: tuple[Any, ...], ok: bool) -> None:
-            pass
-
-        def request_name(self, op: str) -> str:
-            return op
-
-        async def close(self) -> None:
-            pass
-
-    class FakeUser(AsyncPymilvusUser):
-        def __init__(self, environment: Any) -> None:
-            super().__init__(environment)
-            self.store_cls = FakeStore
+    fake.DELAY_S = a.fake_ms / 1000.0  # each fake call: an asyncio.sleep on the loop, nothing else
+    if a.switch_interval:  # the interpreter lock's hand-over interval (5 ms by default)
+        sys.setswitchinterval(a.switch_interval)
 
     host = a.host or "http://127.0.0.1:9"  # fake: nothing connects
     parser = argparse.ArgumentParser()
@@ -100,14 +74,11 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     opts += ["--collection", "lg_bench_scale", "--dim", "64", "--rows", "5000", "--keep-data"]
     ns = parser.parse_args(opts)
     ns.headless, ns.autostart, ns.users, ns.total_users = True, False, a.users, a.users
-    user_cls = AsyncPymilvusUser if a.host else FakeUser
+    user_cls = (PymilvusUser if a.sync else AsyncPymilvusUser) if a.host else (FakeUser if a.sync else AsyncFakeUser)
+    kind = user_cls.layer + ("" if a.sync else "-async")
     env = Environment(user_classes=[user_cls], events=events, host=host, parsed_options=ns)
     runner = env.create_local_runner()
-    if a.host:
-        events.init.fire(environment=env, runner=runner, web_ui=None)  # listeners and the collection, as a run does
-    else:
-        hooks.state.arrivals = ArrivalStats(env)
-        hooks._prepare = lambda environment: None  # no collection: nothing connects
+    events.init.fire(environment=env, runner=runner, web_ui=None)  # listeners (and the collection), as a run does
     state = {"on": False}
     rows: list[tuple[float, float, float]] = []
     fails = [0]
@@ -123,7 +94,7 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     events.request.add_listener(on_request)
     runner.start(a.users, spawn_rate=a.users, wait=False)
     gevent.sleep(2.0 + a.users / 500)  # every user connected and its schedule running
-    counts0 = hooks.state.arrivals.of("pymilvus-async").to_dict() if hooks.state.arrivals else {}
+    counts0 = hooks.state.arrivals.of(kind).to_dict() if hooks.state.arrivals else {}
     server0 = server_search_latency(a.metrics) if a.metrics else (0.0, 0.0)
     cpu0, t0 = time.process_time(), time.perf_counter()
     state["on"] = True
@@ -131,7 +102,7 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     state["on"] = False
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
     server1 = server_search_latency(a.metrics) if a.metrics else (0.0, 0.0)
-    counts1 = hooks.state.arrivals.of("pymilvus-async").to_dict() if hooks.state.arrivals else {}
+    counts1 = hooks.state.arrivals.of(kind).to_dict() if hooks.state.arrivals else {}
     runner.quit()
     lat = [r[0] for r in rows]
     n_server = server1[1] - server0[1]
@@ -142,6 +113,8 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
         "queued_p99_ms": _pct([r[1] for r in rows], 0.99),
         "service_mean_ms": statistics.fmean(r[2] for r in rows) if rows else 0.0,
         **{k: counts1.get(k, 0) - counts0.get(k, 0) for k in ("late", "sent", "dropped")},
+        "send_lag_mean_ms": (counts1.get("lag_sum_ms", 0) - counts0.get("lag_sum_ms", 0))
+        / max(counts1.get("sent", 0) - counts0.get("sent", 0), 1),
         "server_mean_ms": (server1[0] - server0[0]) / n_server if n_server else None,
         "cpu_s": cpu, "cpu_share_of_core": cpu / wall, "cpu_us_per_call": cpu / max(len(rows), 1) * 1e6,
     }  # fmt: skip
@@ -158,6 +131,8 @@ def main() -> None:
     ap.add_argument("--label", default="")
     ap.add_argument("--out", default=str(HERE / "out" / "scale.json"))
     ap.add_argument("--child", action="store_true")
+    ap.add_argument("--sync", action="store_true", help="sync users (no asyncio hand-off) instead of async ones")
+    ap.add_argument("--switch-interval", type=float, default=0.0, help="sys.setswitchinterval in the generator")
     a = ap.parse_args()
     if a.child:
         a.users = int(a.users)
@@ -166,17 +141,19 @@ def main() -> None:
     rows = []
     for n in (int(x) for x in a.users.split(",")):
         cmd = [sys.executable, __file__, "--child", "--users", str(n), "--rate", str(a.rate), "--seconds",
-               str(a.seconds), "--fake-ms", str(a.fake_ms), "--host", a.host, "--metrics", a.metrics]  # fmt: skip
+               str(a.seconds), "--fake-ms", str(a.fake_ms), "--host", a.host, "--metrics", a.metrics,
+               "--switch-interval", str(a.switch_interval), *(["--sync"] if a.sync else [])]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120 + a.seconds, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"{n} users failed:\n{proc.stderr[-3000:]}")
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(f"{'users':>6} {'rate':>6} {'mean':>7} {'p50':>7} {'p99':>7} {'queued':>7} {'service':>7} {'server':>7}"
-          f" {'late':>5} {'sent':>5} {'CPU %':>6} {'CPU us/call':>11}")  # fmt: skip
+          f" {'lag':>6} {'late':>5} {'sent':>5} {'CPU %':>6} {'CPU us/call':>11}")  # fmt: skip
     for r in rows:
         server = f"{r['server_mean_ms']:.2f}" if r["server_mean_ms"] is not None else f"({a.fake_ms:g})"
         print(f"{r['users']:>6} {r['achieved_rate']:>6.1f} {r['mean_ms']:>7.2f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
-              f" {r['queued_mean_ms']:>7.2f} {r['service_mean_ms']:>7.2f} {server:>7} {r['late']:>5} {r['sent']:>5}"
+              f" {r['queued_mean_ms']:>7.2f} {r['service_mean_ms']:>7.2f} {server:>7} {r['send_lag_mean_ms']:>6.2f}"
+              f" {r['late']:>5} {r['sent']:>5}"
               f" {100 * r['cpu_share_of_core']:>6.1f} {r['cpu_us_per_call']:>11.0f}")  # fmt: skip
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

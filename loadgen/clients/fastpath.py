@@ -20,7 +20,7 @@ import base64
 import itertools
 import threading
 import uuid
-from typing import Any, ClassVar
+from typing import Any
 
 from pymilvus import AsyncMilvusClient, MilvusClient
 from pymilvus.client import ts_utils
@@ -29,7 +29,7 @@ from pymilvus.client.types import Status
 from pymilvus.client.utils import check_status
 from pymilvus.grpc_gen import milvus_pb2
 
-from loadgen.clients import pymilvus as _pymilvus
+from loadgen.clients.base import Adapter, Operation, Outcome, table
 from loadgen.config.settings import Settings
 from loadgen.milvus import collection
 from loadgen.milvus.collection import search_params
@@ -122,41 +122,29 @@ def _rows(response: Any) -> int:
     return len(field.vectors.float_vector.data) // max(field.vectors.dim, 1)
 
 
-class _FastCommon:
-    operations: ClassVar[dict[str, int]] = {"search": 10, "query": 2, "get": 2}
-    fanout_op: ClassVar[str] = "search"
-    client: Any  # the library's client: connection, TLS, token, schema; calls bypass it
+class Store:
+    """One user's fast path: pymilvus's client for the connection (address, TLS, token, database) and the schema, the
+    process's pool of requests, and Search/Query methods on the client's raw channel."""
 
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.conn: dict[str, Any] = settings.client_kwargs(f"loadgen-fast-{uuid.uuid4().hex}")
-        self.rows = RowFactory(settings.dim, settings.metric_type, settings.seed + next(_instances))
-        self.last_ids: list[int] = []
-        self.req: Requests
-        self._md: tuple[tuple[str, str], ...] = ()
+        self.rows = RowFactory(settings.dim, settings.metric_type, settings.seed + next(_instances))  # picks only
+        self.client: Any = None
+        self.req: Requests | None = None
+        self.md: tuple[tuple[str, Any], ...] = ()
+        self.search: Any = None
+        self.query: Any = None
 
-    def request_name(self, op: str) -> str:
-        return op
+    def pool(self, schema: dict[str, Any]) -> Requests:
+        """The process's pool. Fetching ``schema`` may have yielded (a greenlet, an await): the cache is checked
+        again here, and building has no yield, so 1,000 users starting at once build it once."""
+        return _cached(self.s) or _keep(self.s, Requests(self.s, self.client, schema))
 
-    def inputs(self, op: str) -> tuple[Any, ...]:
-        pool = self.req.search if op == "search" else self.req.query if op == "query" else self.req.get
-        if op not in self.operations:
-            raise ValueError(f"unknown fast-path operation {op!r}")
-        i = int(self.rows.rng.integers(0, len(pool)))
-        return (pool[i], i)
-
-    def done(self, op: str, inputs: tuple[Any, ...], ok: bool) -> None:
-        pass
-
-    def observe(self, op: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
-        """After a successful call: recall@top_k of a dataset search's hits (see loadgen.stats.recall)."""
-        if op != "search" or self.req.workload is None:
-            return {}
-        return {"recall": self.req.workload.recall(inputs[1], self.last_ids)}
-
-    def _methods(self, channel: Any) -> None:
-        """Search and Query on pymilvus's *raw* channel: its interceptors only add headers, which ``_metadata`` sends
-        itself (in grpc.aio an intercepted call even runs in a task of its own)."""
+    def bind(self, channel: Any, db_name: str) -> None:
+        """Search and Query on pymilvus's *raw* channel: its interceptors only add headers, which go along here as
+        metadata built once (in grpc.aio an intercepted call even runs in a task of its own). Left out: the
+        ``identifier`` header (the server's list of clients does not show these calls) and a per-call clock."""
 
         # request_serializer=None: the bytes go out as they are; _registered_method as generated stubs do (cheaper)
         def method(name: str, response: Any) -> Any:
@@ -165,92 +153,121 @@ class _FastCommon:
                 _registered_method=True,
             )  # fmt: skip
 
-        self._search = method("Search", milvus_pb2.SearchResults)
-        self._query = method("Query", milvus_pb2.QueryResults)
-
-    def _metadata(self, db_name: str) -> tuple[tuple[str, Any], ...]:
-        """The headers MilvusClient sends (its interceptors' and its CallContext's), built once. Left out: the
-        ``identifier`` header (the server's per-client list does not show these calls) and a per-call clock reading."""
+        self.search = method("Search", milvus_pb2.SearchResults)
+        self.query = method("Query", milvus_pb2.QueryResults)
         md: list[tuple[str, Any]] = [("dbname", db_name)]
         if self.s.milvus_token:  # what pymilvus's authorization interceptor adds
             md.append(("authorization", base64.b64encode(self.s.milvus_token.encode())))
-        return tuple(md)
+        self.md = tuple(md)
 
-    def _pool(self, schema: dict[str, Any]) -> Requests:
-        """The process's pool. Fetching ``schema`` may have yielded (a greenlet, an await): the cache is checked
-        again here, and building has no yield, so 1,000 users starting at once build it once."""
-        return _cached(self.s) or _keep(self.s, Requests(self.s, self.client, schema))
 
-    def _searched(self, response: Any) -> int:
+# ---- inputs (untimed): a prebuilt request, picked at random, and its index (the query's, for recall) ---------------
+def _pick(name: str) -> Any:
+    def inputs(st: Store) -> tuple[Any, ...]:
+        assert st.req is not None
+        pool: list[bytes] = getattr(st.req, name)
+        i = int(st.rows.rng.integers(0, len(pool)))
+        return (pool[i], i)
+
+    return inputs
+
+
+# ---- calls (timed): the bytes out, the answer parsed by grpc, its status checked as MilvusClient checks it ---------
+def _search(st: Store, request: bytes, _i: int) -> Any:
+    response = st.search(request, timeout=st.s.timeout, metadata=st.md)
+    check_status(response.status)
+    return response
+
+
+async def _asearch(st: Store, request: bytes, _i: int) -> Any:
+    response = await st.search(request, timeout=st.s.timeout, metadata=st.md)
+    check_status(response.status)
+    return response
+
+
+def _query(st: Store, request: bytes, _i: int) -> Any:
+    return _queried(st.query(request, timeout=st.s.timeout, metadata=st.md))
+
+
+async def _aquery(st: Store, request: bytes, _i: int) -> Any:
+    return _queried(await st.query(request, timeout=st.s.timeout, metadata=st.md))
+
+
+def _queried(response: Any) -> Any:
+    if Status.EMPTY_COLLECTION not in (response.status.code, response.status.error_code):
         check_status(response.status)
-        self.last_ids = _hits(response)
-        return len(self.last_ids)
-
-    @staticmethod
-    def _queried(response: Any) -> int:
-        if Status.EMPTY_COLLECTION in (response.status.code, response.status.error_code):
-            return 0
-        check_status(response.status)
-        return _rows(response)
+    return response
 
 
-class FastPymilvusStore(_FastCommon):
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.client = MilvusClient(**self.conn)
-        t = settings.timeout
-        self.req = _cached(settings) or self._pool(self.client.describe_collection(settings.collection, timeout=t))
-        self._methods(self.client._get_connection()._channel)
-        self._md = self._metadata(self.client._db_name)
-
-    def call(self, op: str, request: bytes, _index: int = 0) -> int:
-        if op == "search":
-            return self._searched(self._search(request, timeout=self.s.timeout, metadata=self._md))
-        return self._queried(self._query(request, timeout=self.s.timeout, metadata=self._md))
-
-    def close(self) -> None:
-        self.client.close()
+# ---- outcomes (untimed): only what is measured --------------------------------------------------------------------
+def _searched(st: Store, inputs: tuple[Any, ...], response: Any) -> Outcome:
+    ids = _hits(response)
+    if st.req is None or st.req.workload is None:
+        return Outcome(len(ids))
+    return Outcome(len(ids), st.req.workload.recall(inputs[1], ids))
 
 
-class AsyncFastPymilvusStore(_FastCommon):
-    """Construct on the running loop (``await AsyncFastPymilvusStore.open(settings)``), like ``AsyncMilvusClient``."""
-
-    client: AsyncMilvusClient
-
-    @classmethod
-    async def open(cls, settings: Settings) -> AsyncFastPymilvusStore:
-        import asyncio
-
-        self = cls(settings)
-        self.client = AsyncMilvusClient(**self.conn)
-        # AsyncMilvusClient connects on its first call, and that handshake has no deadline: make it here, bounded
-        first = self.client.has_collection(settings.collection, timeout=settings.timeout)
-        await asyncio.wait_for(first, settings.timeout)
-        if (req := _cached(settings)) is None:  # built on the loop once per process (tens of ms), then shared
-            schema = await self.client.describe_collection(settings.collection, timeout=settings.timeout)
-            req = self._pool(schema)
-        self.req = req
-        channel = self.client._get_connection()._async_channel
-        # grpc.aio hands a channel's interceptor list to each method it makes: make ours with none (pymilvus appends
-        # its header interceptors to that list in place, so the list object itself is swapped, then put back)
-        interceptors, channel._unary_unary_interceptors = channel._unary_unary_interceptors, []
-        try:
-            self._methods(channel)
-        finally:
-            channel._unary_unary_interceptors = interceptors
-        self._md = self._metadata(self.client._db_name)
-        return self
-
-    async def call(self, op: str, request: bytes, _index: int = 0) -> int:
-        if op == "search":
-            return self._searched(await self._search(request, timeout=self.s.timeout, metadata=self._md))
-        return self._queried(await self._query(request, timeout=self.s.timeout, metadata=self._md))
-
-    async def close(self) -> None:
-        await self.client.close()
+OPERATIONS = table(
+    Operation("search", 10, "read", _pick("search"), _search, _asearch, outcome=_searched, search=True,
+              async_label="search"),
+    Operation("query", 2, "read", _pick("query"), _query, _aquery, outcome=lambda st, i, r: Outcome(_rows(r)),
+              async_label="query"),
+    Operation("get", 2, "read", _pick("get"), _query, _aquery, outcome=lambda st, i, r: Outcome(_rows(r)),
+              async_label="get"),
+)  # fmt: skip
 
 
-# the same collection as the pymilvus layer: the master prepares (and drops) it through that adapter
-prepare = _pymilvus.prepare
-drop = _pymilvus.drop
-__all__ = ["AsyncFastPymilvusStore", "FastPymilvusStore", "collection", "drop", "prepare"]
+# ---- the store's life -------------------------------------------------------------------------------------------
+def _open(settings: Settings, use_async: bool) -> Store:
+    st = Store(settings)
+    if not use_async:
+        st.client = MilvusClient(**st.conn)
+        if (req := _cached(settings)) is None:
+            req = st.pool(st.client.describe_collection(settings.collection, timeout=settings.timeout))
+        st.req = req
+        st.bind(st.client._get_connection()._channel, st.client._db_name)
+    return st
+
+
+async def _attach(st: Store) -> None:
+    """On the loop: the async client (pymilvus binds it to the running loop), its bounded handshake, the pool
+    (built here once per process: tens of ms, then shared) and the methods, made without the channel's
+    interceptors (grpc.aio hands a channel's interceptor list to each method it makes; pymilvus appends its header
+    interceptors to that list in place, so the list object itself is swapped for the moment, then put back)."""
+    import asyncio
+
+    s = st.s
+    st.client = AsyncMilvusClient(**st.conn)
+    await asyncio.wait_for(st.client.has_collection(s.collection, timeout=s.timeout), s.timeout)
+    if (req := _cached(s)) is None:
+        req = st.pool(await st.client.describe_collection(s.collection, timeout=s.timeout))
+    st.req = req
+    channel = st.client._get_connection()._async_channel
+    interceptors, channel._unary_unary_interceptors = channel._unary_unary_interceptors, []
+    try:
+        st.bind(channel, st.client._db_name)
+    finally:
+        channel._unary_unary_interceptors = interceptors
+
+
+def _close(st: Store) -> None:
+    if st.client is not None:
+        st.client.close()
+
+
+async def _aclose(st: Store) -> None:
+    if st.client is not None:
+        await st.client.close()
+
+
+ADAPTER = Adapter(
+    layer="pymilvus-fast",
+    operations=OPERATIONS,
+    open=_open,
+    close=_close,
+    attach=_attach,
+    aclose=_aclose,
+    # the pymilvus layer's collection: prepared (and dropped) the same way
+    prepare=lambda settings, *, progress: collection.prepare(settings, progress=progress),
+    drop=collection.drop_if_owned,
+)

@@ -4,7 +4,10 @@ server, where the generator's CPU per call decides how many workers a test needs
 
 from __future__ import annotations
 
+from loadgen import clients
 from loadgen.users.base import StoreUser
+
+clients.register("pymilvus-fast", "loadgen.clients.fastpath")
 
 
 class FastPymilvusUser(StoreUser):

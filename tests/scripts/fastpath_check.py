@@ -19,7 +19,7 @@ from locust.env import Environment
 from pymilvus import MilvusClient
 from pymilvus.grpc_gen import milvus_pb2
 
-from loadgen.clients.fastpath import AsyncFastPymilvusStore, FastPymilvusStore
+from loadgen.clients.fastpath import ADAPTER, OPERATIONS, _hits
 from loadgen.config.settings import Settings, add_options
 from loadgen.locust import hooks
 from loadgen.milvus import collection
@@ -64,11 +64,19 @@ def reference_rows(s: Settings, request: bytes) -> int:
 
 
 def fast_ids(store: Any, run: Any) -> tuple[list[list[int]], list[int]]:
-    ids, counts = [], []
+    """Pool query i through the search operation: its ids, and the hit count its outcome reports."""
+    op, ids, counts = OPERATIONS["search"], [], []
     for i in range(QUERIES):
-        counts.append(run(store.call("search", store.req.search[i], i)))
-        ids.append(list(store.last_ids))
+        inputs = (store.req.search[i], i)
+        response = run(op, store, inputs)
+        ids.append(_hits(response))
+        counts.append(op.outcome(store, inputs, response).length)
     return ids, counts
+
+
+def rows(name: str, store: Any, request: bytes, run: Any) -> int:
+    op = OPERATIONS[name]
+    return op.outcome(store, (request, 0), run(op, store, (request, 0))).length
 
 
 def user_failure(user_cls: type, s: Settings) -> list[dict[str, Any]]:
@@ -83,11 +91,11 @@ def user_failure(user_cls: type, s: Settings) -> list[dict[str, Any]]:
     events.request.add_listener(on_request)
     try:
         user = user_cls(env)
-        user.store = user._open_store()
+        user.on_start()
         try:
             user.run_op("search")
         finally:
-            user._close_store(user.store)
+            user.on_stop()
     finally:
         events.request.remove_listener(on_request)
         hooks.state.settings = None
@@ -99,22 +107,24 @@ def main() -> None:
     s = settings(uri)
     collection.prepare(s, progress=False)
     out: dict[str, Any] = {}
-    sync = FastPymilvusStore(s)
+    call = lambda op, st, inputs: op.call(st, *inputs)  # noqa: E731
+    acall = lambda op, st, inputs: bridge.run(op.async_call(st, *inputs), 15)  # noqa: E731
+    sync = ADAPTER.open(s, False)
     try:
-        vectors = sync.req.vectors[:QUERIES]
-        out["reference"] = reference_ids(s, vectors)
-        out["sync"], out["sync_counts"] = fast_ids(sync, lambda n: n)
-        out["sync_query"] = [sync.call("query", sync.req.query[0]), reference_rows(s, sync.req.query[0])]
-        out["sync_get"] = [sync.call("get", sync.req.get[0]), reference_rows(s, sync.req.get[0])]
+        out["reference"] = reference_ids(s, sync.req.vectors[:QUERIES])
+        out["sync"], out["sync_counts"] = fast_ids(sync, call)
+        out["sync_query"] = [rows("query", sync, sync.req.query[0], call), reference_rows(s, sync.req.query[0])]
+        out["sync_get"] = [rows("get", sync, sync.req.get[0], call), reference_rows(s, sync.req.get[0])]
     finally:
-        sync.close()
-    astore = bridge.run(AsyncFastPymilvusStore.open(s), 15)
+        ADAPTER.close(sync)
+    astore = ADAPTER.open(s, True)
+    bridge.run(ADAPTER.attach(astore), 15)
     try:
-        out["async"], out["async_counts"] = fast_ids(astore, lambda coro: bridge.run(coro, 15))
-        out["async_query"] = bridge.run(astore.call("query", astore.req.query[0]), 15)
-        out["async_get"] = bridge.run(astore.call("get", astore.req.get[0]), 15)
+        out["async"], out["async_counts"] = fast_ids(astore, acall)
+        out["async_query"] = rows("query", astore, astore.req.query[0], acall)
+        out["async_get"] = rows("get", astore, astore.req.get[0], acall)
     finally:
-        bridge.run(astore.close(), 15)
+        bridge.run(ADAPTER.aclose(astore), 15)
     # wrong dimension: the collection has 16, these requests carry 8-dim vectors (settings made to disagree)
     wrong = settings(uri, "--dim", "8")
     out["failures"] = {
