@@ -258,7 +258,7 @@ def measure(host: str, paths: list[str], inflight: list[int], seconds: float, ro
             for p in order:
                 raw[p][n].append(run_child(p, host, n, seconds))
                 print(f"round {r + 1} x{n} {p}: {raw[p][n][-1]['cpu_us_per_call']:.0f} us/call", file=sys.stderr)
-    return {"rounds": raw, "table": table(raw, paths, inflight)}
+    return {"runs": raw, "table": table(raw, paths, inflight)}
 
 
 def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[dict[str, Any]]:
@@ -268,12 +268,13 @@ def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[di
             runs = raw[p][n]
             med = {k: statistics.median(x[k] for x in runs) for k in ("cpu_us_per_call", "qps", "p50_ms", "mean_ms")}
             row: dict[str, Any] = {"path": p, "inflight": n, **med, "hits_per_call": runs[0]["hits_per_call"]}
-            for base in ("client", "grpc"):
+            twin = {"fast-sync": "user-sync", "fast-async": "user-async"}.get(p, "")
+            for base, key in (("client", "client"), ("grpc", "grpc"), (twin, "user")):
                 if base in raw:  # the same round's base: ratios measured side by side
-                    row[f"cpu_vs_{base}"] = statistics.median(
+                    row[f"cpu_vs_{key}"] = statistics.median(
                         a["cpu_us_per_call"] / b["cpu_us_per_call"] for a, b in zip(runs, raw[base][n], strict=True)
                     )
-                    row[f"qps_vs_{base}"] = statistics.median(
+                    row[f"qps_vs_{key}"] = statistics.median(
                         a["qps"] / b["qps"] for a, b in zip(runs, raw[base][n], strict=True)
                     )
             rows.append(row)
@@ -282,13 +283,14 @@ def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[di
 
 def render(rows: list[dict[str, Any]]) -> str:
     head = f"{'in flight':>9} {'path':<12} {'CPU us/call':>11} {'QPS':>7} {'p50 ms':>7} {'mean ms':>8} {'hits':>5}"
-    head += f" {'CPU/client':>10} {'CPU/grpc':>8} {'QPS/client':>10}"
+    head += f" {'CPU/client':>10} {'CPU/grpc':>8} {'QPS/client':>10} {'CPU/user':>8}"
     lines = [head]
     for r in rows:
         lines.append(
             f"{r['inflight']:>9} {r['path']:<12} {r['cpu_us_per_call']:>11.0f} {r['qps']:>7.0f} {r['p50_ms']:>7.2f}"
             f" {r['mean_ms']:>8.2f} {r['hits_per_call']:>5.1f} {r.get('cpu_vs_client', 0):>10.2f}"
             f" {r.get('cpu_vs_grpc', 0):>8.2f} {r.get('qps_vs_client', 0):>10.2f}"
+            + (f" {r['cpu_vs_user']:>8.2f}" if "cpu_vs_user" in r else "")
         )
     return "\n".join(lines)
 
