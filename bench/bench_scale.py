@@ -49,6 +49,41 @@ def server_search_latency(metrics_url: str) -> tuple[float, float]:
     return total, count
 
 
+def loop_floor(a: argparse.Namespace) -> dict[str, Any]:
+    """The design floor for async users' open model: the schedule itself on the asyncio loop (one task per process,
+    the fake call started there), no greenlet and no hand-off per send. No Locust: what the loop alone costs."""
+    import asyncio
+
+    from loadgen.workload.arrival_rate import LATE_MS, Pacer
+
+    async def run() -> dict[str, Any]:
+        lat: list[float] = []
+        late = [0]
+
+        async def call(intended: float) -> None:
+            await asyncio.sleep(a.fake_ms / 1000.0)
+            lat.append((time.perf_counter() - intended) * 1000.0)
+
+        pacer = Pacer(a.rate, start=time.perf_counter() + 1.0)
+        end = pacer.start + a.seconds
+        cpu0 = time.process_time()
+        tasks = set()
+        while time.perf_counter() < end:
+            for intended in pacer.due(time.perf_counter()):
+                late[0] += (time.perf_counter() - intended) * 1000.0 > LATE_MS
+                task = asyncio.get_running_loop().create_task(call(intended))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await asyncio.sleep(max(pacer.next_due - time.perf_counter(), 0.0))
+        cpu = time.process_time() - cpu0
+        await asyncio.gather(*tasks)
+        per_call = cpu / max(len(lat), 1) * 1e6
+        return {"users": "loop", "calls": len(lat), "mean_ms": statistics.fmean(lat), "p50_ms": _pct(lat, 0.5),
+                "p99_ms": _pct(lat, 0.99), "late": late[0], "cpu_us_per_call": per_call}  # fmt: skip
+
+    return asyncio.run(run())
+
+
 def child(a: argparse.Namespace) -> dict[str, Any]:
     import loadgen.runtime  # noqa: F401  - first: the gevent/asyncio policy
 
@@ -131,9 +166,13 @@ def main() -> None:
     ap.add_argument("--label", default="")
     ap.add_argument("--out", default=str(HERE / "out" / "scale.json"))
     ap.add_argument("--child", action="store_true")
+    ap.add_argument("--loop-floor", action="store_true", help="the schedule on the asyncio loop itself (no Locust)")
     ap.add_argument("--sync", action="store_true", help="sync users (no asyncio hand-off) instead of async ones")
     ap.add_argument("--switch-interval", type=float, default=0.0, help="sys.setswitchinterval in the generator")
     a = ap.parse_args()
+    if a.loop_floor:
+        print(json.dumps(loop_floor(a)))
+        return
     if a.child:
         a.users = int(a.users)
         print(json.dumps(child(a)))
