@@ -1,7 +1,7 @@
 """The fast path: pymilvus's own gRPC channel, each query's request built once, the method called directly.
 
 In the spirit of Locust's ``FastHttpUser`` beside ``HttpUser``: for capacity tests of the *server*, where the client's
-own cost decides how many generator pods a test needs. A ``MilvusClient.search`` call spends about a third of its
+own cost decides how many generator pods a test needs. A ``MilvusClient.search`` call spends a third to a half of its
 client CPU in pymilvus (checking arguments, building the ``SearchRequest``, turning the answer into lists of dicts;
 see bench/bench_cost.py). Here a pool of requests is built once per process with pymilvus's own ``Prepare`` (so the
 bytes on the wire are what ``MilvusClient`` would send, consistency level and guarantee timestamp included) and kept
