@@ -64,6 +64,25 @@ from loadgen.errors import CallTimeout  # noqa: E402
 T = TypeVar("T")
 
 
+class _Loop(asyncio.SelectorEventLoop):
+    """The asyncio loop, woken through a self-pipe of *unpatched* sockets.
+
+    ``SelectorEventLoop`` makes its self-pipe with ``socket.socketpair()``, which ``patch_all`` turned into gevent
+    sockets: every ``call_soon_threadsafe`` from a greenlet (one per async call) then went through gevent's Python
+    socket layer (py-spy: ~200 us per call of one user, bench/bench_cost.py). ``_socket`` objects have the few
+    methods asyncio uses on it (setblocking, fileno, send, recv, close).
+    """
+
+    def _make_self_pipe(self) -> None:
+        import _socket
+
+        self._ssock, self._csock = _socket.socketpair()
+        self._ssock.setblocking(False)
+        self._csock.setblocking(False)
+        self._internal_fds += 1  # type: ignore[attr-defined]
+        self._add_reader(self._ssock.fileno(), self._read_from_self)  # type: ignore[attr-defined]
+
+
 class AsyncBridge:
     """One asyncio loop per process, in a real thread, started lazily (after any ``--processes`` fork)."""
 
@@ -83,7 +102,7 @@ class AsyncBridge:
 
     def _start(self) -> None:
         selector_cls = gevent.monkey.get_original("selectors", "EpollSelector")
-        loop = asyncio.SelectorEventLoop(selector_cls())
+        loop = _Loop(selector_cls())
         ready = threading.Event()  # threads are unpatched: this is a real OS event
 
         def run() -> None:

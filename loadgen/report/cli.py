@@ -34,6 +34,12 @@ def add_parser(sub: Any) -> None:
     size.add_argument("--headroom", type=float, default=sizing.DEFAULT_HEADROOM, help="share of capacity kept free")
     size.add_argument("--assume-efficiency", type=float, default=sizing.DEFAULT_EFFICIENCY,
                       help="replica scaling efficiency when only one replica count was measured")  # fmt: skip
+    size.add_argument(
+        "--generator-cpu-us",
+        type=float,
+        help="client CPU per call, microseconds (bench/bench_cost.py): size the load generator too",
+    )
+    size.add_argument("--pod-cpu", type=float, default=1.0, help="CPU request of one generator pod, in cores")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -44,6 +50,8 @@ def _check(args: argparse.Namespace) -> None:
         ("--max-error-rate", args.max_error_rate, 0.0, 1.0, True),
         ("--headroom", args.headroom, 0.0, 0.95, True),
         ("--assume-efficiency", args.assume_efficiency, 0.0, 1.0, False),
+        ("--generator-cpu-us", args.generator_cpu_us, 0.0, float("inf"), False),
+        ("--pod-cpu", args.pod_cpu, 0.0, float("inf"), False),
     )
     for name, value, lo, hi, lo_ok in bounds:
         if value is not None and not (lo <= value <= hi and (lo_ok or value > lo)):
@@ -106,6 +114,10 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             index_params=params, headroom=args.headroom, assumed_efficiency=args.assume_efficiency,
             measured_shape=shape,
         )  # fmt: skip
+        if args.generator_cpu_us is not None:  # issue 17: the generator's own processes and pods
+            report["sizing"]["generator"] = sizing.generator(
+                args.target_qps, args.generator_cpu_us, pod_cpu=args.pod_cpu, headroom=args.headroom
+            )
     if base:
         report["diff"] = diff.diff(base, runs)
     return report
@@ -137,5 +149,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{c['type']} {c['name']} ({c['processes']}w): peak {c['peak_qps']:.1f} req/s{knee}{slo}")
     for r in report.get("sizing", {}).get("rows", []):
         print(f"sizing {r['operation']}: {r['replicas']} replica(s) for {report['sizing']['target_qps']:g} QPS")
+    if g := report.get("sizing", {}).get("generator"):
+        print(
+            f"sizing load generator: {g['processes']} worker process(es) in {g['pods']} pod(s) of {g['pod_cpu']:g} CPU"
+        )
     print(f"report: {out / 'report.html'}  summary: {out / 'report.md'}  data: {out / 'report.json'}")
     return 0

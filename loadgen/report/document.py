@@ -134,6 +134,12 @@ def _sizing_section(s: dict[str, Any]) -> Section:
         ("index", "memory per replica", "formula"),
         [(x["index"], _bytes(x["bytes_per_replica"]), x["formula"]) for x in s["memory_other_indexes"]],
     ))  # fmt: skip
+    if g := s.get("generator"):
+        sec.text.append(
+            f"Load generator: {g['processes']} worker process(es) in {g['pods']} pod(s) of {g['pod_cpu']:g} CPU "
+            f"({g['cpu_us_per_call']:g} us of client CPU per call, {g['qps_per_process']:,.0f} QPS per process "
+            f"at {1 - g['headroom']:.0%} of its core): {g['formula']}."
+        )
     return sec
 
 

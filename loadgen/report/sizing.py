@@ -181,3 +181,41 @@ def plan(
             "measured QPS is what this load generator reached: if its own CPU was busy, the server may do more",
         ],
     }
+
+
+# ---- the generator's own size (issue 17) ---------------------------------------------------------------------------
+# One Python worker process holds the interpreter lock for its request handling: about one core is what it can use,
+# whatever the pod offers. bench/bench_cost.py measures the client CPU per call of each client path.
+PROCESS_CORES = 1.0
+
+
+def generator(
+    target_qps: float, cpu_us_per_call: float, *, pod_cpu: float = 1.0, headroom: float = DEFAULT_HEADROOM
+) -> dict[str, Any]:
+    """Worker processes and pods that drive ``target_qps`` when one call costs the generator ``cpu_us_per_call``
+    microseconds of CPU (all its threads). A process gets ``min(pod_cpu, 1)`` core and runs at (1 - headroom) of it,
+    so the schedule stays on time; a pod of ``pod_cpu`` cores runs ``max(1, floor(pod_cpu))`` processes."""
+    if target_qps <= 0 or cpu_us_per_call <= 0 or pod_cpu <= 0:
+        raise ValueError("target QPS, CPU per call and pod CPU must be positive")
+    if not 0.0 <= headroom < 1.0:
+        raise ValueError("headroom must be in [0, 1)")
+    cores_per_process = min(pod_cpu, PROCESS_CORES)
+    qps_per_process = cores_per_process * (1.0 - headroom) / (cpu_us_per_call * 1e-6)
+    processes = max(1, math.ceil(target_qps / qps_per_process - 1e-9))
+    per_pod = max(1, math.floor(pod_cpu + 1e-9))
+    pods = math.ceil(processes / per_pod)
+    return {
+        "target_qps": target_qps,
+        "cpu_us_per_call": cpu_us_per_call,
+        "cores_needed": target_qps * cpu_us_per_call * 1e-6,
+        "qps_per_process": qps_per_process,
+        "processes": processes,
+        "pod_cpu": pod_cpu,
+        "processes_per_pod": per_pod,
+        "pods": pods,
+        "headroom": headroom,
+        "formula": (
+            f"processes = ceil({target_qps:g} QPS x {cpu_us_per_call:g} us / ({cores_per_process:g} core x "
+            f"{1 - headroom:g})); pods = ceil(processes / {per_pod})"
+        ),
+    }

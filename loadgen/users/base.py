@@ -157,7 +157,9 @@ class StoreUser(User):
         keep(gevent.spawn(guarded))
 
     def _run_schedule(self, rate: float, pick: Callable[[], str], kind: str, stream_op: str = "") -> None:
-        pacer = Pacer(rate, process=self.settings.arrival_process, seed=self._rng.randrange(1 << 30))
+        # users start together: each schedule gets a phase of its own, or their sends bunch up (bench/bench_scale.py)
+        seed, phase = self._rng.randrange(1 << 30), self._rng.random()
+        pacer = Pacer(rate, process=self.settings.arrival_process, seed=seed, phase=phase)
         wall_offset = time.time() - time.perf_counter()
         counts = self._counts(kind)
         if counts is not None:

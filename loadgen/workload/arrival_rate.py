@@ -31,16 +31,24 @@ class Pacer:
 
     ``uniform``: evenly spaced, so a count over a window is exact; ``poisson``: exponential gaps with mean 1/rate
     (independent arrivals, as from many clients), seeded.
+
+    ``phase`` (in [0, 1)) moves the first slot ``phase / rate`` after ``start``. Users that start together must each
+    get their own: without it 1,000 users at 0.15/s each (150/s in all) all sent at once every 6.7 s, bursts of
+    1,000 that no rate of 150/s would make (bench/bench_scale.py).
     """
 
-    def __init__(self, rate: float, *, process: str = "uniform", seed: int = 0, start: float | None = None) -> None:
+    def __init__(
+        self, rate: float, *, process: str = "uniform", seed: int = 0, start: float | None = None, phase: float = 0.0
+    ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
         if process not in PROCESSES:
             raise ValueError(f"unknown arrival process {process!r}")
         self.rate = rate
         self.process = process
-        self.start = time.perf_counter() if start is None else start
+        if not 0.0 <= phase < 1.0:
+            raise ValueError(f"phase must be in [0, 1), got {phase}")
+        self.start = (time.perf_counter() if start is None else start) + phase / rate
         self._rng = random.Random(seed)
         self.sent = 0  # schedule slots handed out so far
         self._next = self.start

@@ -1,0 +1,328 @@
+"""What one search costs the generator: client CPU microseconds per call and latency, per client path, side by side.
+
+    python bench/bench_cost.py [--host URI] [--inflight 1,10,100] [--seconds 3] [--rounds 3] [--paths a,b]
+
+On one Milvus (embedded unless --host; 20k x 64 HNSW, k=10, consistency Bounded) and in one run, each path runs in a
+child process of its own, at each number of calls in flight, for ``--seconds`` after a warm-up; rounds alternate
+the order of the paths so drift on a shared machine lands on all of them. CPU is the child's process time (every
+thread: grpc's, the asyncio loop's) over the window divided by the calls completed in it.
+
+Paths:
+- ``grpc``: the floor. ``SearchRequest``s built once (pymilvus's ``Prepare``), ``MilvusServiceStub.Search`` called
+  directly on pymilvus's channel; N OS threads, no gevent.
+- ``client``: a bare ``MilvusClient.search`` loop, N OS threads, no gevent.
+- ``user-sync`` / ``user-async``: N ``PymilvusUser`` / ``AsyncPymilvusUser`` in a Locust local runner, loadgen's
+  listeners attached as in a real run (``events.init``), task ``search`` only.
+- ``fast-sync`` / ``fast-async``: the same with ``FastPymilvusUser`` / ``AsyncFastPymilvusUser``.
+- ``loop-gevent``: a bare ``MilvusClient.search`` loop in N greenlets under loadgen's gevent policy (the users'
+  runtime, without Locust): where the gevent integration's own cost shows.
+
+Prints a table and writes bench/out/cost.json. Ratios are per round (same round, same machine state), then medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+COLLECTION = "lg_bench_cost"
+OPTIONS = [
+    "--collection", COLLECTION, "--dim", "64", "--rows", "20000", "--index-type", "HNSW", "--top-k", "10",
+    "--consistency-level", "Bounded", "--weights", "search=1,fanout=0", "--keep-data",
+]  # fmt: skip
+PATHS = ("grpc", "client", "loop-gevent", "user-sync", "user-async", "fast-sync", "fast-async")
+USERS = {
+    "user-sync": ("loadgen.users.pymilvus", "PymilvusUser", "pymilvus"),
+    "user-async": ("loadgen.users.pymilvus", "AsyncPymilvusUser", "pymilvus-async"),
+    "fast-sync": ("loadgen.users.fastpath", "FastPymilvusUser", "pymilvus-fast"),
+    "fast-async": ("loadgen.users.fastpath", "AsyncFastPymilvusUser", "pymilvus-fast-async"),
+}
+
+
+# ---- the child: one path, one concurrency, one window ----------------------------------------------------------
+def _summary(lat_ms: list[float], calls: int, cpu_s: float, wall_s: float, hits: int) -> dict[str, Any]:
+    lat = sorted(lat_ms)
+    pick = lambda q: lat[min(int(q * len(lat)), len(lat) - 1)] if lat else 0.0  # noqa: E731
+    return {
+        "calls": calls, "wall_s": wall_s, "cpu_s": cpu_s, "qps": calls / wall_s,
+        "cpu_us_per_call": cpu_s / max(calls, 1) * 1e6, "mean_ms": statistics.fmean(lat) if lat else 0.0,
+        "p50_ms": pick(0.5), "p99_ms": pick(0.99), "hits_per_call": hits / max(calls, 1),
+    }  # fmt: skip
+
+
+def _settings(host: str) -> Any:
+    from loadgen.config.settings import Settings, add_options
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, locust=False)
+    return Settings.from_options(parser.parse_args(OPTIONS), host)
+
+
+def _threads_loop(path: str, host: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
+    """grpc / client: N OS threads, no gevent."""
+    import threading
+
+    import numpy as np
+    from pymilvus import MilvusClient
+
+    from loadgen.clients.fastpath import POOL, Requests
+    from loadgen.milvus.collection import search_params
+
+    s = _settings(host)
+    vectors = (np.random.default_rng(1).random((POOL, s.dim), dtype=np.float32) - 0.5).tolist()
+    param = {"metric_type": s.metric_type, "params": search_params(s)}
+    state = {"on": False, "stop": False}
+    lat: list[float] = []
+    counts = [0, 0]  # calls, hits (in the window)
+    lock = threading.Lock()
+    clients = [MilvusClient(uri=host, timeout=s.timeout, alias=f"cost-{i}-{os.getpid()}") for i in range(n)]
+    if path == "grpc":
+        from pymilvus.grpc_gen import milvus_pb2
+
+        def build(v: list[float]) -> Any:  # pymilvus's own request, parsed back: a SearchRequest object, built once
+            return milvus_pb2.SearchRequest.FromString(Requests._search(s, param, [v]))
+
+        built = [build(v) for v in vectors]
+
+    def worker(i: int) -> None:
+        c = clients[i]
+        stub = c._get_connection()._stub
+        md = (("dbname", ""),)
+        k = i
+        while not state["stop"]:
+            k = (k + 1) % POOL
+            t0 = time.perf_counter()
+            if path == "grpc":
+                r = stub.Search(built[k], timeout=s.timeout, metadata=md)
+                hits = len(r.results.ids.int_id.data)
+            else:
+                res = c.search(s.collection, data=[vectors[k]], limit=s.top_k, search_params=param,
+                               consistency_level=s.consistency_level, timeout=s.timeout)  # fmt: skip
+                hits = sum(len(h) for h in res)
+            dt = (time.perf_counter() - t0) * 1000.0
+            if state["on"]:
+                with lock:
+                    lat.append(dt)
+                    counts[0] += 1
+                    counts[1] += hits
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    time.sleep(warmup)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    state["on"] = True
+    time.sleep(seconds)
+    state["on"] = False
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    state["stop"] = True
+    for t in threads:
+        t.join(s.timeout + 1)
+    for c in clients:
+        c.close()
+    return _summary(lat, counts[0], cpu, wall, counts[1])
+
+
+def _gevent_loop(host: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
+    """loop-gevent: N greenlets calling MilvusClient.search under loadgen's runtime (no Locust)."""
+    import loadgen.runtime  # noqa: F401
+
+    # isort: split
+    import gevent
+    import numpy as np
+    from pymilvus import MilvusClient
+
+    from loadgen.clients.fastpath import POOL
+    from loadgen.milvus.collection import search_params
+
+    s = _settings(host)
+    vectors = (np.random.default_rng(1).random((POOL, s.dim), dtype=np.float32) - 0.5).tolist()
+    param = {"metric_type": s.metric_type, "params": search_params(s)}
+    state = {"on": False, "stop": False}
+    lat: list[float] = []
+    counts = [0, 0]
+
+    def worker(i: int) -> None:
+        c = MilvusClient(uri=host, timeout=s.timeout, alias=f"cost-g{i}-{os.getpid()}")
+        k = i
+        while not state["stop"]:
+            k = (k + 1) % POOL
+            t0 = time.perf_counter()
+            res = c.search(s.collection, data=[vectors[k]], limit=s.top_k, search_params=param,
+                           consistency_level=s.consistency_level, timeout=s.timeout)  # fmt: skip
+            if state["on"]:
+                lat.append((time.perf_counter() - t0) * 1000.0)
+                counts[0] += 1
+                counts[1] += sum(len(h) for h in res)
+        c.close()
+
+    greenlets = [gevent.spawn(worker, i) for i in range(n)]
+    gevent.sleep(warmup)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    state["on"] = True
+    gevent.sleep(seconds)
+    state["on"] = False
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    state["stop"] = True
+    gevent.joinall(greenlets, timeout=s.timeout + 1)
+    return _summary(lat, counts[0], cpu, wall, counts[1])
+
+
+def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
+    """N users of one class in a Locust local runner, with loadgen's listeners (events.init) as in a real run."""
+    import loadgen.runtime
+
+    # isort: split
+    import importlib
+
+    import gevent
+    from locust import events
+    from locust.env import Environment
+
+    import loadgen.locust.hooks  # noqa: F401  - our listeners, as in a locustfile
+    from loadgen.config.settings import add_options
+
+    module, cls_name, request_type = USERS[path]
+    user_cls = getattr(importlib.import_module(module), cls_name)
+    parser = argparse.ArgumentParser()
+    add_options(parser, locust=False)
+    ns = parser.parse_args(OPTIONS)
+    ns.headless, ns.autostart, ns.users = True, False, n
+    env = Environment(user_classes=[user_cls], events=events, host=host, parsed_options=ns)
+    runner = env.create_local_runner()
+    events.init.fire(environment=env, runner=runner, web_ui=None)
+    state = {"on": False}
+    lat: list[float] = []
+    counts = [0, 0, 0]  # calls, hits, failures
+
+    def on_request(request_type: str, response_time: float, response_length: int, exception: Any, **_: Any) -> None:
+        if state["on"] and request_type == want:
+            if exception is not None:
+                counts[2] += 1
+                return
+            lat.append(response_time)
+            counts[0] += 1
+            counts[1] += response_length
+
+    want = request_type
+    events.request.add_listener(on_request)
+    runner.start(n, spawn_rate=n, wait=False)
+    gevent.sleep(warmup)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    state["on"] = True
+    gevent.sleep(seconds)
+    state["on"] = False
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    runner.quit()
+    out = _summary(lat, counts[0], cpu, wall, counts[1])
+    out["failures"] = counts[2]
+    return out
+
+
+def child(path: str, host: str, n: int, seconds: float) -> dict[str, Any]:
+    warmup = 1.0 + n / 50  # 100 users open 100 connections first
+    if path in ("grpc", "client"):
+        return _threads_loop(path, host, n, warmup, seconds)
+    if path == "loop-gevent":
+        return _gevent_loop(host, n, warmup, seconds)
+    return _locust_users(path, host, n, warmup, seconds)
+
+
+# ---- the parent: one server, every path, alternating rounds -----------------------------------------------------
+def run_child(path: str, host: str, n: int, seconds: float) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", path, "--host", host, "--inflight", str(n), "--seconds", str(seconds)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120 + n, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{path} x{n} failed:\n{proc.stderr[-3000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def measure(host: str, paths: list[str], inflight: list[int], seconds: float, rounds: int) -> dict[str, Any]:
+    from loadgen.milvus import collection
+
+    collection.prepare(_settings(host), progress=False)
+    run_child("client", host, 1, 2)  # warm-up, discarded: the first searches after a fill are slow
+    raw: dict[str, dict[int, list[dict[str, Any]]]] = {p: {n: [] for n in inflight} for p in paths}
+    for r in range(rounds):
+        for n in inflight:
+            order = paths[r % len(paths) :] + paths[: r % len(paths)]
+            for p in order:
+                raw[p][n].append(run_child(p, host, n, seconds))
+                print(f"round {r + 1} x{n} {p}: {raw[p][n][-1]['cpu_us_per_call']:.0f} us/call", file=sys.stderr)
+    return {"runs": raw, "table": table(raw, paths, inflight)}
+
+
+def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[dict[str, Any]]:
+    rows = []
+    for n in inflight:
+        for p in paths:
+            runs = raw[p][n]
+            med = {k: statistics.median(x[k] for x in runs) for k in ("cpu_us_per_call", "qps", "p50_ms", "mean_ms")}
+            row: dict[str, Any] = {"path": p, "inflight": n, **med, "hits_per_call": runs[0]["hits_per_call"]}
+            twin = {"fast-sync": "user-sync", "fast-async": "user-async"}.get(p, "")
+            for base, key in (("client", "client"), ("grpc", "grpc"), (twin, "user")):
+                if base in raw:  # the same round's base: ratios measured side by side
+                    row[f"cpu_vs_{key}"] = statistics.median(
+                        a["cpu_us_per_call"] / b["cpu_us_per_call"] for a, b in zip(runs, raw[base][n], strict=True)
+                    )
+                    row[f"qps_vs_{key}"] = statistics.median(
+                        a["qps"] / b["qps"] for a, b in zip(runs, raw[base][n], strict=True)
+                    )
+            rows.append(row)
+    return rows
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    head = f"{'in flight':>9} {'path':<12} {'CPU us/call':>11} {'QPS':>7} {'p50 ms':>7} {'mean ms':>8} {'hits':>5}"
+    head += f" {'CPU/client':>10} {'CPU/grpc':>8} {'QPS/client':>10} {'CPU/user':>8}"
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r['inflight']:>9} {r['path']:<12} {r['cpu_us_per_call']:>11.0f} {r['qps']:>7.0f} {r['p50_ms']:>7.2f}"
+            f" {r['mean_ms']:>8.2f} {r['hits_per_call']:>5.1f} {r.get('cpu_vs_client', 0):>10.2f}"
+            f" {r.get('cpu_vs_grpc', 0):>8.2f} {r.get('qps_vs_client', 0):>10.2f}"
+            + (f" {r['cpu_vs_user']:>8.2f}" if "cpu_vs_user" in r else "")
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="")
+    ap.add_argument("--inflight", default="1,10,100")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--paths", default=",".join(PATHS))
+    ap.add_argument("--out", default=str(HERE / "out" / "cost.json"))
+    ap.add_argument("--child", default="")
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(a.child, a.host, int(a.inflight), a.seconds)))
+        return
+    paths = [p for p in a.paths.split(",") if p]
+    inflight = [int(x) for x in a.inflight.split(",")]
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if a.host:
+        result = measure(a.host, paths, inflight, a.seconds, a.rounds)
+    else:
+        from loadgen.milvus.server import EmbeddedMilvus
+
+        with tempfile.TemporaryDirectory() as tmp, EmbeddedMilvus(Path(tmp), die_with_parent=True) as info:
+            result = measure(info.uri, paths, inflight, a.seconds, a.rounds)
+    result.update(started=started, seconds=a.seconds, rounds=a.rounds, options=OPTIONS, cpus=os.cpu_count())
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(result, indent=2))
+    print(render(result["table"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Is the latency we report independent of how many users share the process? One fixed open-model rate, 10 / 100 /
+1,000 async users in one process, and where the time goes.
+
+    python bench/bench_scale.py --fake-ms 30 [--rate 150 --seconds 12 --users 10,100,1000]   # no server at all
+    python bench/bench_scale.py --host URI --metrics URL [--rate 150 ...]                      # real Milvus
+
+``--fake-ms``: each call is ``asyncio.sleep(fake_ms)`` on the loop, behind the real ``AsyncPymilvusUser`` machinery
+(schedule, send greenlets, ``AsyncBridge``, ``ameasure``, ``report``, Locust's stats): whatever the reported time
+has on top of ``fake_ms`` is the generator's own. With ``--host`` the calls are real searches (AsyncPymilvusUser)
+and the server's own mean comes from ``milvus_proxy_sq_latency`` on its /metrics.
+
+Per level (a child process each): reported mean / p50 / p99 (from the intended send time, as the open model
+reports), its parts (``queued_ms``: intended -> the call started on the loop; ``service_ms``: the call on the loop),
+late and dropped sends, generator CPU (process time, all threads) over the window. Prints a table; writes
+bench/out/scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(int(q * len(xs)), len(xs) - 1)] if xs else 0.0
+
+
+def server_search_latency(metrics_url: str) -> tuple[float, float]:
+    """(sum ms, count) of milvus_proxy_sq_latency for searches, all proxies."""
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    total = count = 0.0
+    for line in text.splitlines():
+        if 'query_type="search"' not in line:
+            continue
+        if line.startswith("milvus_proxy_sq_latency_sum{"):
+            total += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("milvus_proxy_sq_latency_count{"):
+            count += float(line.rsplit(" ", 1)[1])
+    return total, count
+
+
+def loop_floor(a: argparse.Namespace) -> dict[str, Any]:
+    """The design floor for async users' open model: the schedule itself on the asyncio loop (one task per process,
+    the fake call started there), no greenlet and no hand-off per send. No Locust: what the loop alone costs."""
+    import asyncio
+
+    from loadgen.workload.arrival_rate import LATE_MS, Pacer
+
+    async def run() -> dict[str, Any]:
+        lat: list[float] = []
+        late = [0]
+
+        async def call(intended: float) -> None:
+            await asyncio.sleep(a.fake_ms / 1000.0)
+            lat.append((time.perf_counter() - intended) * 1000.0)
+
+        pacer = Pacer(a.rate, start=time.perf_counter() + 1.0)
+        end = pacer.start + a.seconds
+        cpu0 = time.process_time()
+        tasks = set()
+        while time.perf_counter() < end:
+            for intended in pacer.due(time.perf_counter()):
+                late[0] += (time.perf_counter() - intended) * 1000.0 > LATE_MS
+                task = asyncio.get_running_loop().create_task(call(intended))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await asyncio.sleep(max(pacer.next_due - time.perf_counter(), 0.0))
+        cpu = time.process_time() - cpu0
+        await asyncio.gather(*tasks)
+        per_call = cpu / max(len(lat), 1) * 1e6
+        return {"users": "loop", "calls": len(lat), "mean_ms": statistics.fmean(lat), "p50_ms": _pct(lat, 0.5),
+                "p99_ms": _pct(lat, 0.99), "late": late[0], "cpu_us_per_call": per_call}  # fmt: skip
+
+    return asyncio.run(run())
+
+
+def child(a: argparse.Namespace) -> dict[str, Any]:
+    import loadgen.runtime  # noqa: F401  - first: the gevent/asyncio policy
+
+    # isort: split
+    import gevent
+    from locust import events
+    from locust.env import Environment
+
+    from loadgen.clients import fake
+    from loadgen.config.settings import add_options
+    from loadgen.locust import hooks
+    from loadgen.users.fake import AsyncFakeUser, FakeUser
+    from loadgen.users.pymilvus import AsyncPymilvusUser, PymilvusUser
+
+    fake.DELAY_S = a.fake_ms / 1000.0  # each fake call: an asyncio.sleep on the loop, nothing else
+    if a.switch_interval:  # the interpreter lock's hand-over interval (5 ms by default)
+        sys.setswitchinterval(a.switch_interval)
+
+    host = a.host or "http://127.0.0.1:9"  # fake: nothing connects
+    parser = argparse.ArgumentParser()
+    add_options(parser, locust=False)
+    opts = ["--weights", "search=1,fanout=0", "--arrival-rate", str(a.rate), "--max-in-flight", "1000"]
+    opts += ["--collection", "lg_bench_scale", "--dim", "64", "--rows", "5000", "--keep-data"]
+    ns = parser.parse_args(opts)
+    ns.headless, ns.autostart, ns.users, ns.total_users = True, False, a.users, a.users
+    user_cls = (PymilvusUser if a.sync else AsyncPymilvusUser) if a.host else (FakeUser if a.sync else AsyncFakeUser)
+    kind = user_cls.layer + ("" if a.sync else "-async")
+    env = Environment(user_classes=[user_cls], events=events, host=host, parsed_options=ns)
+    runner = env.create_local_runner()
+    events.init.fire(environment=env, runner=runner, web_ui=None)  # listeners (and the collection), as a run does
+    state = {"on": False}
+    rows: list[tuple[float, float, float]] = []
+    fails = [0]
+
+    def on_request(response_time: float, exception: Any, context: dict[str, Any], **_: Any) -> None:
+        if not state["on"]:
+            return
+        if exception is not None:
+            fails[0] += 1
+            return
+        rows.append((response_time, context.get("queued_ms", 0.0), context.get("service_ms", 0.0)))
+
+    events.request.add_listener(on_request)
+    runner.start(a.users, spawn_rate=a.users, wait=False)
+    gevent.sleep(2.0 + a.users / 500)  # every user connected and its schedule running
+    counts0 = hooks.state.arrivals.of(kind).to_dict() if hooks.state.arrivals else {}
+    server0 = server_search_latency(a.metrics) if a.metrics else (0.0, 0.0)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    state["on"] = True
+    gevent.sleep(a.seconds)
+    state["on"] = False
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    server1 = server_search_latency(a.metrics) if a.metrics else (0.0, 0.0)
+    counts1 = hooks.state.arrivals.of(kind).to_dict() if hooks.state.arrivals else {}
+    runner.quit()
+    lat = [r[0] for r in rows]
+    n_server = server1[1] - server0[1]
+    return {
+        "users": a.users, "rate": a.rate, "calls": len(rows), "failures": fails[0], "achieved_rate": len(rows) / wall,
+        "mean_ms": statistics.fmean(lat) if lat else 0.0, "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99),
+        "queued_mean_ms": statistics.fmean(r[1] for r in rows) if rows else 0.0,
+        "queued_p99_ms": _pct([r[1] for r in rows], 0.99),
+        "service_mean_ms": statistics.fmean(r[2] for r in rows) if rows else 0.0,
+        **{k: counts1.get(k, 0) - counts0.get(k, 0) for k in ("late", "sent", "dropped")},
+        "send_lag_mean_ms": (counts1.get("lag_sum_ms", 0) - counts0.get("lag_sum_ms", 0))
+        / max(counts1.get("sent", 0) - counts0.get("sent", 0), 1),
+        "server_mean_ms": (server1[0] - server0[0]) / n_server if n_server else None,
+        "cpu_s": cpu, "cpu_share_of_core": cpu / wall, "cpu_us_per_call": cpu / max(len(rows), 1) * 1e6,
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="")
+    ap.add_argument("--metrics", default="", help="the server's Prometheus URL (server mean latency)")
+    ap.add_argument("--fake-ms", type=float, default=30.0)
+    ap.add_argument("--rate", type=float, default=150.0)
+    ap.add_argument("--seconds", type=float, default=12.0)
+    ap.add_argument("--users", default="10,100,1000")
+    ap.add_argument("--label", default="")
+    ap.add_argument("--out", default=str(HERE / "out" / "scale.json"))
+    ap.add_argument("--child", action="store_true")
+    ap.add_argument("--loop-floor", action="store_true", help="the schedule on the asyncio loop itself (no Locust)")
+    ap.add_argument("--sync", action="store_true", help="sync users (no asyncio hand-off) instead of async ones")
+    ap.add_argument("--switch-interval", type=float, default=0.0, help="sys.setswitchinterval in the generator")
+    a = ap.parse_args()
+    if a.loop_floor:
+        print(json.dumps(loop_floor(a)))
+        return
+    if a.child:
+        a.users = int(a.users)
+        print(json.dumps(child(a)))
+        return
+    rows = []
+    for n in (int(x) for x in a.users.split(",")):
+        cmd = [sys.executable, __file__, "--child", "--users", str(n), "--rate", str(a.rate), "--seconds",
+               str(a.seconds), "--fake-ms", str(a.fake_ms), "--host", a.host, "--metrics", a.metrics,
+               "--switch-interval", str(a.switch_interval), *(["--sync"] if a.sync else [])]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120 + a.seconds, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"{n} users failed:\n{proc.stderr[-3000:]}")
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(f"{'users':>6} {'rate':>6} {'mean':>7} {'p50':>7} {'p99':>7} {'queued':>7} {'service':>7} {'server':>7}"
+          f" {'lag':>6} {'late':>5} {'sent':>5} {'CPU %':>6} {'CPU us/call':>11}")  # fmt: skip
+    for r in rows:
+        server = f"{r['server_mean_ms']:.2f}" if r["server_mean_ms"] is not None else f"({a.fake_ms:g})"
+        print(f"{r['users']:>6} {r['achieved_rate']:>6.1f} {r['mean_ms']:>7.2f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
+              f" {r['queued_mean_ms']:>7.2f} {r['service_mean_ms']:>7.2f} {server:>7} {r['send_lag_mean_ms']:>6.2f}"
+              f" {r['late']:>5} {r['sent']:>5}"
+              f" {100 * r['cpu_share_of_core']:>6.1f} {r['cpu_us_per_call']:>11.0f}")  # fmt: skip
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = json.loads(out.read_text()) if out.exists() else {}
+    doc[a.label or ("real" if a.host else f"fake-{a.fake_ms:g}ms")] = {
+        "rate": a.rate,
+        "seconds": a.seconds,
+        "rows": rows,
+    }
+    out.write_text(json.dumps(doc, indent=2))
+
+
+if __name__ == "__main__":
+    main()
