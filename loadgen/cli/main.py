@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from loadgen.cli import k8s, operations
+from loadgen.cli import interrupt, k8s, operations
 from loadgen.cli.ui import add_parser as add_ui_parser
 from loadgen.config.settings import Settings, add_options, positive_ints, to_argv
 from loadgen.errors import LoadgenError
@@ -200,11 +200,7 @@ def _locustfile(args: argparse.Namespace) -> Path:
     return path.resolve()
 
 
-def _terminate_on_sigterm() -> None:
-    def handler(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
+_terminate_on_sigterm = interrupt.terminate_on_sigterm
 
 
 @contextlib.contextmanager
@@ -222,6 +218,9 @@ def _milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
     try:
         yield server.start().uri, keep
         ok = True
+    except KeyboardInterrupt:
+        ok = True  # an interrupt is no failure: no logs to keep (each data dir holds ~450 MB of engine binaries)
+        raise
     finally:
         server.stop()
         if ok and not args.keep_data and not keep["logs"]:
@@ -405,18 +404,20 @@ def _locust(
         *options, *args.classes,
     ]  # fmt: skip
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}
+    # its own session: a Ctrl-C in the terminal reaches loadgen only, which stops Locust once (see cli/interrupt.py);
     # if loadgen itself is killed, Locust gets SIGTERM (it stops cleanly) instead of running on as an orphan
-    proc = subprocess.Popen(cmd, env=env, preexec_fn=lambda: die_with_parent(signal.SIGTERM))  # noqa: PLW1509
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=lambda: die_with_parent(signal.SIGTERM),  # noqa: PLW1509
+    )  # fmt: skip
     try:
         return proc.wait()
     except KeyboardInterrupt:
         args.interrupted = True  # a sweep stops after this level
-        proc.send_signal(signal.SIGINT)  # Locust stops its users and writes its stats
-        try:
-            return proc.wait(timeout=settings.timeout + 15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
+        # Locust stops its users, then writes its stats; the grace is a backstop (a Locust bug, a hung server)
+        return interrupt.stop_child(proc, signal.SIGINT, settings.timeout + 15)
+    finally:
+        interrupt.kill_group(proc)  # a --processes worker left behind by its master
 
 
 if __name__ == "__main__":
