@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from loadgen.cli import interrupt, k8s, operations
+from loadgen.cli import interrupt, k8s, operations, preflight
 from loadgen.cli.ui import add_parser as add_ui_parser
 from loadgen.config.settings import Settings, add_options, positive_ints, to_argv
 from loadgen.errors import LoadgenError
@@ -254,8 +254,9 @@ def _compare(args: argparse.Namespace) -> int:
         bad = unknown[0] if unknown else args.layers
         raise LoadgenError(f"--layers: unknown client layer {bad!r}; choose from {', '.join(known_layers())}")
 
-    offline_checks(args)
+    checked = offline_checks(args)
     out = (args.out or Path("results") / time.strftime("compare-%Y%m%d-%H%M%S")).resolve()
+    preflight.check_run(args, checked, None, out)
     _terminate_on_sigterm()
     with _milvus(args) as (host, _keep):
         base = Settings.from_options(args, host)
@@ -297,11 +298,11 @@ def _run(args: argparse.Namespace) -> int:
     locustfile = _locustfile(args)
     _quiet_clients()
     # bad options fail before anything starts
-    offline_checks(args)
+    checked = offline_checks(args)
     levels = _levels(args)
     swept = levels != [{}]
     out = (args.out or Path("results") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    preflight.check_run(args, checked, locustfile, out)  # what Locust or the server would refuse, refused first
     # one run id for every level: a collection the first level creates is this run's, dropped after the last one
     args.run_id = args.run_id or uuid.uuid4().hex[:16]
     _terminate_on_sigterm()
@@ -311,6 +312,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = Settings.from_options(args, host)
         version = collection.check(settings)
         print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
+        out.mkdir(parents=True, exist_ok=True)  # after every check: bad input writes no results dir
         for i, level in enumerate(levels):
             users = level.get("users", args.users)
             rate = float(level.get("rate", settings.arrival_rate))

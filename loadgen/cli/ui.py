@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from loadgen.cli import interrupt
+from loadgen.cli import interrupt, preflight
 from loadgen.config.settings import Settings, add_options, to_argv
 from loadgen.errors import LoadgenError
 from loadgen.milvus.server import ENGINES, die_with_parent
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.locustfile:
         args.locustfile = str(cli.REPO_LOCUSTFILES / ALL_USERS)
     locustfile = cli._locustfile(args)
-    cli.offline_checks(args)  # bad options: nothing starts
+    checked = cli.offline_checks(args)  # bad options: nothing starts
+    preflight.check_run(args, checked, locustfile, None)
     _check_port_free(args.web_host, args.web_port)
     cli._terminate_on_sigterm()
     with cli._milvus(args) as (host, keep):

@@ -43,6 +43,7 @@ def _on_sigint(_signum: int, _frame: Any) -> None:
 
 def stop_users_first(environment: Any, **_: Any) -> None:
     """A ``quitting`` listener that must run before every other: registered last (quitting fires in reverse)."""
+    _Sigint.seen = True  # Locust is shutting down already (run time over, SIGTERM): a Ctrl-C now must not cut it
     runner = environment.runner
     if runner is None or isinstance(runner, WorkerRunner):  # a worker stops its users when the master says so
         return
