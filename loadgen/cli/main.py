@@ -416,8 +416,10 @@ def _locust(
         return proc.wait()
     except KeyboardInterrupt:
         args.interrupted = True  # a sweep stops after this level
-        # Locust stops its users, then writes its stats; the grace is a backstop (a Locust bug, a hung server)
-        return interrupt.stop_child(proc, signal.SIGINT, settings.timeout + 15)
+        # SIGTERM, not SIGINT: one that lands while Locust is still importing ends it without a KeyboardInterrupt
+        # traceback; later, Locust stops its users, then writes its results (see locust/shutdown.py). The grace
+        # is a backstop (a Locust bug, a hung server)
+        return interrupt.stop_child(proc, signal.SIGTERM, settings.timeout + 15)
     finally:
         interrupt.kill_group(proc)  # a --processes worker left behind by its master
 

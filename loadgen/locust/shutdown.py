@@ -54,4 +54,7 @@ def stop_users_first(environment: Any, **_: Any) -> None:
 def install(environment: Any) -> None:
     """Call from an ``init`` listener (main thread, after any ``--processes`` fork), after the other listeners."""
     signal.signal(signal.SIGINT, _on_sigint)
+    # loadgen stops Locust with SIGTERM; until Locust's main installs its own SIGTERM handler (after init), one
+    # that arrives while the collection fills takes the same path as a Ctrl-C
+    signal.signal(signal.SIGTERM, _on_sigint)
     environment.events.quitting.add_listener(stop_users_first)
