@@ -6,7 +6,7 @@ or a results directory written; each problem is one ``LoadgenError`` line (exit 
 - values Locust parses itself (``--run-time``, ``--processes``, user class names, the locustfile's name): checked
   with Locust's own parser where it has one, loaded from its file (importing ``locust`` would monkey-patch this
   process, which never imports gevent);
-- values the server bounds (``--dim``, ``--top-k``, the collection name's length, HNSW's ``ef`` against top-k): the
+- values the server bounds (``--dim``, ``--top-k``, the collection name's length): the
   documented limits of the version the server reports (for an embedded server, of the installed ``milvus`` wheel,
   known before it is started); checked against Milvus 2.3.5 by tests/test_bad_input.py;
 - paths that cannot be written (``--out``): found without creating anything.
@@ -168,9 +168,6 @@ def server_limits(settings: Settings, version: str) -> None:
         raise LoadgenError(
             f"--collection is {len(settings.collection)} characters; {where} takes at most {limits['collection_name']}"
         )
-    ef = settings.search_params.get("ef")
-    if settings.index_type == "HNSW" and isinstance(ef, int) and ef < settings.top_k:
-        raise LoadgenError(f"--search-params ef={ef} is below --top-k {settings.top_k}: HNSW needs ef >= k")
 
 
 # ---- entry points -----------------------------------------------------------------------------------------------
