@@ -89,10 +89,15 @@ class AsyncBridge:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = 0
+        self._stopped_pid = 0  # the process whose loop was stopped for good (at quit)
         self._lock = threading.Lock()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
+        if self._stopped_pid == os.getpid():
+            # a call after quit() must not start a second loop: clients built on the first one cannot be awaited
+            # on it (each such call used to fail, or wait its whole timeout, while Locust was shutting down)
+            raise BridgeStopped("the asyncio loop is stopped: the test is shutting down")
         if self._loop is None or self._pid != os.getpid():
             with self._lock:
                 if self._loop is None or self._pid != os.getpid():
@@ -103,25 +108,28 @@ class AsyncBridge:
     def _start(self) -> None:
         selector_cls = gevent.monkey.get_original("selectors", "EpollSelector")
         loop = _Loop(selector_cls())
-        ready = threading.Event()  # threads are unpatched: this is a real OS event
 
         def run() -> None:
             asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
             loop.run_forever()
 
-        thread = threading.Thread(target=run, name="loadgen-asyncio", daemon=True)
-        thread.start()
-        ready.wait(10)
+        # no wait for the thread: call_soon_threadsafe queues work on a loop that is not running yet, and a real
+        # (unpatched) wait here would block the gevent hub, so every user, for as long as the thread takes to start
+        threading.Thread(target=run, name="loadgen-asyncio", daemon=True).start()
         self._loop, self._pid = loop, os.getpid()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         """Run ``coro`` on the loop; the calling greenlet yields until it is done or ``timeout`` passes.
 
         One wake-up each way and nothing more (no concurrent.futures.Future in between): the hand-off costs
-        about as much as a bare cross-thread round trip on this machine (see bench/bench_bridge.py).
+        about as much as a bare cross-thread round trip on this machine (see bench/bench_bridge.py). If the greenlet
+        is killed or times out (a user stopped by Locust), the coroutine is cancelled on the loop too.
         """
-        loop = self.loop
+        try:
+            loop = self.loop
+        except BridgeStopped:
+            coro.close()  # never awaited: no "coroutine was never awaited" warning
+            raise
         waiter: gevent.event.AsyncResult = gevent.event.AsyncResult()
         hub_loop = gevent.get_hub().loop
         tasks: list[asyncio.Task[T]] = []
@@ -135,17 +143,47 @@ class AsyncBridge:
         try:
             done: asyncio.Task[T] = waiter.get(timeout=timeout)  # the timer also keeps the hub from LoopExit
         except gevent.Timeout:
-            loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
+            self._cancel(loop, tasks)
             raise CallTimeout(f"no answer within {timeout:g} s") from None
-        except BaseException:  # the greenlet was killed (Locust stopping its user): the coroutine stops with it
-            loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
+        except BaseException:  # GreenletExit (user killed), KeyboardInterrupt: the coroutine must not run on
+            self._cancel(loop, tasks)
             raise
+        if done.cancelled():  # stop() cancelled it: the process is quitting
+            raise BridgeStopped("the asyncio loop stopped before the call finished")
         return done.result()
 
+    @staticmethod
+    def _cancel(loop: asyncio.AbstractEventLoop, tasks: list[asyncio.Task[Any]]) -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
+
     def stop(self) -> None:
-        if self._loop is not None and self._pid == os.getpid():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._loop = None
+        """Stop the loop for good (Locust is quitting, its users are stopped): tasks still pending are cancelled,
+        so a greenlet still waiting for one wakes up now instead of at its timeout."""
+        loop, self._loop = self._loop, None
+        if loop is not None and self._pid == os.getpid():
+            self._stopped_pid = os.getpid()
+            draining: list[asyncio.Task[None]] = []  # held, so the task is not collected mid-way
+
+            def cancel_all_then_stop() -> None:
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:  # let the cancellations run (done callbacks wake the greenlets), then stop
+                    draining.append(loop.create_task(_drain(pending, loop)))
+                else:
+                    loop.stop()
+
+            loop.call_soon_threadsafe(cancel_all_then_stop)
+
+
+async def _drain(tasks: list[asyncio.Task[Any]], loop: asyncio.AbstractEventLoop) -> None:
+    await asyncio.wait(tasks, timeout=2.0)  # a coroutine that swallows its cancellation gets 2 s, no more
+    loop.stop()
+
+
+class BridgeStopped(CallTimeout):
+    """A call handed to the bridge after (or while) it was stopped at quit: fails at once, counted as a timeout."""
 
 
 bridge = AsyncBridge()

@@ -80,6 +80,33 @@ CASES: list[tuple[str, list[str], str, str, str]] = [
      "exclude each other", "session", ""),
     ("--recreate with --require-existing", ["run", "--collection", "lg_existing", "--recreate", "--require-existing",
      "--dim", "16"], "--recreate and --require-existing exclude each other", "session", ""),
+    # issue 12: what Locust or the server would refuse (after a server start, or 76% failed requests), refused first
+    ("--out under a file", ["run", "--out", "{d}/dim8.npy/out"], "cannot be created: {d}/dim8.npy is not a directory",
+     "session", ""),
+    ("--out is a file", ["run", "--out", "{d}/dim8.npy"], "--out {d}/dim8.npy exists and is not a directory",
+     "session", ""),
+    ("compare --out under a file", ["compare", "--counts", "2", "--out", "{d}/dim8.npy/c"],
+     "cannot be created: {d}/dim8.npy is not a directory", "session", ""),
+    ("--top-k above the server's limit", ["run", "--top-k", "16385"],
+     "--top-k 16385 is above Milvus v2.3.5-lite's maximum of 16384", "session", ""),
+    ("--dim above the server's limit", ["run", "--dim", "32769"],
+     "--dim 32769 is above Milvus v2.3.5-lite's maximum of 32768", "session", ""),
+    ("collection name too long for the server", ["run", "--collection", "c" * 256],
+     "--collection is 256 characters; Milvus v2.3.5-lite takes at most 255", "session", ""),
+    ("run time Locust cannot parse", ["run", "-t", "3 minutes"], "--run-time '3 minutes': expected e.g. 20s",
+     "session", ""),
+    ("run time of zero (no limit at all)", ["run", "-t", "0s"], "--run-time '0s': must be at least 1 second",
+     "session", ""),
+    ("sweep: run time Locust cannot parse", ["sweep", "--users", "1,2", "-t", "1q"], "--run-time '1q'",
+     "session", ""),
+    ("negative --processes", ["run", "--processes", "-2"], "--processes must be 0 (one process)", "session", ""),
+    ("user class not in the locustfile", ["run", "NoSuchUser"],
+     "user class 'NoSuchUser' is not in pymilvus_users.py; choose from AsyncPymilvusUser, PymilvusUser",
+     "session", ""),
+    ("locustfile that is not a .py file", ["run", "-f", "{d}/dim8.npy"], "Locust only loads .py files",
+     "session", ""),
+    ("ui: negative --processes", ["ui", "--host", "{session}", "--processes", "-1"],
+     "--processes must be 0 (one process)", "session", ""),
 ]  # fmt: skip
 
 
@@ -119,7 +146,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(
     request: pytest.FixtureRequest, milvus: ServerInfo, existing: None, bad_files: Path, tmp_path: Path,
     case: str, argv: list[str], message: str, server: str, token: str,
 ) -> None:  # fmt: skip
-    assert len(CASES) >= 15
+    assert len(CASES) >= 45
     secure: Secure | None = request.getfixturevalue("secure_milvus") if server == "secure" else None
     values = {"session": milvus.uri, "health": str(milvus.health_port), "d": str(bad_files)}
     values["ca"] = str(secure.pki.ca) if secure else str(bad_files / "other" / "ca.pem")
@@ -127,19 +154,51 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(
         values.update(secure=secure.uri, secure_http=secure.uri.replace("https://", "http://"))
         values["other_ca"] = str(bad_files / "other" / "ca.pem")
     args = [fill(a, values) for a in argv]
-    if args[0] in ("run", "compare") and "--host" not in args:
+    if args[0] in ("run", "compare", "sweep") and "--host" not in args:
         args[1:1] = ["--host", milvus.uri]
-    args += ["--out", str(tmp_path / "out")] if args[0] == "run" else []
+    if args[0] in ("run", "sweep") and "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
     env = {"LOADGEN_MILVUS_TOKEN": secure.token if secure and token == "secure" else token}
     client = secure_client(secure) if secure else MilvusClient(uri=milvus.uri, timeout=10, alias="bad-input")
     try:
         before = snapshot(client)
-        proc = run_cli(*args, *(["-t", "3s"] if args[0] == "run" else []), timeout=90, env=env)
+        timed = args[0] in ("run", "sweep") and "-t" not in args
+        proc = run_cli(*args, *(["-t", "3s"] if timed else []), timeout=90, env=env)
         assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("loadgen: error: "), proc.stderr[-3000:]
         assert fill(message, values) in lines[0], lines[0]
         assert "Traceback" not in proc.stderr + proc.stdout
         assert snapshot(client) == before
+        assert not (tmp_path / "out").exists()  # no results dir written either
     finally:
         client.close()
+
+
+def test_the_documented_limits_are_the_servers(client: MilvusClient) -> None:
+    """loadgen.cli.preflight refuses --dim, --top-k and long collection names from a table of Milvus
+    2.x limits; the embedded 2.3.5 takes each limit and refuses one past it."""
+    from pymilvus import MilvusException
+
+    from loadgen.cli.preflight import limits_for
+
+    limits = limits_for(client.get_server_version())
+    assert limits == {"dim": 32768, "top_k": 16384, "collection_name": 255}
+    name = "lg_limits"
+    client.create_collection(name, dimension=limits["dim"])
+    try:
+        with pytest.raises(MilvusException):
+            client.create_collection("lg_limits_over", dimension=limits["dim"] + 1)
+        client.drop_collection(name)
+        client.create_collection(name, dimension=4)
+        client.insert(name, [{"id": i, "vector": [0.1 * i, 0.2, 0.3, 0.4]} for i in range(3)])
+        client.search(name, [[0.1, 0.2, 0.3, 0.4]], limit=limits["top_k"])
+        with pytest.raises(MilvusException, match="16384"):
+            client.search(name, [[0.1, 0.2, 0.3, 0.4]], limit=limits["top_k"] + 1)
+        long_name = "c" * limits["collection_name"]
+        client.create_collection(long_name, dimension=4)
+        client.drop_collection(long_name)
+        with pytest.raises(MilvusException):
+            client.create_collection("c" * (limits["collection_name"] + 1), dimension=4)
+    finally:
+        client.drop_collection(name)

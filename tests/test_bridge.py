@@ -27,3 +27,9 @@ def test_bridge_results_errors_timeouts_and_concurrency() -> None:
     assert out["concurrent_elapsed"] < 2.0
     # the hub kept running other greenlets while they waited
     assert out["ticks_meanwhile"] >= 10
+    assert out["killed_greenlet_cancelled_coroutine"] is True
+    # stop(): the waiting greenlet woke with BridgeStopped long before its 30 s timeout; no second loop was started
+    assert out["stop_waiter_error"] == "BridgeStopped"
+    assert out["stop_woke_waiter_s"] < 5.0
+    assert out["after_stop"] == "refused"
+    assert out["loop_threads"] == 0

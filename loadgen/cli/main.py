@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from loadgen.cli import k8s, operations
+from loadgen.cli import interrupt, k8s, operations, preflight
 from loadgen.cli.ui import add_parser as add_ui_parser
 from loadgen.config.settings import Settings, add_options, positive_ints, to_argv
 from loadgen.errors import LoadgenError
@@ -200,11 +200,7 @@ def _locustfile(args: argparse.Namespace) -> Path:
     return path.resolve()
 
 
-def _terminate_on_sigterm() -> None:
-    def handler(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
+_terminate_on_sigterm = interrupt.terminate_on_sigterm
 
 
 @contextlib.contextmanager
@@ -222,6 +218,9 @@ def _milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
     try:
         yield server.start().uri, keep
         ok = True
+    except KeyboardInterrupt:
+        ok = True  # an interrupt is no failure: no logs to keep (each data dir holds ~450 MB of engine binaries)
+        raise
     finally:
         server.stop()
         if ok and not args.keep_data and not keep["logs"]:
@@ -255,8 +254,9 @@ def _compare(args: argparse.Namespace) -> int:
         bad = unknown[0] if unknown else args.layers
         raise LoadgenError(f"--layers: unknown client layer {bad!r}; choose from {', '.join(known_layers())}")
 
-    offline_checks(args)
+    checked = offline_checks(args)
     out = (args.out or Path("results") / time.strftime("compare-%Y%m%d-%H%M%S")).resolve()
+    preflight.check_run(args, checked, None, out)
     _terminate_on_sigterm()
     with _milvus(args) as (host, _keep):
         base = Settings.from_options(args, host)
@@ -298,11 +298,11 @@ def _run(args: argparse.Namespace) -> int:
     locustfile = _locustfile(args)
     _quiet_clients()
     # bad options fail before anything starts
-    offline_checks(args)
+    checked = offline_checks(args)
     levels = _levels(args)
     swept = levels != [{}]
     out = (args.out or Path("results") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    preflight.check_run(args, checked, locustfile, out)  # what Locust or the server would refuse, refused first
     # one run id for every level: a collection the first level creates is this run's, dropped after the last one
     args.run_id = args.run_id or uuid.uuid4().hex[:16]
     _terminate_on_sigterm()
@@ -312,6 +312,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = Settings.from_options(args, host)
         version = collection.check(settings)
         print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
+        out.mkdir(parents=True, exist_ok=True)  # after every check: bad input writes no results dir
         for i, level in enumerate(levels):
             users = level.get("users", args.users)
             rate = float(level.get("rate", settings.arrival_rate))
@@ -405,18 +406,22 @@ def _locust(
         *options, *args.classes,
     ]  # fmt: skip
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}
+    # its own session: a Ctrl-C in the terminal reaches loadgen only, which stops Locust once (see cli/interrupt.py);
     # if loadgen itself is killed, Locust gets SIGTERM (it stops cleanly) instead of running on as an orphan
-    proc = subprocess.Popen(cmd, env=env, preexec_fn=lambda: die_with_parent(signal.SIGTERM))  # noqa: PLW1509
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=lambda: die_with_parent(signal.SIGTERM),  # noqa: PLW1509
+    )  # fmt: skip
     try:
         return proc.wait()
     except KeyboardInterrupt:
         args.interrupted = True  # a sweep stops after this level
-        proc.send_signal(signal.SIGINT)  # Locust stops its users and writes its stats
-        try:
-            return proc.wait(timeout=settings.timeout + 15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
+        # SIGTERM, not SIGINT: one that lands while Locust is still importing ends it without a KeyboardInterrupt
+        # traceback; later, Locust stops its users, then writes its results (see locust/shutdown.py). The grace
+        # is a backstop (a Locust bug, a hung server)
+        return interrupt.stop_child(proc, signal.SIGTERM, settings.timeout + 15)
+    finally:
+        interrupt.kill_group(proc)  # a --processes worker left behind by its master
 
 
 if __name__ == "__main__":

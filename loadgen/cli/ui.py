@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from loadgen.cli import interrupt, preflight
 from loadgen.config.settings import Settings, add_options, to_argv
 from loadgen.errors import LoadgenError
 from loadgen.milvus.server import ENGINES, die_with_parent
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.locustfile:
         args.locustfile = str(cli.REPO_LOCUSTFILES / ALL_USERS)
     locustfile = cli._locustfile(args)
-    cli.offline_checks(args)  # bad options: nothing starts
+    checked = cli.offline_checks(args)  # bad options: nothing starts
+    preflight.check_run(args, checked, locustfile, None)
     _check_port_free(args.web_host, args.web_port)
     cli._terminate_on_sigterm()
     with cli._milvus(args) as (host, keep):
@@ -109,11 +111,10 @@ def _serve(cmd: list[str], env: dict[str, str], timeout: float, stop_url: str) -
     )
     try:
         return proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see cli._terminate_on_sigterm)
-        _stop_test(stop_url, timeout + 5)
-        proc.send_signal(signal.SIGTERM)  # Locust stops its users, fires quitting (loadgen drops its collection)
-        try:
-            return proc.wait(timeout=timeout + 20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see cli.interrupt.terminate_on_sigterm)
+        # Locust stops its users, fires quitting (loadgen drops its collection); a second signal kills it at once
+        return interrupt.stop_child(
+            proc, signal.SIGTERM, timeout + 20, before=lambda: _stop_test(stop_url, min(timeout + 5, 10))
+        )
+    finally:
+        interrupt.kill_group(proc)  # a --processes worker left behind

@@ -32,6 +32,7 @@ from locust.runners import WorkerRunner
 from loadgen import clients as adapters
 from loadgen.config.settings import Settings, add_options
 from loadgen.errors import LoadgenError
+from loadgen.locust import shutdown
 from loadgen.locust.workers import WorkerWatch, apply_master_timeout
 from loadgen.milvus import collection
 from loadgen.runtime import bridge
@@ -143,6 +144,7 @@ def _on_init(environment: Any, **_: Any) -> None:
     if getattr(environment, "web_ui", None) is not None:  # the master's or local runner's web UI
         for extend in web_ui_extensions:
             extend(environment, state)
+    shutdown.install(environment)  # issue 12: Ctrl-C stops the users before the quitting cleanup; after the listeners
     if isinstance(environment.runner, WorkerRunner):
         return
     if opts is None or not (opts.headless or opts.autostart):
@@ -152,6 +154,9 @@ def _on_init(environment: Any, **_: Any) -> None:
     except LoadgenError as exc:
         _fail(environment, exc)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C while the collection fills: a collection we made keeps its marker (reusable)
+        sys.stderr.write("loadgen: interrupted while preparing the collection\n")
+        sys.exit(130)
     finally:
         # setup may have held the hub for a while (numpy, imports): its loop's cached clock would then be stale, and
         # Locust's run-time timer, armed next, would fire that much early

@@ -3,12 +3,13 @@
 # isort: split
 import asyncio
 import json
+import threading
 import time
 
 import gevent
 
 from loadgen.errors import CallTimeout
-from loadgen.runtime import bridge
+from loadgen.runtime import BridgeStopped, bridge
 
 
 async def answer(value: int, delay: float) -> int:
@@ -41,4 +42,39 @@ out["concurrent_elapsed"] = time.perf_counter() - start
 out["concurrent_values"] = sorted(g.value for g in results)
 out["ticks_meanwhile"] = len(ticks)
 ticker.kill()
+
+# a greenlet killed while it waits (Locust stopping a user) cancels its coroutine on the loop too
+cancelled: list[bool] = []
+
+
+async def watched() -> int:
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        cancelled.append(True)
+        raise
+    return 0
+
+
+victim = gevent.spawn(bridge.run, watched(), 60)
+gevent.sleep(0.2)
+victim.kill()
+gevent.sleep(0.3)
+out["killed_greenlet_cancelled_coroutine"] = cancelled == [True]
+
+# stop() at quit: a greenlet still waiting wakes at once (not at its 30 s timeout), and a later call fails at once
+# instead of starting a second loop whose clients would not be the first loop's
+waiting = gevent.spawn(bridge.run, answer(7, 30), 30)
+gevent.sleep(0.2)
+start = time.perf_counter()
+bridge.stop()
+waiting.join(timeout=10)
+out["stop_woke_waiter_s"] = time.perf_counter() - start
+out["stop_waiter_error"] = type(waiting.exception).__name__
+try:
+    bridge.run(answer(8, 0), timeout=5)
+except BridgeStopped:
+    out["after_stop"] = "refused"
+gevent.sleep(0.2)
+out["loop_threads"] = sum(t.name == "loadgen-asyncio" for t in threading.enumerate())
 print(json.dumps(out))

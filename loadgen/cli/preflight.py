@@ -1,0 +1,185 @@
+"""Checks before anything starts: what Locust or the Milvus server would refuse, refused by loadgen first.
+
+``loadgen run``/``sweep``/``compare``/``ui`` call these before an embedded server is started, a collection touched
+or a results directory written; each problem is one ``LoadgenError`` line (exit 2). Three kinds:
+
+- values Locust parses itself (``--run-time``, ``--processes``, user class names, the locustfile's name): checked
+  with Locust's own parser where it has one, loaded from its file (importing ``locust`` would monkey-patch this
+  process, which never imports gevent);
+- values the server bounds (``--dim``, ``--top-k``, the collection name's length): the
+  documented limits of the version the server reports (for an embedded server, of the installed ``milvus`` wheel,
+  known before it is started); checked against Milvus 2.3.5 by tests/test_bad_input.py;
+- paths that cannot be written (``--out``): found without creating anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import os
+import re
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+from loadgen.config.settings import Settings
+from loadgen.errors import LoadgenError
+
+# Milvus 2.x (2.3 ... 2.6): proxy.maxDimension, the top-k / query limit bound (quotaAndLimits: "top k should be in
+# range [1, 16384]"), and the collection name's length (common: "the length of a collection name must be less
+# than 256 characters"); verified against the embedded 2.3.5 (tests/test_bad_input.py)
+MILVUS_2_LIMITS = {"dim": 32768, "top_k": 16384, "collection_name": 255}
+
+
+# ---- Locust's own parsers ---------------------------------------------------------------------------------------
+@cache
+def _locust_module(relative: str) -> ModuleType:
+    """A module file of the installed Locust, loaded on its own: the ``locust`` package is never imported."""
+    spec = importlib.util.find_spec("locust")
+    if spec is None or not spec.submodule_search_locations:
+        raise LoadgenError("locust is not installed; run `pip install -e .`")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    mod_spec = importlib.util.spec_from_file_location(f"_loadgen_locust_{path.stem}", path)
+    assert mod_spec is not None and mod_spec.loader is not None
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    return module
+
+
+def run_time(text: str) -> int:
+    """``--run-time`` as Locust reads it (``locust.util.timespan.parse_timespan``), at least one second (0 would
+    mean no limit at all: a run that never ends)."""
+    try:
+        seconds = int(_locust_module("util/timespan.py").parse_timespan(text))
+    except ValueError:
+        raise LoadgenError(f"--run-time {text!r}: expected e.g. 20s, 5m, 1h30m or a number of seconds") from None
+    if seconds < 1:
+        raise LoadgenError(f"--run-time {text!r}: must be at least 1 second")
+    return seconds
+
+
+def processes(value: int) -> None:
+    if value < 0:
+        raise LoadgenError(f"--processes must be 0 (one process) or a number of worker processes, got {value}")
+
+
+def locustfile_classes(path: Path) -> set[str] | None:
+    """Names a locustfile binds at its top level (classes, imports, ``__all__``), or None if it cannot be told
+    without running it (a star import, a syntax error: Locust reports those itself)."""
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            if any(alias.name == "*" for alias in node.names):
+                return None
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def user_classes(path: Path, classes: list[str]) -> None:
+    known = locustfile_classes(path) if classes else None
+    if known is None:
+        return
+    missing = [c for c in classes if c not in known]
+    if missing:
+        users = sorted(n for n in known if n.endswith("User") and n[0].isupper())
+        raise LoadgenError(
+            f"user class {missing[0]!r} is not in {path.name}; choose from {', '.join(users) or 'its User classes'}"
+        )
+
+
+def locustfile_name(path: Path) -> None:
+    if path.suffix != ".py":  # Locust: "Could not find any locustfile! Ensure file ends in '.py'"
+        raise LoadgenError(f"locustfile {path}: Locust only loads .py files")
+
+
+# ---- paths ------------------------------------------------------------------------------------------------------
+def writable_dir(path: Path, flag: str = "--out") -> None:
+    """``path`` is a directory loadgen can create (or write into), found without creating anything."""
+    if path.exists():
+        if not path.is_dir():
+            raise LoadgenError(f"{flag} {path} exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise LoadgenError(f"{flag} {path} is not writable")
+        return
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise LoadgenError(f"{flag} {path} cannot be created: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LoadgenError(f"{flag} {path} cannot be created: {parent} is not writable")
+
+
+# ---- what the server bounds -------------------------------------------------------------------------------------
+def limits_for(version: str) -> dict[str, int]:
+    """Documented limits of a server version (``v2.3.5-lite``, ``2.6.1``); {} for one we do not know (milvus-lite)."""
+    m = re.match(r"v?(\d+)\.(\d+)", version.strip())
+    if m and int(m.group(1)) == 2:
+        return dict(MILVUS_2_LIMITS)
+    return {}
+
+
+def embedded_version(engine: str) -> str:
+    """The version an embedded server will report, known before it starts: the installed ``milvus`` wheel's."""
+    if engine != "milvus":
+        return ""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("milvus")
+    except PackageNotFoundError:
+        return ""
+
+
+def host_version(settings: Settings) -> str:
+    """Ask the server (read-only: a connection and its version, nothing else)."""
+    from loadgen.milvus import collection
+
+    client = collection.connect(settings)
+    try:
+        return str(client.get_server_version(timeout=settings.timeout))
+    except Exception as exc:  # a server that answers the handshake but not this: the later checks say why
+        where, why = collection.redact_uri(settings.uri), collection.server_message(exc)
+        raise LoadgenError(f"Milvus at {where} did not tell its version: {why}") from None
+    finally:
+        client.close()
+
+
+def server_limits(settings: Settings, version: str) -> None:
+    limits = limits_for(version)
+    if not limits:
+        return
+    where = f"Milvus {version}"
+    if settings.dim > limits["dim"]:
+        raise LoadgenError(f"--dim {settings.dim} is above {where}'s maximum of {limits['dim']}")
+    if settings.top_k > limits["top_k"]:
+        raise LoadgenError(f"--top-k {settings.top_k} is above {where}'s maximum of {limits['top_k']}")
+    if len(settings.collection) > limits["collection_name"]:
+        raise LoadgenError(
+            f"--collection is {len(settings.collection)} characters; {where} takes at most {limits['collection_name']}"
+        )
+
+
+# ---- entry points -----------------------------------------------------------------------------------------------
+def check_run(args: argparse.Namespace, settings: Settings, locustfile: Path | None, out: Path | None) -> None:
+    """Everything ``run``/``sweep``/``compare``/``ui`` can check before a server, a collection or a file is touched."""
+    if getattr(args, "run_time", None) is not None:
+        run_time(args.run_time)
+    processes(getattr(args, "processes", 0) or 0)
+    if locustfile is not None:
+        locustfile_name(locustfile)
+        user_classes(locustfile, list(getattr(args, "classes", []) or []))
+    if out is not None:
+        writable_dir(out)
+    version = host_version(settings) if args.host else embedded_version(getattr(args, "engine", "milvus"))
+    server_limits(settings, version)

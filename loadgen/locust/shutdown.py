@@ -1,0 +1,60 @@
+"""How a Locust process that runs loadgen's users stops on Ctrl-C (SIGINT) or SIGTERM: users first, then the rest.
+
+Locust fires ``quitting`` *before* it stops its users (``main.shutdown``: quitting listeners, then ``runner.quit()``).
+loadgen's cleanup at ``quitting`` stops the asyncio loop and drops the collection, so users still running then
+found their loop gone (async calls in flight waited their whole ``--timeout``, new ones failed, the ``on_stop`` close
+failed) and their collection dropped under them ("collection not found" failures in the partial results). Under a
+loaded machine calls take longer, an async call is more often in flight at that moment, and Ctrl-C took as long as
+the stop timeout: the race of issue 12. So the first ``quitting`` listener to run stops the users.
+
+A SIGINT lands in whichever greenlet is running (a user's, grpc's): that greenlet dies with it, without its
+``on_stop``. Instead, the first SIGINT is handed to the main greenlet (Locust's own ``except KeyboardInterrupt`` path:
+report, ``quitting``, exit) and repeats are ignored while it shuts down (``loadgen run`` kills the process on a
+second Ctrl-C of its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+import gevent
+from locust.runners import STATE_INIT, STATE_STOPPED, WorkerRunner
+
+log = logging.getLogger("loadgen")
+
+
+class _Sigint:
+    seen = False
+
+
+def _on_sigint(_signum: int, _frame: Any) -> None:
+    if _Sigint.seen:
+        log.info("already stopping (the users finish their calls, then Locust writes its results)")
+        return
+    _Sigint.seen = True
+    hub = gevent.get_hub()
+    main = hub.parent  # the main greenlet: Locust's main(), or the init listeners preparing the collection
+    if gevent.getcurrent() is main:
+        raise KeyboardInterrupt
+    hub.loop.run_callback(main.throw, KeyboardInterrupt)
+
+
+def stop_users_first(environment: Any, **_: Any) -> None:
+    """A ``quitting`` listener that must run before every other: registered last (quitting fires in reverse)."""
+    _Sigint.seen = True  # Locust is shutting down already (run time over, SIGTERM): a Ctrl-C now must not cut it
+    runner = environment.runner
+    if runner is None or isinstance(runner, WorkerRunner):  # a worker stops its users when the master says so
+        return
+    if runner.state not in (STATE_INIT, STATE_STOPPED):
+        runner.stop()  # each user ends its current call and runs on_stop; Locust kills them after --stop-timeout
+
+
+def install(environment: Any) -> None:
+    """Call from an ``init`` listener (main thread, after any ``--processes`` fork), after the other listeners."""
+    signal.signal(signal.SIGINT, _on_sigint)
+    # loadgen stops Locust with SIGTERM; until Locust's main installs its own SIGTERM handler (after init), one
+    # that arrives while the collection fills takes the same path as a Ctrl-C
+    signal.signal(signal.SIGTERM, _on_sigint)
+    environment.events.quitting.add_listener(stop_users_first)
