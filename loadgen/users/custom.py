@@ -27,7 +27,6 @@ import contextlib
 import inspect
 import random
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -43,18 +42,12 @@ from locust.runners import WorkerRunner
 
 from loadgen.clients.flow import Flow
 from loadgen.clients.timed import (
-    LANGCHAIN_METHODS,
-    LANGCHAIN_WRITES,
-    LLAMAINDEX_METHODS,
-    LLAMAINDEX_WRITES,
-    PYMILVUS_WRITES,
     Handle,
     QueryVector,
     Reporter,
     Scoring,
     TaskState,
     current_task,
-    instrument,
     was_reported,
 )
 from loadgen.errors import CallTimeout, LoadgenError
@@ -63,11 +56,12 @@ from loadgen.milvus import existing
 from loadgen.runtime import bridge
 from loadgen.stats.flows import FlowListener
 from loadgen.stats.timing import Sample
+from loadgen.users import handles
 from loadgen.workload.arrival_rate import LATE_MS, Pacer
 from loadgen.workload.rows import CATEGORIES, WORDS
 
 TASK_TYPE = "task"  # request type of a task that crashed outside any store call or flow (failures only)
-_GUARD = 2.0  # seconds past --timeout before the greenlet stops waiting for a stuck loop
+_GUARD = handles.GUARD
 
 
 @events.init.add_listener
@@ -182,19 +176,19 @@ class VectorStoreUser(User):
 
     @property
     def milvus(self) -> Any:
-        return self._handle("milvus", self._open_milvus)
+        return self._handle("milvus", lambda: handles.open_milvus(self))
 
     @property
     def amilvus(self) -> Any:
-        return self._handle("amilvus", self._open_amilvus)
+        return self._handle("amilvus", lambda: handles.open_amilvus(self))
 
     @property
     def langchain(self) -> Any:
-        return self._handle("langchain", self._open_langchain)
+        return self._handle("langchain", lambda: handles.open_langchain(self))
 
     @property
     def llamaindex(self) -> Any:
-        return self._handle("llamaindex", self._open_llamaindex)
+        return self._handle("llamaindex", lambda: handles.open_llamaindex(self))
 
     @property
     def embed_model(self) -> Any:
@@ -326,7 +320,7 @@ class VectorStoreUser(User):
     def _handle(self, name: str, opener: Callable[[], tuple[Any, Callable[[], None]]]) -> Any:
         found = self._handles.get(name)
         if found is None:
-            if _on_loop():
+            if handles.on_loop():
                 found = self._handles[name] = opener()
             else:
                 with self._handle_lock:  # open-model sends share one user: open each handle once
@@ -348,91 +342,6 @@ class VectorStoreUser(User):
             return None
         return Scoring(self.settings.collection, workload.truth, workload.k, self.settings.filter)
 
-    def _open_milvus(self) -> tuple[Any, Callable[[], None]]:
-        from pymilvus import MilvusClient
-
-        client = MilvusClient(**self.settings.client_kwargs(f"loadgen-custom-{uuid.uuid4().hex}"))
-        handle = self._new_handle("pymilvus", writes=PYMILVUS_WRITES, pymilvus=True, scoring=self._scoring())
-        return instrument(client, handle), client.close
-
-    def _open_amilvus(self) -> tuple[Any, Callable[[], None]]:
-        from pymilvus import AsyncMilvusClient
-
-        kwargs = self.settings.client_kwargs(f"loadgen-custom-{uuid.uuid4().hex}")
-        client = self._build_on_loop(lambda: AsyncMilvusClient(**kwargs))
-        handle = self._new_handle("pymilvus", writes=PYMILVUS_WRITES, pymilvus=True, scoring=self._scoring())
-        version = client.get_server_version  # the untimed original: instrument() replaces it on the instance
-        handle.warm_up = lambda: version(timeout=self.timeout)
-        return instrument(client, handle), lambda: self._close_async(client.close())
-
-    def _open_langchain(self) -> tuple[Any, Callable[[], None]]:
-        if self.existing_collection:
-            raise LoadgenError("self.langchain needs loadgen's LangChain collection (layer = 'langchain')")
-        from langchain_milvus import Milvus
-        from pymilvus import AsyncMilvusClient
-
-        from loadgen.clients import langchain as lc  # integration point: the adapter's store keywords
-
-        s, alias = self.settings, f"loadgen-custom-lc-{uuid.uuid4().hex}"
-
-        def build() -> Any:  # on the loop: the constructor makes an AsyncMilvusClient, bound to the running loop
-            store = Milvus(**lc._store_kwargs(s, alias), timeout=s.timeout)
-            store._async_milvus_client = AsyncMilvusClient(**s.client_kwargs(alias + "-async"))  # its own connection
-            return store
-
-        store = self._build_on_loop(build)
-        handle = self._new_handle("langchain", writes=LANGCHAIN_WRITES)
-        handle.warm_up = lambda: store.aclient.get_server_version(timeout=self.timeout)
-
-        def close() -> None:
-            try:
-                self._close_async(store.aclient.close())
-            finally:
-                store.client.close()
-
-        return instrument(store, handle, LANGCHAIN_METHODS), close
-
-    def _open_llamaindex(self) -> tuple[Any, Callable[[], None]]:
-        if self.existing_collection:
-            raise LoadgenError("self.llamaindex needs loadgen's LlamaIndex collection (layer = 'llamaindex')")
-        from pymilvus import AsyncMilvusClient
-
-        from loadgen.clients import llamaindex as li  # integration point: the adapter's store (own alias, no async)
-
-        s = self.settings
-
-        def build() -> Any:  # on the loop: its async client must belong to the loop that awaits it
-            store = li._store(s)
-            store._async_milvusclient = AsyncMilvusClient(**s.client_kwargs(li._alias()))
-            return store
-
-        store = self._build_on_loop(build)
-        handle = self._new_handle("llamaindex", writes=LLAMAINDEX_WRITES)
-        handle.warm_up = lambda: store.aclient.get_server_version(timeout=self.timeout)
-
-        def close() -> None:
-            try:
-                self._close_async(store.aclient.close())
-            finally:
-                store.client.close()
-
-        return instrument(store, handle, LLAMAINDEX_METHODS), close
-
-    def _build_on_loop(self, build: Callable[[], Any]) -> Any:
-        if _on_loop():
-            return build()
-
-        async def on_loop() -> Any:
-            return build()
-
-        return bridge.run(on_loop(), self.timeout + _GUARD)
-
-    def _close_async(self, coro: Coroutine[Any, Any, Any]) -> None:
-        if _on_loop():
-            asyncio.get_running_loop().create_task(coro)
-        else:
-            bridge.run(coro, self.timeout)
-
     def _collection_info(self) -> existing.CollectionInfo | None:
         if not self.existing_collection:
             return None
@@ -448,13 +357,6 @@ class VectorStoreUser(User):
 
             self._workload = truth.workload_for(self.settings)
         return self._workload
-
-
-def _on_loop() -> bool:
-    try:
-        return asyncio.get_running_loop() is bridge.loop
-    except RuntimeError:
-        return False
 
 
 def _counts(kind: str) -> Any:
