@@ -1,8 +1,9 @@
 """The handles of a ``VectorStoreUser`` (``loadgen.users.custom``): how each client is built, timed and closed.
 
-Each opener returns ``(timed object, close)``. Clients that need an event loop are built on loadgen's loop (directly
-when the caller is already on it, else through the bridge), each with a connection (alias) of its own; the first async
-call of each waits, untimed, for the connection handshake (``Handle.warm_up``).
+Each opener returns ``(timed object, close)``, each client on a connection (alias) of its own. Sync constructors run on
+gevent's thread pool, async clients are made on loadgen's loop (both directly on the loop when the handle is first
+used inside an async task); the first async call of each waits, untimed, for the connection handshake
+(``Handle.warm_up``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from loadgen.clients.timed import (
     instrument,
 )
 from loadgen.errors import LoadgenError
-from loadgen.runtime import bridge
+from loadgen.runtime import bridge, off_hub
 
 GUARD = 2.0  # seconds past --timeout before the greenlet stops waiting for a stuck loop
 Opened = tuple[Any, Callable[[], None]]
@@ -37,7 +38,8 @@ def on_loop() -> bool:
 def open_milvus(user: Any) -> Opened:
     from pymilvus import MilvusClient
 
-    client = MilvusClient(**user.settings.client_kwargs(f"loadgen-custom-{uuid.uuid4().hex}"))
+    kwargs = user.settings.client_kwargs(f"loadgen-custom-{uuid.uuid4().hex}")
+    client = _sync_part(lambda: MilvusClient(**kwargs))
     handle = user._new_handle("pymilvus", writes=PYMILVUS_WRITES, pymilvus=True, scoring=user._scoring())
     return instrument(client, handle), client.close
 
@@ -63,12 +65,12 @@ def open_langchain(user: Any) -> Opened:
 
     s, alias = user.settings, f"loadgen-custom-lc-{uuid.uuid4().hex}"
 
-    def build() -> Any:  # on the loop: the constructor makes an AsyncMilvusClient, bound to the running loop
-        store = Milvus(**lc._store_kwargs(s, alias), timeout=s.timeout)
-        store._async_milvus_client = AsyncMilvusClient(**s.client_kwargs(alias + "-async"))  # its own connection
-        return store
+    store = _sync_part(lambda: Milvus(**lc._store_kwargs(s, alias), timeout=s.timeout))
 
-    store = build_on_loop(user.timeout, build)
+    def attach() -> None:  # on the loop, with a connection of its own (the constructor's would share the sync alias)
+        store._async_milvus_client = AsyncMilvusClient(**s.client_kwargs(alias + "-async"))
+
+    build_on_loop(user.timeout, attach)
     handle = user._new_handle("langchain", writes=LANGCHAIN_WRITES)
     handle.warm_up = lambda: store.aclient.get_server_version(timeout=user.timeout)
 
@@ -90,12 +92,12 @@ def open_llamaindex(user: Any) -> Opened:
 
     s = user.settings
 
-    def build() -> Any:  # on the loop: its async client must belong to the loop that awaits it
-        store = li._store(s)
-        store._async_milvusclient = AsyncMilvusClient(**s.client_kwargs(li._alias()))
-        return store
+    store = _sync_part(lambda: li._store(s))
 
-    store = build_on_loop(user.timeout, build)
+    def attach() -> None:  # on the loop: its async client must belong to the loop that awaits it
+        store._async_milvusclient = AsyncMilvusClient(**s.client_kwargs(li._alias()))
+
+    build_on_loop(user.timeout, attach)
     handle = user._new_handle("llamaindex", writes=LLAMAINDEX_WRITES)
     handle.warm_up = lambda: store.aclient.get_server_version(timeout=user.timeout)
 
@@ -106,6 +108,13 @@ def open_llamaindex(user: Any) -> Opened:
             store.client.close()
 
     return instrument(store, handle, LLAMAINDEX_METHODS), close
+
+
+def _sync_part(make: Callable[[], Any]) -> Any:
+    """A library's sync constructor blocks its OS thread while it connects (up to --timeout on a frozen server): from
+    a greenlet it runs on gevent's thread pool (``runtime.off_hub``), so the hub and the loop keep going. First used
+    inside an async task, a handle is built right there, on the loop (once per user)."""
+    return make() if on_loop() else off_hub(make)
 
 
 def build_on_loop(timeout: float, build: Callable[[], Any]) -> Any:
