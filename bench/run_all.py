@@ -22,6 +22,7 @@ def main() -> None:
     with EmbeddedMilvus(out / "milvus", die_with_parent=True) as info:
         results["sync_user_vs_raw"] = run("bench_sync_user.py", "--host", info.uri, *sys.argv[1:])
         results["open_model"] = run("bench_open_model.py", "--host", info.uri)
+        results["timed_client"] = run("bench_timed_client.py", "--host", info.uri)
     results["k8s_workers"] = run("bench_k8s_workers.py")  # starts its own Milvus
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

@@ -8,3 +8,20 @@ import os as _os
 _os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 __version__ = "0.1.0"
+
+# The public base classes for your own locustfiles, imported on first use (PEP 562): importing them applies the
+# gevent/asyncio policy and Locust's listeners, which the ``loadgen`` CLI process must never load.
+_LAZY = {"VectorStoreUser": "loadgen.users.custom", "QueryVector": "loadgen.clients.timed"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loadgen' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

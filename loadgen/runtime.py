@@ -52,6 +52,7 @@ from grpc.experimental import gevent as _grpc_gevent  # noqa: E402
 _grpc_gevent.init_gevent()  # before any channel exists, or sync grpc calls block the hub
 
 import asyncio  # noqa: E402
+import concurrent.futures  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Callable, Coroutine  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
@@ -83,6 +84,16 @@ class _Loop(asyncio.SelectorEventLoop):
         self._add_reader(self._ssock.fileno(), self._read_from_self)  # type: ignore[attr-defined]
 
 
+class _OSThreadPool(concurrent.futures.ThreadPoolExecutor):
+    """The loop's default executor (``run_in_executor(None, ...)``, ``asyncio.to_thread``). The stock one hands work
+    to its threads through ``queue.SimpleQueue``, which gevent patched: a real thread waiting on it has no hub and
+    dies with LoopExit. This one uses the original queue."""
+
+    def __init__(self) -> None:
+        super().__init__(thread_name_prefix="loadgen-executor")
+        self._work_queue = gevent.monkey.get_original("queue", "SimpleQueue")()
+
+
 class AsyncBridge:
     """One asyncio loop per process, in a real thread, started lazily (after any ``--processes`` fork)."""
 
@@ -108,6 +119,7 @@ class AsyncBridge:
     def _start(self) -> None:
         selector_cls = gevent.monkey.get_original("selectors", "EpollSelector")
         loop = _Loop(selector_cls())
+        loop.set_default_executor(_OSThreadPool())  # run_in_executor from user code (LangChain's sync fallbacks)
 
         def run() -> None:
             asyncio.set_event_loop(loop)

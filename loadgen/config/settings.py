@@ -150,6 +150,7 @@ class Settings:
     )
     recall_file: str = option("", "write recall statistics (merged from workers) to this JSON", ui=False)
     open_loop_file: str = option("", "write open-model send counts (merged from workers) to this JSON", ui=False)
+    flows_file: str = option("", "write flow step statistics (merged from workers) to this JSON", ui=False)  # i14
     workers_file: str = option("", "master: write the workers seen and those that went missing to this JSON", ui=False)
     results_dir: str = option(
         "", "the master writes results.json (and latency.json, recall.json, open_loop.json) to this directory", ui=False

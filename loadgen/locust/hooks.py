@@ -61,6 +61,8 @@ class _State:
 state = _State()
 # (environment, state) -> None, called at init where the process has a web UI: how loadgen.web attaches its tab
 web_ui_extensions: list[Callable[[Any, _State], None]] = []
+# i14: results.json sections of merged statistics kept by higher layers (users.custom's flow steps): name -> builder
+result_sections: dict[str, Callable[[], dict[str, Any]]] = {}
 
 
 def settings_for(environment: Any) -> Settings:
@@ -234,6 +236,7 @@ def current_results(environment: Any) -> dict[str, Any]:
         "recall": recall_section(state.recall) if state.recall is not None else {},
         "open_loop": results.open_loop_section(state.arrivals.results(), arrival_rate) if state.arrivals else {},
         "workers": state.workers.results() if state.workers is not None and state.workers.seen else {},
+        **{name: section() for name, section in result_sections.items()},  # i14
     }
     stats = environment.runner.stats if environment.runner is not None else environment.stats
     return results.build(stats, histograms=state.histograms, settings=public, run=run_info(environment),

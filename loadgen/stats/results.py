@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadgen.stats import figures
+from loadgen.stats.flows import render_lines as flow_lines
 from loadgen.stats.histograms import HistogramListener, LatencyHistograms
 
 FORMAT = "milvus-loadgen/results/v2"
@@ -155,6 +156,7 @@ def _extra_lines(results: dict[str, Any]) -> list[str]:
         if kind.endswith("[stream]"):
             rates = ", ".join(f"{op}={r:g}/s" for op, r in c.get("streams", {}).items())
             lines.append(f"stream {kind}: {rates}: {c['sent']} sent, {c['dropped']} dropped")
+    lines += flow_lines(results.get("flows") or {})  # i14: where each flow's time goes
     for f in results["failures"][:10]:
         kind = f.get("kind") or failure_kind(f["error"])
         lines.append(f"failure: {f['type']} {f['name']} x{f['occurrences']} [{kind}]: {f['error'][:200]}")
