@@ -220,7 +220,10 @@ def _milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
     print(f"loadgen: starting embedded Milvus ({args.engine}); logs: {data_dir / 'logs'}", file=sys.stderr)
     ok = False
     try:
-        yield server.start().uri, keep
+        info = server.start()
+        if hasattr(args, "milvus_metrics_url") and not args.milvus_metrics_url:  # issue 16: scrape our own server
+            args.milvus_metrics_url = info.metrics_url
+        yield info.uri, keep
         ok = True
     finally:
         server.stop()
@@ -338,6 +341,7 @@ def _run(args: argparse.Namespace) -> int:
                     break
                 continue
             print(summary.render_table(results))
+            print_observations(level_out, results)  # INTEGRATION (issue 16): until results.py folds these in
             print(f"\nresults: {level_out / 'results.json'}  report: {level_out / 'report.html'}")
             level_failed = results.get("checks", {}).get("failed", [])
             done.append((level, results))
@@ -368,6 +372,18 @@ def _level_results(out: Path, code: int) -> dict[str, Any] | None:
     results["run"]["exit_code"] = code
     path.write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def print_observations(out: Path, results: dict[str, Any]) -> None:
+    """Client p99 beside server p99 per operation (``server.json``), and the generator's saturation line."""
+    from loadgen.stats import generator, server_metrics
+
+    server = results.get("server") or server_metrics.read_section(out / "server.json")
+    for line in server_metrics.summary_lines(server, results["requests"]):
+        print(line)
+    saturated = (results.get("generator") or generator.read_section(out / "generator.json")).get("line")
+    if saturated:
+        print(saturated)
 
 
 def _processes_args(processes: int) -> list[str]:
