@@ -24,8 +24,9 @@ from loadgen.stats.histograms import PERCENTILES
 METRICS: dict[str, str] = {
     "loadgen_request_latency_microseconds": "client latency percentile of successful requests (HDR, merged)",
     "loadgen_request_latency_mean_microseconds": "mean client latency of successful requests",
-    "loadgen_requests": "successful requests recorded in the latency histograms",
-    "loadgen_request_failures": "failed requests (Locust's count)",
+    "loadgen_requests": "store calls, successes and failures (results.json: requests)",
+    "loadgen_request_successes": "successful store calls, the latency figures' population (results.json: successes)",
+    "loadgen_request_failures": "failed store calls (results.json: failures)",
     "loadgen_recall": "recall@k of searches measured against ground truth",
     "loadgen_recall_samples": "searches whose recall was measured",
     "loadgen_open_target_rate": "open model: requests per second asked for",
@@ -41,7 +42,8 @@ _QUANTILES = {key: f"{q / 100:g}" for key, q in PERCENTILES.items()}  # p99_9_ms
 
 def wire_names() -> set[str]:
     """Every metric name a scrape can show (what dashboards may query)."""
-    counters = {"loadgen_requests", "loadgen_request_failures", "loadgen_recall_samples", "loadgen_open_sends"}
+    counters = {"loadgen_requests", "loadgen_request_successes", "loadgen_request_failures", "loadgen_recall_samples",
+                "loadgen_open_sends"}  # fmt: skip
     return {f"{n}_total" if n in counters else n for n in METRICS}
 
 
@@ -61,7 +63,8 @@ class LoadgenCollector(Collector):
         pct = GaugeMetricFamily(name, METRICS[name], labels=[*labels, "quantile"])
         name = "loadgen_request_latency_mean_microseconds"
         mean = GaugeMetricFamily(name, METRICS[name], labels=labels)
-        ok = CounterMetricFamily("loadgen_requests", METRICS["loadgen_requests"], labels=labels)
+        calls = CounterMetricFamily("loadgen_requests", METRICS["loadgen_requests"], labels=labels)
+        ok = CounterMetricFamily("loadgen_request_successes", METRICS["loadgen_request_successes"], labels=labels)
         failed = CounterMetricFamily("loadgen_request_failures", METRICS["loadgen_request_failures"], labels=labels)
         hist = self.state.histograms.histograms if self.state.histograms is not None else None
         for row in hist.summary() if hist is not None else []:
@@ -71,10 +74,11 @@ class LoadgenCollector(Collector):
             mean.add_metric(key, row["mean_ms"] * 1000)
             ok.add_metric(key, row["count"])
         stats = getattr(self.environment.runner, "stats", None)
-        for (name, method), entry in stats.entries.items() if stats is not None else []:
-            if entry.num_failures:
-                failed.add_metric([method, name], entry.num_failures)
-        yield from (pct, mean, ok, failed)
+        for entry in stats.entries.values() if stats is not None else []:
+            if entry.num_requests:  # the rows results.json lists
+                calls.add_metric([entry.method, entry.name], entry.num_requests)
+                failed.add_metric([entry.method, entry.name], entry.num_failures)
+        yield from (pct, mean, calls, ok, failed)
 
     def _recall(self) -> Iterator[Any]:
         labels = ["type", "name"]
