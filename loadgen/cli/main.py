@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from loadgen.cli import k8s, operations
+from loadgen.cli.capacity import add_arguments as capacity_arguments
 from loadgen.cli.ui import add_parser as add_ui_parser
 from loadgen.config.settings import Settings, add_options, positive_ints, to_argv
 from loadgen.errors import LoadgenError
@@ -59,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(run, sweep=False)
     swp = sub.add_parser("sweep", help="one headless run per level: --users 1,5,10 (closed) or --rates 50,100 (open)")
     _run_arguments(swp, sweep=True)
+
+    cap = sub.add_parser("capacity", help="the highest open-model rate that holds --slo-p99-ms (bracket, bisect)")
+    _run_arguments(cap, sweep=False)
+    capacity_arguments(cap)  # issue 16: loadgen/cli/capacity.py
 
     cmp = sub.add_parser("compare", help="N sequential sync calls vs N concurrent async calls, per client layer")
     cmp.add_argument("--host", help="Milvus URI (default: start an embedded Milvus)")
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
         commands = {
             "server": _server, "run": _run, "sweep": _sweep, "compare": _compare, "k8s": k8s.run, "ui": ui_command.run,
-            "report": report_cli.run, "operations": operations.run,
+            "report": report_cli.run, "capacity": _capacity, "operations": operations.run,
         }  # fmt: skip
         return commands[args.command](args)
     except LoadgenError as exc:
@@ -357,6 +362,69 @@ def _run(args: argparse.Namespace) -> int:
         for line in failed:
             print(line, file=sys.stderr)
     return CHECK_FAILED_EXIT_CODE if failed else max(codes)
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    """``loadgen capacity``: open-model steps chosen by ``capacity.search`` on one server and collection; a sweep
+    directory (``sweep.json``, one folder per rate) that ``loadgen report`` reads, ``capacity.json``, one line."""
+    from loadgen import clients
+    from loadgen.cli import capacity, sweep
+    from loadgen.milvus import collection
+
+    slo = capacity.check_arguments(args)
+    locustfile = _locustfile(args)
+    _quiet_clients()
+    offline_checks(args)
+    out = (args.out or Path("results") / time.strftime("capacity-%Y%m%d-%H%M%S")).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    _terminate_on_sigterm()
+    done: dict[float, dict[str, Any]] = {}
+    with _milvus(args) as (host, keep):
+        settings = Settings.from_options(args, host)
+        version = collection.check(settings)
+        print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
+
+        def measure(rate: float) -> capacity.Measurement:
+            if getattr(args, "interrupted", False):
+                raise KeyboardInterrupt
+            step_s = capacity.step_seconds(rate, args.min_samples, capacity.seconds(args.run_time))
+            level_out = out / f"rate-{rate:g}"
+            level_out.mkdir(exist_ok=True)
+            step_args = argparse.Namespace(**{**vars(args), "run_time": f"{step_s:g}s"})
+            run = {
+                "users": args.users, "spawn_rate": float(args.users), "run_time": step_args.run_time,
+                "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
+                "embedded": not args.host, "classes": args.classes, "model": "open", "arrival_rate": rate,
+                "level": {"rate": rate},
+            }  # fmt: skip
+            print(f"loadgen: capacity step {len(done) + 1}: {rate:g} req/s for {step_s:g} s", file=sys.stderr)
+            code = _locust(
+                step_args, locustfile, settings, level_out,
+                users=args.users, spawn_rate=float(args.users), rate=rate, keep_data=True, run=run,
+            )  # fmt: skip
+            results = _level_results(level_out, code) or {}
+            done[rate] = results
+            m = capacity.measurement(results, rate)
+            print(f"loadgen:   p99 {m.p99_ms:.2f} ms, errors {m.error_rate:.2%}: " + (
+                "holds" if not slo.judge(m) else "; ".join(slo.judge(m))), file=sys.stderr)  # fmt: skip
+            return m
+
+        outcome = capacity.search(
+            measure, slo, start=args.start_rate, growth=args.growth, tolerance=args.tolerance,
+            max_steps=args.max_steps, max_rate=args.max_rate,
+        )  # fmt: skip
+        if not args.keep_data:  # every step kept the collection for the next: drop it now, if loadgen created it
+            used = {r["type"].split("-")[0] for res in done.values() for r in res.get("requests", [])}
+            for layer in sorted(used & set(clients.layers())):
+                clients.adapter(layer).drop(settings)
+        keep["logs"] = not done
+    levels = [({"rate": rate}, done[rate]) for rate in sorted(done) if done[rate]]
+    sweep.write(out, sweep.combine(levels))
+    (out / "capacity.json").write_text(json.dumps(outcome.to_dict(slo), indent=2) + "\n")
+    print(sweep.render(sweep.combine(levels)))
+    print(f"\nsweep: {out / 'sweep.json'}  capacity: {out / 'capacity.json'}")
+    print(capacity.line(outcome, slo))
+    return 0
 
 
 def _level_results(out: Path, code: int) -> dict[str, Any] | None:
