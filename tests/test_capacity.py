@@ -116,3 +116,21 @@ def test_capacity_against_the_embedded_milvus(milvus: ServerInfo, tmp_path: Path
         assert s["p99_ms"] == max(r["p99_ms"] for r in lvl["requests"] if r["successes"])
     report = run_cli("report", str(out), "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--slo-p99-ms", "10", "--min-recall", "0.9"], "--min-recall needs --dataset"),
+        (["--slo-p99-ms", "0"], "--slo-p99-ms must be positive"),
+        (["--slo-p99-ms", "10", "--start-rate", "100", "--max-rate", "50"], "0 < --start-rate <= --max-rate"),
+        (["--slo-p99-ms", "10", "--sweep-rates", "1,2"], "chooses its own rates"),
+        (["--slo-p99-ms", "10", "-t", "ten"], "-t/--run-time: not a run time"),
+        (["--slo-p99-ms", "10", "--milvus-metrics-url", "ftp://x"], "--milvus-metrics-url 'ftp://x': expected http"),
+        (["--slo-p99-ms", "10", "--prometheus-port", "70000"], "--prometheus-port must be 0 (off) or a TCP port"),
+    ],
+)
+def test_bad_options_are_one_line_errors_before_anything_starts(args: list[str], message: str) -> None:
+    proc = run_cli("capacity", *args, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("loadgen: error: ") and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "starting embedded Milvus" not in proc.stderr

@@ -118,6 +118,7 @@ def test_server_section_matches_the_servers_counters_and_our_latencies(milvus: S
     # the server's count over the run is what its own counter moved by, and what our clients did
     assert search["requests"]["success"] == after - before > 0
     results = json.loads((out / "results.json").read_text())
+    assert results["server"] == section  # one set of numbers: results.json carries the same section
     rows = [m for m in results["requests"] if sm.server_function(m["type"], m["name"]) == "Search"]
     assert sum(m["requests"] for m in rows) == after - before
     # every call took at least as long at the client as inside the server: at every bucket bound the server has at
@@ -125,7 +126,7 @@ def test_server_section_matches_the_servers_counters_and_our_latencies(milvus: S
     hist = LatencyHistograms.from_payload(json.loads((out / "latency.json").read_text())["histograms"])
     keys = [(m["type"], m["name"]) for m in rows]
     lat = search["latency"]
-    assert lat["count"] == sum(m["hdr_count"] for m in rows)
+    assert lat["count"] == sum(m["successes"] for m in rows)
     for bound, server_cum in zip(lat["buckets"]["le_ms"], lat["buckets"]["cumulative"], strict=True):
         assert client_count_at_most(hist, keys, bound) <= server_cum, bound
     merged = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
