@@ -83,6 +83,9 @@ def test_summary_lines_pair_client_rows_with_the_server_operation() -> None:
     assert sm.server_function("langchain-async", "asimilarity_search") == "Search"
     assert sm.server_function("llamaindex", "query") == "Search"
     assert sm.server_function("pymilvus", "query") == "Query"
+    assert sm.server_function("pymilvus-async", "aquery[count]") == "Query"
+    assert sm.server_function("pymilvus-async-fanout", "search") == "Search"
+    assert sm.server_function("pymilvus-async-batch", "search_fanout[10]") is None
 
 
 # ---- against the real embedded Milvus --------------------------------------------------------------------------

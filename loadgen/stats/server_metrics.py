@@ -71,9 +71,10 @@ SERVER_FUNCTIONS: dict[str, dict[str, str]] = {
 
 def server_function(request_type: str, name: str) -> str | None:
     """The Milvus function behind one of our request rows (``pymilvus-async`` ``search`` -> ``Search``)."""
-    layer = request_type.split("-", 1)[0]
-    op = name[1:] if name.startswith("a") and name[1:] in SERVER_FUNCTIONS.get(layer, {}) else name
-    return SERVER_FUNCTIONS.get(layer, {}).get(op)
+    table = SERVER_FUNCTIONS.get(request_type.split("-", 1)[0], {})
+    op = name.split("[", 1)[0]  # a labelled variant ("query[count]", "delete[expr]") calls the same function
+    op = op[1:] if op not in table and op.startswith("a") else op  # the async twin's name
+    return table.get(op)
 
 
 @dataclass
