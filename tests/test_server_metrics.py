@@ -141,3 +141,26 @@ def test_server_section_matches_the_servers_counters_and_our_latencies(milvus: S
     assert lat["p99_ms"] <= client_bucket  # interpolated: within the bucket, never past ours
     # the summary shows both sides
     assert "Search: client p99" in proc.stdout and "server p99" in proc.stdout
+
+
+def test_parse_reads_an_exposition_made_by_prometheus_client() -> None:
+    """The text format as a real Prometheus client writes it (two proxies, an unrelated family next to ours)."""
+    from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+    from prometheus_client import Histogram as PromHistogram
+
+    reg = CollectorRegistry()
+    buckets = [1, 2, 4, 8]
+    sq = PromHistogram("milvus_proxy_sq_latency", "", ["node_id", "query_type"], buckets=buckets, registry=reg)
+    other = PromHistogram("milvus_proxy_sq_wait_result_latency", "", ["node_id"], buckets=buckets, registry=reg)
+    req = Counter("milvus_proxy_req_count", "", ["node_id", "function_name", "status"], registry=reg)
+    Gauge("process_resident_memory_bytes", "", registry=reg).set(5e8)
+    for node, values in (("1", [0.5, 3.0]), ("2", [6.0])):
+        for v in values:
+            sq.labels(node, "search").observe(v)
+            other.labels(node).observe(100.0)
+            req.labels(node, "Search", "success").inc()
+    snap = sm.parse(generate_latest(reg).decode(), at=1.0)
+    assert snap.requests == {("Search", "success"): 3.0}
+    h = snap.latency["Search"]
+    assert (h.bounds, h.cumulative, h.count, h.sum) == ([1.0, 2.0, 4.0, 8.0], [1.0, 1.0, 2.0, 3.0], 3.0, 9.5)
+    assert snap.sources == {"Search": "milvus_proxy_sq_latency"} and snap.rss_bytes == 5e8 and snap.cpu_seconds is None
