@@ -34,8 +34,8 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def value(samples: dict, name: str, **labels: str) -> float:
-    return samples[(name, tuple(sorted(labels.items())))]
+def value(samples: dict, metric: str, /, **labels: str) -> float:
+    return samples[(metric, tuple(sorted(labels.items())))]
 
 
 def test_endpoint_equals_results_json_at_the_end(milvus: ServerInfo, tmp_path: Path) -> None:
