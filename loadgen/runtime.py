@@ -116,6 +116,11 @@ class AsyncBridge:
         assert self._loop is not None
         return self._loop
 
+    @property
+    def started_loop(self) -> asyncio.AbstractEventLoop | None:
+        """This process's loop if something already started it (never starts one: a probe must not cost a thread)."""
+        return self._loop if self._pid == os.getpid() else None
+
     def _start(self) -> None:
         selector_cls = gevent.monkey.get_original("selectors", "EpollSelector")
         loop = _Loop(selector_cls())

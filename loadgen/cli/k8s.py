@@ -25,7 +25,10 @@ from loadgen.cli.k8s_tools import find_kubectl
 from loadgen.errors import LoadgenError
 
 K8S_DIR = Path(__file__).resolve().parents[2] / "k8s"
-OVERLAYS = {"default": ".", "perf": "overlays/perf", "headless": "overlays/headless"}
+OVERLAYS = {
+    "default": ".", "perf": "overlays/perf", "headless": "overlays/headless",
+    "monitoring": "overlays/monitoring",  # issue 16: default + components/monitoring (needs prometheus-operator)
+}  # fmt: skip
 IMAGE_NAME = "milvus-loadgen"  # the name the manifests use; components/image maps it to the real one
 SECRET_NAME = "loadgen-milvus"
 RESULTS_FORMATS = ("milvus-loadgen/results/v1", "milvus-loadgen/results/v2")  # what a Job of any version printed

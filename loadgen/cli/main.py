@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from loadgen.cli import interrupt, k8s, operations, preflight
+from loadgen.cli.capacity import add_arguments as capacity_arguments
 from loadgen.cli.ui import add_parser as add_ui_parser
 from loadgen.config.settings import Settings, add_options, positive_ints, to_argv
 from loadgen.errors import LoadgenError
@@ -59,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(run, sweep=False)
     swp = sub.add_parser("sweep", help="one headless run per level: --users 1,5,10 (closed) or --rates 50,100 (open)")
     _run_arguments(swp, sweep=True)
+
+    cap = sub.add_parser("capacity", help="the highest open-model rate that holds --slo-p99-ms (bracket, bisect)")
+    _run_arguments(cap, sweep=False)
+    capacity_arguments(cap)  # issue 16: loadgen/cli/capacity.py
 
     cmp = sub.add_parser("compare", help="N sequential sync calls vs N concurrent async calls, per client layer")
     cmp.add_argument("--host", help="Milvus URI (default: start an embedded Milvus)")
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
         commands = {
             "server": _server, "run": _run, "sweep": _sweep, "compare": _compare, "k8s": k8s.run, "ui": ui_command.run,
-            "report": report_cli.run, "operations": operations.run,
+            "report": report_cli.run, "capacity": _capacity, "operations": operations.run,
         }  # fmt: skip
         return commands[args.command](args)
     except LoadgenError as exc:
@@ -216,7 +221,10 @@ def _milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
     print(f"loadgen: starting embedded Milvus ({args.engine}); logs: {data_dir / 'logs'}", file=sys.stderr)
     ok = False
     try:
-        yield server.start().uri, keep
+        info = server.start()
+        if hasattr(args, "milvus_metrics_url") and not args.milvus_metrics_url:  # issue 16: scrape our own server
+            args.milvus_metrics_url = info.metrics_url
+        yield info.uri, keep
         ok = True
     except KeyboardInterrupt:
         ok = True  # an interrupt is no failure: no logs to keep (each data dir holds ~450 MB of engine binaries)
@@ -339,6 +347,7 @@ def _run(args: argparse.Namespace) -> int:
                     break
                 continue
             print(summary.render_table(results))
+            print_observations(level_out, results)  # INTEGRATION (issue 16): until results.py folds these in
             print(f"\nresults: {level_out / 'results.json'}  report: {level_out / 'report.html'}")
             level_failed = results.get("checks", {}).get("failed", [])
             done.append((level, results))
@@ -356,6 +365,69 @@ def _run(args: argparse.Namespace) -> int:
     return CHECK_FAILED_EXIT_CODE if failed else max(codes)
 
 
+def _capacity(args: argparse.Namespace) -> int:
+    """``loadgen capacity``: open-model steps chosen by ``capacity.search`` on one server and collection; a sweep
+    directory (``sweep.json``, one folder per rate) that ``loadgen report`` reads, ``capacity.json``, one line."""
+    from loadgen import clients
+    from loadgen.cli import capacity, sweep
+    from loadgen.milvus import collection
+
+    slo = capacity.check_arguments(args)
+    locustfile = _locustfile(args)
+    _quiet_clients()
+    offline_checks(args)
+    out = (args.out or Path("results") / time.strftime("capacity-%Y%m%d-%H%M%S")).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    _terminate_on_sigterm()
+    done: dict[float, dict[str, Any]] = {}
+    with _milvus(args) as (host, keep):
+        settings = Settings.from_options(args, host)
+        version = collection.check(settings)
+        print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
+
+        def measure(rate: float) -> capacity.Measurement:
+            if getattr(args, "interrupted", False):
+                raise KeyboardInterrupt
+            step_s = capacity.step_seconds(rate, args.min_samples, capacity.seconds(args.run_time))
+            level_out = out / f"rate-{rate:g}"
+            level_out.mkdir(exist_ok=True)
+            step_args = argparse.Namespace(**{**vars(args), "run_time": f"{step_s:g}s"})
+            run = {
+                "users": args.users, "spawn_rate": float(args.users), "run_time": step_args.run_time,
+                "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
+                "embedded": not args.host, "classes": args.classes, "model": "open", "arrival_rate": rate,
+                "level": {"rate": rate},
+            }  # fmt: skip
+            print(f"loadgen: capacity step {len(done) + 1}: {rate:g} req/s for {step_s:g} s", file=sys.stderr)
+            code = _locust(
+                step_args, locustfile, settings, level_out,
+                users=args.users, spawn_rate=float(args.users), rate=rate, keep_data=True, run=run,
+            )  # fmt: skip
+            results = _level_results(level_out, code) or {}
+            done[rate] = results
+            m = capacity.measurement(results, rate)
+            print(f"loadgen:   p99 {m.p99_ms:.2f} ms, errors {m.error_rate:.2%}: " + (
+                "holds" if not slo.judge(m) else "; ".join(slo.judge(m))), file=sys.stderr)  # fmt: skip
+            return m
+
+        outcome = capacity.search(
+            measure, slo, start=args.start_rate, growth=args.growth, tolerance=args.tolerance,
+            max_steps=args.max_steps, max_rate=args.max_rate,
+        )  # fmt: skip
+        if not args.keep_data:  # every step kept the collection for the next: drop it now, if loadgen created it
+            used = {r["type"].split("-")[0] for res in done.values() for r in res.get("requests", [])}
+            for layer in sorted(used & set(clients.layers())):
+                clients.adapter(layer).drop(settings)
+        keep["logs"] = not done
+    levels = [({"rate": rate}, done[rate]) for rate in sorted(done) if done[rate]]
+    sweep.write(out, sweep.combine(levels))
+    (out / "capacity.json").write_text(json.dumps(outcome.to_dict(slo), indent=2) + "\n")
+    print(sweep.render(sweep.combine(levels)))
+    print(f"\nsweep: {out / 'sweep.json'}  capacity: {out / 'capacity.json'}")
+    print(capacity.line(outcome, slo))
+    return 0
+
+
 def _level_results(out: Path, code: int) -> dict[str, Any] | None:
     """The results.json Locust's master wrote for one level (every figure and the checks are its), with the Locust
     process's exit code added to its run section; None, said in one line, when the run wrote none."""
@@ -369,6 +441,18 @@ def _level_results(out: Path, code: int) -> dict[str, Any] | None:
     results["run"]["exit_code"] = code
     path.write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def print_observations(out: Path, results: dict[str, Any]) -> None:
+    """Client p99 beside server p99 per operation (``server.json``), and the generator's saturation line."""
+    from loadgen.stats import generator, server_metrics
+
+    server = results.get("server") or server_metrics.read_section(out / "server.json")
+    for line in server_metrics.summary_lines(server, results["requests"]):
+        print(line)
+    saturated = (results.get("generator") or generator.read_section(out / "generator.json")).get("line")
+    if saturated:
+        print(saturated)
 
 
 def _processes_args(processes: int) -> list[str]:

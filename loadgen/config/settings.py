@@ -164,6 +164,15 @@ class Settings:
         None, "checks: fail (exit 3) if the total request rate is below this", typ=float
     )
     check_min_recall: float | None = option(None, "checks: fail (exit 3) if a mean recall is below this", typ=float)
+    # issue 16: Milvus's own metrics, scraped by the master (loadgen.stats.server_metrics)
+    milvus_metrics_url: str = option(
+        "", "Milvus Prometheus endpoint scraped during the run, e.g. http://HOST:9091/metrics (loadgen run: embedded)"
+    )
+    server_metrics_file: str = option("", "write Milvus's own figures over the run to this JSON", ui=False)
+    generator_file: str = option("", "write the generator's own load (CPU, loop lag; merged) to this JSON", ui=False)
+    prometheus_port: int = option(
+        0, "master: serve loadgen's live figures for Prometheus on this port, all interfaces (0: off)", ui=False
+    )
     # not options: set by loadgen itself
     total_users: int = 0  # users in the whole test, set by the master at test start (splits the rates)
     # --dataset rows the collection holds when they differ from the --rows selection (a reused collection), set by
@@ -208,6 +217,12 @@ class Settings:
             raise LoadgenError("--recreate and --require-existing exclude each other: --recreate creates it again")
         if self.master_timeout <= 0:
             raise LoadgenError(f"--master-timeout must be positive, got {self.master_timeout}")
+        if not 0 <= self.prometheus_port <= 65535:
+            raise LoadgenError(f"--prometheus-port must be 0 (off) or a TCP port, got {self.prometheus_port}")
+        if self.milvus_metrics_url and not self.milvus_metrics_url.startswith(("http://", "https://")):
+            raise LoadgenError(
+                f"--milvus-metrics-url {self.milvus_metrics_url!r}: expected http(s)://HOST:PORT/metrics"
+            )
         self._validate_tls()
 
     def _validate_tls(self) -> None:

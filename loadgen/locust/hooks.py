@@ -32,7 +32,7 @@ from locust.runners import WorkerRunner
 from loadgen import clients as adapters
 from loadgen.config.settings import Settings, add_options
 from loadgen.errors import LoadgenError
-from loadgen.locust import shutdown
+from loadgen.locust import observe, shutdown
 from loadgen.locust.workers import WorkerWatch, apply_master_timeout
 from loadgen.milvus import collection
 from loadgen.runtime import bridge
@@ -143,6 +143,7 @@ def _on_init(environment: Any, **_: Any) -> None:
     apply_master_timeout(environment)
     for layer in _layers(environment):  # every process, workers too: before any user's greenlet needs them
         adapters.preload(layer)
+    observe.attach(environment, state)  # INTEGRATION (issue 16): Milvus's metrics, generator load, Prometheus export
     if getattr(environment, "web_ui", None) is not None:  # the master's or local runner's web UI
         for extend in web_ui_extensions:
             extend(environment, state)
@@ -236,7 +237,8 @@ def current_results(environment: Any) -> dict[str, Any]:
         "recall": recall_section(state.recall) if state.recall is not None else {},
         "open_loop": results.open_loop_section(state.arrivals.results(), arrival_rate) if state.arrivals else {},
         "workers": state.workers.results() if state.workers is not None and state.workers.seen else {},
-        **{name: section() for name, section in result_sections.items()},  # i14
+        **{name: section() for name, section in result_sections.items()},  # higher layers' sections (flows)
+        **observe.sections(),  # Milvus's own figures ("server"), the generator's load
     }
     stats = environment.runner.stats if environment.runner is not None else environment.stats
     return results.build(stats, histograms=state.histograms, settings=public, run=run_info(environment),
