@@ -37,7 +37,7 @@ def settings(lite: ServerInfo) -> Settings:
 
 
 def _run_sync(settings: Settings, op: str, times: int = 2) -> list[dict]:
-    store = retrieval.RetrievalStore(settings)
+    store = retrieval.open_sync(settings)
     seen = []
     try:
         for _ in range(times):
@@ -85,7 +85,7 @@ def test_every_operation_answers(settings: Settings, op: str, flavour: str) -> N
 
 
 def test_tenant_search_stays_in_its_tenant_and_grouping_groups(settings: Settings) -> None:
-    store = retrieval.RetrievalStore(settings)
+    store = retrieval.open_sync(settings)
     try:
         vector, tenant, probe = store.inputs("tenant_search")
         store.call("tenant_search", vector, tenant, probe)
@@ -113,7 +113,7 @@ def test_bm25_relevance_equals_an_exact_reference(lite: ServerInfo) -> None:
 
     s = Settings(uri=lite.uri, collection="t15bm", dim=8, rows=80, top_k=10, tenants=1, consistency_level="Strong")
     retrieval.prepare(s, progress=False)
-    store = retrieval.RetrievalStore(s)
+    store = retrieval.open_sync(s)
     reference = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
     reference.index([retrieval.tokens(t) for t in store.corpus.texts], show_progress=False)
     ours_ndcg, ref_ndcg = [], []
@@ -152,7 +152,7 @@ def test_a_frozen_server_shows_a_long_freshness_time(lite: ServerInfo, settings:
     from loadgen.clients.freshness import Seen, probe
 
     freeze_s = 1.5
-    store = retrieval.RetrievalStore(settings)
+    store = retrieval.open_sync(settings)
     thawed = threading.Event()
 
     def freeze() -> None:

@@ -76,7 +76,7 @@ def test_compare_modes_on_an_old_server_is_one_line(milvus: ServerInfo, tmp_path
 def test_compare_modes_against_milvus_lite(tmp_path: Path) -> None:
     proc = run_cli(
         "compare", "--engine", "lite", "--modes", "dense,bm25,hybrid", "--rows", "150", "--dim", "16",
-        "--queries", "20", "--out", str(tmp_path), timeout=240,
+        "--mode-queries", "20", "--out", str(tmp_path), timeout=240,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((tmp_path / "modes.json").read_text())

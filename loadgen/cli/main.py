@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument(
         "--modes", help="retrieval modes instead of layers: the same queries through e.g. dense,bm25,hybrid"
     )  # issue 15: loadgen.cli.modes
-    cmp.add_argument("--queries", type=_positive_int, default=50, help="--modes: judged queries per mode")
+    cmp.add_argument("--mode-queries", type=_positive_int, default=50, help="--modes: judged queries per mode")
     cmp.add_argument("--engine", choices=ENGINES, default="milvus")
     cmp.add_argument("--startup-timeout", type=float, default=120.0)
     add_options(cmp, locust=False)
@@ -254,7 +254,7 @@ def _compare_modes(args: argparse.Namespace) -> int:
     _terminate_on_sigterm()
     with _milvus(args) as (host, _keep):
         settings = Settings.from_options(args, host)
-        rows, created = modes.compare_modes(settings, wanted, args.queries, out)
+        rows, created = modes.compare_modes(settings, wanted, args.mode_queries, out)
         if created and not args.keep_data:
             from loadgen.clients import retrieval
 

@@ -52,12 +52,12 @@ def parse_modes(text: str) -> list[str]:
 def compare_modes(settings: Settings, modes: list[str], queries: int, out: Path) -> tuple[list[ModeRow], bool]:
     """The rows, and whether this call created the collection (only then may the caller drop it)."""
     from loadgen.clients import retrieval
-    from loadgen.clients.retrieval_ops import BY_NAME, Probe
+    from loadgen.clients.retrieval_ops import BY_NAME, Probe  # the records, called on the store directly
 
     # the server must serve every mode's operation (and the schema) before anything is created
     weights = {MODES[m]: 1 for m in modes}
     prepared = retrieval.prepare(replace(settings, weights=weights), progress=True)
-    store = retrieval.RetrievalStore(settings)
+    store = retrieval.open_sync(settings)
     try:
         judged = store.corpus.judged_queries()
         if not judged:

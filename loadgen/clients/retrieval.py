@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from pymilvus import AsyncMilvusClient, MilvusClient
 
 from loadgen.clients import layer_weights
+from loadgen.clients.base import Adapter, Operation, Outcome, table
 from loadgen.clients.freshness import Seen, aprobe, probe
-from loadgen.clients.retrieval_ops import BY_NAME, OPERATIONS, Probe
+from loadgen.clients.retrieval_ops import OPERATIONS, Op, Probe
 from loadgen.config.settings import Settings
 from loadgen.milvus import capabilities, collection
 from loadgen.milvus import retrieval as schema
@@ -28,7 +29,6 @@ from loadgen.workload.tenants import TenantSampler, bucket
 from loadgen.workload.text_vectors import TextVectors, sparse_vector, tokens
 
 LAYER = "retrieval"
-FRESHNESS_NEEDS: capabilities.Version = (2, 0, 0)  # insert, delete and query: any Milvus 2.x
 RELEVANCE_OPS = frozenset({"search", "full_text_search", "hybrid_search_rrf", "hybrid_search_weighted"})
 PROBE_ID_BASE = 1 << 40  # ids of rows the freshness probes write: far above any corpus position
 
@@ -43,17 +43,7 @@ def corpus_for(settings: Settings) -> corpora.Corpus:
     return load_corpus(settings.corpus, settings.rows, settings.seed, settings.text_column)
 
 
-def needs(settings: Settings) -> list[tuple[str, capabilities.Version]]:
-    """(operation, min_version) of every operation this run's weights select."""
-    weights = layer_weights(settings.weights, _Common.operations, fanout=False)
-    versions = {op.name: op.min_version for op in OPERATIONS} | {"freshness_probe": FRESHNESS_NEEDS}
-    return [(name, versions[name]) for name, w in weights.items() if w > 0 and name in versions]
-
-
 class _Common:
-    operations: ClassVar[dict[str, int]] = {op.name: op.weight for op in OPERATIONS} | {"freshness_probe": 1}
-    fanout_op: ClassVar[str] = "hybrid_search_rrf"
-
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.name = schema.collection_name(settings)
@@ -101,17 +91,9 @@ class _Common:
             "category": row_id % schema.CATEGORIES,
         }
 
-    # ---- the store interface -----------------------------------------------------------------------------
-    def request_name(self, op: str) -> str:
-        return op
-
+    # ---- after a call (untimed) --------------------------------------------------------------------------
     def inputs(self, op: str) -> tuple[Any, ...]:
-        if op == "freshness_probe":
-            return (Seen(),)
-        return BY_NAME[op].inputs(self)
-
-    def done(self, op: str, inputs: tuple[Any, ...], ok: bool) -> None:
-        pass
+        return OPERATIONS_TABLE[op].inputs(self)
 
     def observe(self, op: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
         """What one call showed beyond its count: relevance against qrels, an iterator's first page, a tenant's
@@ -136,38 +118,90 @@ class _Common:
 
 
 class RetrievalStore(_Common):
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.client = MilvusClient(**self.conn)
+    """One user's state; its ``client`` is a ``MilvusClient`` (sync) or an ``AsyncMilvusClient`` (async users)."""
 
+    client: Any = None
+
+    # the store interface of the tests and ``compare --modes``: one operation by name
     def call(self, op: str, *inputs: Any) -> int:
-        if op == "freshness_probe":
-            return probe(self, inputs[0])
-        return BY_NAME[op].call(self, *inputs)
+        return int(OPERATIONS_TABLE[op].call(self, *inputs))
 
     def close(self) -> None:
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
 
 
-class AsyncRetrievalStore(_Common):
-    """Construct on the running loop (``await AsyncRetrievalStore.open(settings)``): pymilvus requires it."""
-
-    client: AsyncMilvusClient
+class AsyncRetrievalStore(RetrievalStore):
+    """``await AsyncRetrievalStore.open(settings)`` on the running loop: pymilvus makes async clients there."""
 
     @classmethod
     async def open(cls, settings: Settings) -> AsyncRetrievalStore:
-        self = cls(settings)
-        self.client = AsyncMilvusClient(**self.conn)
-        await asyncio.wait_for(self.client.has_collection(self.name, timeout=settings.timeout), settings.timeout)
-        return self
+        store = cls(settings)
+        await _attach(store)
+        return store
 
-    async def call(self, op: str, *inputs: Any) -> int:
-        if op == "freshness_probe":
-            return await aprobe(self, inputs[0])
-        return await BY_NAME[op].acall(self, *inputs)
+    async def call(self, op: str, *inputs: Any) -> int:  # type: ignore[override]
+        return int(await OPERATIONS_TABLE[op].async_call(self, *inputs))
 
-    async def close(self) -> None:
-        await self.client.close()
+    async def close(self) -> None:  # type: ignore[override]
+        await _aclose(self)
+
+
+# ---- the operation table (loadgen.clients.base) --------------------------------------------------------------
+
+
+def _operation(op: Op) -> Operation:
+    return Operation(
+        op.name, op.weight, op.kind, op.inputs, op.call, op.acall,
+        outcome=lambda st, inputs, n: Outcome(int(n), extra=st.observe(op.name, inputs)),
+        async_label=op.name,  # AsyncMilvusClient's methods have the sync names
+        search=op.name == "hybrid_search_rrf",  # what the async users' fan-out gathers
+        needs=capabilities.show(op.min_version),
+    )  # fmt: skip
+
+
+OPERATIONS_TABLE = table(
+    *(_operation(op) for op in OPERATIONS),
+    Operation(
+        "freshness_probe", 1, "write", lambda st: (Seen(),), probe, aprobe,
+        outcome=lambda st, inputs, n: Outcome(int(n), extra=st.observe("freshness_probe", inputs)),
+        async_label="freshness_probe",
+    ),
+)  # fmt: skip
+
+
+def needs(settings: Settings) -> list[tuple[str, capabilities.Version]]:
+    """(operation, lowest Milvus release) of every operation this run's weights select."""
+    weights = layer_weights(settings.weights, {n: op.weight for n, op in OPERATIONS_TABLE.items()}, fanout=False)
+    out = []
+    for name, w in weights.items():
+        level = capabilities.parse_version(OPERATIONS_TABLE[name].needs).level if OPERATIONS_TABLE[name].needs else None
+        if w > 0 and level is not None:
+            out.append((name, level))
+    return out
+
+
+def open_sync(settings: Settings) -> RetrievalStore:
+    """A store with its ``MilvusClient`` (tests, ``compare --modes``)."""
+    return _open(settings, False)
+
+
+def _open(settings: Settings, use_async: bool) -> RetrievalStore:
+    store = RetrievalStore(settings)
+    if not use_async:
+        store.client = MilvusClient(**store.conn)
+    return store
+
+
+async def _attach(store: RetrievalStore) -> None:
+    """The async client is bound to the running loop; its first-call handshake is made here, bounded."""
+    store.client = AsyncMilvusClient(**store.conn)
+    await asyncio.wait_for(store.client.has_collection(store.name, timeout=store.s.timeout), store.s.timeout)
+
+
+async def _aclose(store: RetrievalStore) -> None:
+    if store.client is not None:
+        await store.client.close()
 
 
 def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
@@ -177,3 +211,15 @@ def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
 
 def drop(settings: Settings) -> bool:
     return schema.drop_if_owned(settings)
+
+
+ADAPTER = Adapter(
+    layer=LAYER,
+    operations=OPERATIONS_TABLE,
+    open=_open,
+    close=lambda store: store.close(),
+    attach=_attach,
+    aclose=_aclose,
+    prepare=prepare,
+    drop=drop,
+)

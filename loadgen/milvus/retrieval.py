@@ -102,7 +102,7 @@ def check(client: MilvusClient, settings: Settings, needs: Iterable[tuple[str, c
     """Read-only: the server can serve the schema and ``needs``; an existing collection is loadgen's, with the
     fields and dimension this run writes."""
     version = str(client.get_server_version(timeout=settings.timeout))
-    capabilities.require([SCHEMA_NEEDS, *needs], version, where=settings.uri)
+    capabilities.require([*needs, SCHEMA_NEEDS], version, where=settings.uri)  # name a chosen operation first
     name = collection_name(settings)
     if not exists(client, settings, name):
         return Check(version, None)
