@@ -30,6 +30,7 @@ from loadgen.workload.text_vectors import TextVectors, sparse_vector, tokens
 
 LAYER = "retrieval"
 RELEVANCE_OPS = frozenset({"search", "full_text_search", "hybrid_search_rrf", "hybrid_search_weighted"})
+ASYNC_PAGING = {"search_iterator": "search[offset-pages]", "query_iterator": "query[pk-pages]"}
 PROBE_ID_BASE = 1 << 40  # ids of rows the freshness probes write: far above any corpus position
 
 
@@ -154,7 +155,8 @@ def _operation(op: Op) -> Operation:
     return Operation(
         op.name, op.weight, op.kind, op.inputs, op.call, op.acall,
         outcome=lambda st, inputs, n: Outcome(int(n), extra=st.observe(op.name, inputs)),
-        async_label=op.name,  # AsyncMilvusClient's methods have the sync names
+        # AsyncMilvusClient's methods have the sync names; it has no iterators: the async twin pages by hand
+        async_label=ASYNC_PAGING.get(op.name, op.name),
         search=op.name == "hybrid_search_rrf",  # what the async users' fan-out gathers
         needs=capabilities.show(op.min_version),
     )  # fmt: skip
