@@ -166,3 +166,16 @@ def test_retrieval_stats_merge_like_one_node() -> None:
     assert res["tenant"]["retrieval hot tenant_search"]["count"] == 4
     assert res["freshness"]["insert Bounded retrieval"]["max_ms"] == pytest.approx(5.0, rel=1e-3)
     assert res["first_page"]["retrieval query_iterator"]["p50_ms"] == pytest.approx(2.0, rel=1e-3)
+
+
+def test_the_runs_operations_declare_their_versions() -> None:
+    from loadgen.clients import retrieval
+    from loadgen.config.settings import Settings
+
+    every = dict(retrieval.needs(Settings(uri="http://127.0.0.1:1")))
+    assert every["full_text_search"] == (2, 5, 0) and every["hybrid_search_rrf"] == (2, 4, 0)
+    assert every["range_search"] == (2, 3, 0) and "freshness_probe" not in every  # any Milvus 2.x
+    chosen = retrieval.needs(Settings(uri="http://127.0.0.1:1", weights={"range_search": 1, "sparse_search": 0}))
+    assert chosen == [("range_search", (2, 3, 0))]
+    ops = retrieval.ADAPTER.operations
+    assert all(ops[name].needs == cap.show(level) for name, level in every.items())
