@@ -19,7 +19,9 @@ from loadgen.clients.retrieval_ops import DENSE_WEIGHT, RRF_K, Op, Probe
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
 from loadgen.milvus import capabilities as cap
-from loadgen.milvus.collection import FILL_BATCH, OWNER_PROPERTY, connect, is_owned
+from loadgen.milvus.collection import FILL_BATCH, connect, release
+from loadgen.milvus.ownership import is_owned
+from loadgen.milvus.retrieval import properties
 from loadgen.workload.corpus import Corpus
 from loadgen.workload.embeddings import langchain_embeddings
 from loadgen.workload.text_vectors import TextVectors
@@ -52,7 +54,7 @@ def langchain_store(settings: Settings, vectors: TextVectors) -> Any:
         collection_name=lc_name(settings),
         connection_args=settings.client_kwargs(),
         consistency_level=settings.consistency_level,
-        collection_properties=dict([OWNER_PROPERTY]),
+        collection_properties=properties(settings),
         auto_id=False,
     )
 
@@ -100,7 +102,7 @@ def llamaindex_store(settings: Settings, ranker: str = "rrf", *, use_async: bool
         hybrid_ranker=name,
         hybrid_ranker_params=params,
         consistency_level=settings.consistency_level,
-        collection_properties=dict([OWNER_PROPERTY]),
+        collection_properties=properties(settings),
         use_async_client=use_async,
     )
 
@@ -192,16 +194,8 @@ def prepare_llamaindex(settings: Settings, corpus: Corpus) -> bool:
 
 
 def drop(settings: Settings) -> list[str]:
-    """Drop the frameworks' collections loadgen created; returns the names dropped."""
-    client, dropped = connect(settings), []
-    try:
-        for name in (lc_name(settings), li_name(settings)):
-            if client.has_collection(name) and is_owned(client.describe_collection(name)):
-                client.drop_collection(name)
-                dropped.append(name)
-    finally:
-        client.close()
-    return dropped
+    """At the end of a run: the frameworks' collections this run created are dropped; returns their names."""
+    return [name for name in (lc_name(settings), li_name(settings)) if release(settings, name).dropped]
 
 
 # ---- per-user state: the retrieval layer's query picking and relevance, over a framework's store --------------

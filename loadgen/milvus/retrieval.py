@@ -20,18 +20,9 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusExcep
 
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
-from loadgen.milvus import capabilities
-from loadgen.milvus.collection import (
-    FILL_BATCH,
-    MARKER,
-    OWNER_PROPERTY,
-    Prepared,
-    connect,
-    count_rows,
-    exists,
-    is_owned,
-    server_message,
-)
+from loadgen.milvus import capabilities, ownership
+from loadgen.milvus.collection import FILL_BATCH, Prepared, connect, count_rows, release, server_message
+from loadgen.milvus.ownership import MARKER
 from loadgen.workload.corpus import MAX_TEXT_CHARS, Corpus
 from loadgen.workload.text_vectors import TextVectors, sparse_vector
 
@@ -92,64 +83,57 @@ def rows(corpus: Corpus, first: int, last: int, vectors: TextVectors, tenants: i
     ]
 
 
+LAYOUT = ownership.Layout("dense", FIELDS, "the retrieval layer", dynamic_ok=False)
+
+
+def properties(settings: Settings) -> dict[str, str]:
+    """loadgen's and this run's marks, set at creation (milvus-lite keeps no description)."""
+    return {
+        ownership.OWNER_PROPERTY[0]: ownership.OWNER_PROPERTY[1],
+        ownership.RUN_PROPERTY: ownership.run_id(settings),
+    }
+
+
 @dataclass(frozen=True)
 class Check:
     version: str
-    owned: bool | None  # None: the collection does not exist (or will be recreated)
+    claim: ownership.Claim
 
 
 def check(client: MilvusClient, settings: Settings, needs: Iterable[tuple[str, capabilities.Version]]) -> Check:
-    """Read-only: the server can serve the schema and ``needs``; an existing collection is loadgen's, with the
-    fields and dimension this run writes."""
+    """Read-only: the server serves ``needs`` and the schema; the collection may be used (``ownership.claim``)."""
     version = str(client.get_server_version(timeout=settings.timeout))
     # the operations the run chose are named first; the schema's own need only when every operation is served
     capabilities.require(needs, version, where=settings.uri)
     capabilities.require([SCHEMA_NEEDS], version, where=settings.uri)
-    name = collection_name(settings)
-    if not exists(client, settings, name):
-        return Check(version, None)
-    desc = client.describe_collection(name, timeout=settings.timeout)
-    if not is_owned(desc):
-        raise LoadgenError(f"collection {name!r} exists and was not created by loadgen; choose another --collection")
-    if settings.recreate:
-        return Check(version, None)
-    fields = {f["name"]: f for f in desc.get("fields", [])}
-    missing = [f for f in FIELDS if f not in fields]
-    if missing:
-        raise LoadgenError(f"collection {name!r} lacks {', '.join(missing)}; pass --recreate to rebuild it")
-    dim = int(fields["dense"].get("params", {}).get("dim", 0))
-    if dim != settings.dim:
-        raise LoadgenError(f"collection {name!r} has dim {dim}, --dim is {settings.dim}; pass --recreate")
-    return Check(version, True)
+    return Check(version, ownership.claim(client, settings, collection_name(settings), LAYOUT))
 
 
 def prepare(
     settings: Settings, corpus: Corpus, needs: Iterable[tuple[str, capabilities.Version]], *, progress: bool = True
 ) -> Prepared:
     """Check, then create (if needed), load and fill. Bad input or an old server: one line, nothing touched."""
-    needs = list(needs)
     name = collection_name(settings)
     client = connect(settings)
     try:
-        found = check(client, settings, needs)
-        created = found.owned is None
-        if created:
-            if client.has_collection(name, timeout=settings.timeout):  # --recreate of our own
-                client.drop_collection(name, timeout=settings.timeout)
+        found = check(client, settings, list(needs))
+        c = found.claim
+        if c.create:
+            ownership.clear_for_create(client, settings, c)
             client.create_collection(
                 name,
                 schema=schema(settings),
                 index_params=index_params(client, settings),
                 consistency_level=settings.consistency_level,
-                properties=dict([OWNER_PROPERTY]),
+                properties=properties(settings),
                 timeout=max(settings.timeout, 60),
             )
         client.load_collection(name, timeout=max(settings.timeout, 60))
         have = _count(client, settings, name)
-        if have < len(corpus):
+        if c.owned and have < len(corpus):  # a user's collection (--allow-foreign-collection) is never filled
             _fill(client, settings, corpus, start=have, progress=progress)
             have = _count(client, settings, name)
-        return Prepared(name, True, created, have, found.version)
+        return Prepared(name, c.owned, c.create, have, found.version)
     except (MilvusException, grpc.RpcError) as exc:
         raise LoadgenError(f"Milvus refused the retrieval collection setup: {server_message(exc)}") from None
     finally:
@@ -177,16 +161,5 @@ def _fill(client: MilvusClient, settings: Settings, corpus: Corpus, *, start: in
 
 
 def drop_if_owned(settings: Settings) -> bool:
-    name = collection_name(settings)
-    client = connect(settings)
-    try:
-        if not client.has_collection(name, timeout=settings.timeout):
-            return False
-        if not is_owned(client.describe_collection(name, timeout=settings.timeout)):
-            return False
-        client.drop_collection(name, timeout=settings.timeout)
-        return True
-    except (MilvusException, grpc.RpcError) as exc:
-        raise LoadgenError(f"could not drop {name!r}: {server_message(exc)}") from None
-    finally:
-        client.close()
+    """At the end of a run: dropped if this run created it (see ``ownership.decide_release``)."""
+    return release(settings, collection_name(settings)).dropped
