@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--counts", default="10,100,1000", help="comma-separated N values (default 10,100,1000)")
     cmp.add_argument("--layers", default="pymilvus,langchain,llamaindex", help="client layers to compare")
     cmp.add_argument("--out", type=Path, help="output directory (default results/compare-<timestamp>)")
+    cmp.add_argument(
+        "--modes", help="retrieval modes instead of layers: the same queries through e.g. dense,bm25,hybrid"
+    )  # issue 15: loadgen.cli.modes
+    cmp.add_argument("--mode-queries", type=_positive_int, default=50, help="--modes: judged queries per mode")
     cmp.add_argument("--engine", choices=ENGINES, default="milvus")
     cmp.add_argument("--startup-timeout", type=float, default=120.0)
     add_options(cmp, locust=False)
@@ -248,10 +252,32 @@ def offline_checks(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _compare_modes(args: argparse.Namespace) -> int:
+    from loadgen.cli import modes
+
+    wanted = modes.parse_modes(args.modes)  # before any server is started or touched
+    _quiet_clients()
+    offline_checks(args)
+    out = (args.out or Path("results") / time.strftime("compare-%Y%m%d-%H%M%S")).resolve()
+    _terminate_on_sigterm()
+    with _milvus(args) as (host, _keep):
+        settings = Settings.from_options(args, host)
+        rows, created = modes.compare_modes(settings, wanted, args.mode_queries, out)
+        if created and not args.keep_data:
+            from loadgen.clients import retrieval
+
+            retrieval.drop(settings)
+    print(modes.render(rows))
+    print(f"\nresults: {out / 'modes.json'}  chart: {out / 'modes.png'}")
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from loadgen.cli import compare
     from loadgen.milvus import collection
 
+    if args.modes:
+        return _compare_modes(args)
     counts = positive_ints(args.counts, "--counts")
     _quiet_clients()
     layers = [x.strip() for x in args.layers.split(",") if x.strip()]

@@ -9,7 +9,8 @@ from typing import Any
 
 def add_parser(sub: Any) -> None:
     ops = sub.add_parser("operations", help="every client layer's operations: weights, kinds, request names")
-    ops.add_argument("--layers", default="pymilvus,langchain,llamaindex", help="comma-separated client layers")
+    layers = "pymilvus,langchain,llamaindex,retrieval"
+    ops.add_argument("--layers", default=layers, help="comma-separated client layers")
 
 
 def markdown(layers: list[str]) -> str:

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from loadgen.clients.base import Adapter
 
 _MODULES = {"pymilvus": "loadgen.clients.pymilvus", "langchain": "loadgen.clients.langchain",
-            "llamaindex": "loadgen.clients.llamaindex"}  # fmt: skip
+            "llamaindex": "loadgen.clients.llamaindex",
+            # issue 15: BM25, sparse, hybrid, range, grouping, iterators, text_match, tenants, freshness
+            "retrieval": "loadgen.clients.retrieval"}  # fmt: skip
 
 
 def register(layer: str, module: str) -> None:

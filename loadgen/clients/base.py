@@ -39,6 +39,9 @@ class Outcome:
 
     length: int
     recall: float | None = None
+    # values for other merged statistics, put in the request's context (the retrieval layer's relevance, first
+    # pages, tenant buckets, freshness: loadgen.stats.retrieval)
+    extra: Mapping[str, Any] | None = None
 
 
 def counted(_store: Any, _inputs: tuple[Any, ...], result: Any) -> Outcome:

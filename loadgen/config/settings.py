@@ -119,6 +119,17 @@ class Settings:
     )  # fmt: skip
     embedding_model: str = option("", "model name for --embedding openai (default text-embedding-3-small)")
     seed: int = option(42, "seed for generated vectors")
+    # retrieval layer (issue 15): full-text, sparse, hybrid and multi-tenant workloads
+    corpus: str = option(
+        "generated",
+        "retrieval layer: text corpus: generated (Zipf-distributed words, --rows documents, offline), a .jsonl or "
+        ".parquet file with a text column, or a BEIR directory (corpus.jsonl, queries.jsonl, qrels/*.tsv)",
+    )
+    text_column: str = option("text", "retrieval layer: the text column of a --corpus .jsonl/.parquet file")
+    tenants: int = option(8, "retrieval layer: tenants (values of the partition-key field); 1: one tenant")
+    tenant_zipf: float = option(
+        1.1, "retrieval layer: tenant traffic skew: tenant r (1 = hottest) gets weight 1/r^s; 0: uniform"
+    )
     require_existing: bool = option(
         False,
         "use a collection that already exists (loadgen's, or a foreign one with --allow-foreign-collection); "
@@ -149,6 +160,11 @@ class Settings:
         "", "write microsecond latency percentiles (HDR, merged from workers) to this JSON", ui=False
     )
     recall_file: str = option("", "write recall statistics (merged from workers) to this JSON", ui=False)
+    retrieval_file: str = option(
+        "",
+        "retrieval layer: write relevance, iterator first-page, tenant and freshness statistics to this JSON",
+        ui=False,
+    )
     open_loop_file: str = option("", "write open-model send counts (merged from workers) to this JSON", ui=False)
     flows_file: str = option("", "write flow step statistics (merged from workers) to this JSON", ui=False)  # i14
     workers_file: str = option("", "master: write the workers seen and those that went missing to this JSON", ui=False)
@@ -215,6 +231,10 @@ class Settings:
             raise LoadgenError(f"--collection {self.collection!r}: use letters, digits and underscores")
         if self.recreate and self.require_existing:
             raise LoadgenError("--recreate and --require-existing exclude each other: --recreate creates it again")
+        if self.tenants < 1:
+            raise LoadgenError(f"--tenants must be at least 1, got {self.tenants}")
+        if not 0 <= self.tenant_zipf <= 10:  # NaN fails too
+            raise LoadgenError(f"--tenant-zipf must be between 0 and 10, got {self.tenant_zipf}")
         if self.master_timeout <= 0:
             raise LoadgenError(f"--master-timeout must be positive, got {self.master_timeout}")
         if not 0 <= self.prometheus_port <= 65535:

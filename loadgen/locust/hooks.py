@@ -40,6 +40,7 @@ from loadgen.stats import checks, results
 from loadgen.stats.arrivals import ArrivalStats
 from loadgen.stats.histograms import HistogramListener
 from loadgen.stats.recall import RecallListener, recall_section
+from loadgen.stats.retrieval import RetrievalListener
 
 log = logging.getLogger("loadgen")
 
@@ -51,6 +52,7 @@ class _State:
     worker_requests: dict[str, int] = {}  # noqa: RUF012 - one process-wide tally, on the master
     histograms: HistogramListener | None = None  # microsecond latencies, merged on the master
     recall: RecallListener | None = None  # per-search recall against --dataset, merged on the master
+    retrieval: RetrievalListener | None = None  # relevance, first pages, tenants, freshness (issue 15)
     arrivals: ArrivalStats | None = None  # open-model and stream send counts, merged on the master
     workers: WorkerWatch | None = None  # workers seen and lost, on the master
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
@@ -138,6 +140,7 @@ def _on_init(environment: Any, **_: Any) -> None:
         state.token, opts.milvus_token = cli_token, ""  # never rendered in the UI or sent to workers
     state.histograms = HistogramListener(environment, out_path=_out(opts, "latency_file", "latency.json"))
     state.recall = RecallListener(environment, out_path=_out(opts, "recall_file", "recall.json"))
+    state.retrieval = RetrievalListener(environment, out_path=_out(opts, "retrieval_file", "retrieval.json"))
     state.arrivals = ArrivalStats(environment, out_path=_out(opts, "open_loop_file", "open_loop.json"))
     state.workers = WorkerWatch(environment, out_path=_out(opts, "workers_file", "workers.json"))
     apply_master_timeout(environment)
@@ -235,6 +238,8 @@ def current_results(environment: Any) -> dict[str, Any]:
     arrival_rate = settings.arrival_rate if settings is not None else 0.0
     sections = {
         "recall": recall_section(state.recall) if state.recall is not None else {},
+        # the retrieval layer's relevance, iterator first pages, tenant buckets and freshness (issue 15)
+        "retrieval": state.retrieval.results() if state.retrieval is not None and state.retrieval.has_data() else {},
         "open_loop": results.open_loop_section(state.arrivals.results(), arrival_rate) if state.arrivals else {},
         "workers": state.workers.results() if state.workers is not None and state.workers.seen else {},
         **{name: section() for name, section in result_sections.items()},  # higher layers' sections (flows)

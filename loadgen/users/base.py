@@ -250,6 +250,7 @@ class StoreUser(User):
         context = self._context(op, inputs)
         if outcome.recall is not None:
             context["recall"] = outcome.recall
+        context.update(outcome.extra or {})
         events = self.environment.events
         report(events, self.request_type, label, sample, length=outcome.length, context=context, intended=intended)
         return sample
@@ -268,6 +269,7 @@ class StoreUser(User):
             context = {**self._context(op, inputs), "fanout": k}
             if outcome.recall is not None:
                 context["recall"] = outcome.recall
+            context.update(outcome.extra or {})
             report(self.environment.events, kind, name, sample, length=outcome.length, context=context)
         if hooks.state.histograms is not None:
             hooks.state.histograms.batches.record(kind, f"{name}[{k}]", batch_ms)

@@ -1,0 +1,244 @@
+"""Hybrid and full-text retrieval through the frameworks people build RAG with, sync and async:
+
+- langchain-milvus: ``Milvus(builtin_function=BM25BuiltInFunction(), vector_field=["dense", "sparse"])``; a search
+  on such a store is a hybrid search, reranked by ``ranker_type`` "rrf" or "weighted";
+- llama-index-vector-stores-milvus: ``MilvusVectorStore(enable_sparse=True, sparse_embedding_function=BM25 built-in,
+  hybrid_ranker=...)``; ``query`` in ``HYBRID`` mode (RRFRanker or WeightedRanker) and ``TEXT_SEARCH`` mode (BM25).
+
+Each framework creates its own collection (``<collection>_lc_hybrid``, ``<collection>_li_hybrid``) from its own schema,
+marked as loadgen's by the ``OWNER_PROPERTY`` collection property, filled from the corpus (ids are corpus positions).
+Operations are ``retrieval_ops.Op`` records: ``inputs(store)`` untimed, ``call``/``acall`` one library call.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from loadgen.clients.retrieval_ops import DENSE_WEIGHT, RRF_K, Op, Probe
+from loadgen.config.settings import Settings
+from loadgen.errors import LoadgenError
+from loadgen.milvus import capabilities as cap
+from loadgen.milvus.collection import FILL_BATCH, connect, release
+from loadgen.milvus.ownership import is_owned
+from loadgen.milvus.retrieval import properties
+from loadgen.workload.corpus import Corpus
+from loadgen.workload.embeddings import langchain_embeddings
+from loadgen.workload.text_vectors import TextVectors
+
+RANKERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "rrf": ("RRFRanker", {"k": RRF_K}),
+    "weighted": ("WeightedRanker", {"weights": [DENSE_WEIGHT, 1 - DENSE_WEIGHT]}),
+}
+
+
+def lc_name(settings: Settings) -> str:
+    return f"{settings.collection}_lc_hybrid"
+
+
+def li_name(settings: Settings) -> str:
+    return f"{settings.collection}_li_hybrid"
+
+
+# ---- LangChain ---------------------------------------------------------------------------------------------------
+
+
+def langchain_store(settings: Settings, vectors: TextVectors) -> Any:
+    """Construct on the loop thread for async use: the library makes its AsyncMilvusClient in the constructor."""
+    from langchain_milvus import BM25BuiltInFunction, Milvus
+
+    return Milvus(
+        embedding_function=langchain_embeddings(vectors),  # type: ignore[arg-type]
+        builtin_function=BM25BuiltInFunction(output_field_names="sparse"),
+        vector_field=["dense", "sparse"],
+        collection_name=lc_name(settings),
+        connection_args=settings.client_kwargs(),
+        consistency_level=settings.consistency_level,
+        collection_properties=properties(settings),
+        auto_id=False,
+    )
+
+
+def _lc_kwargs(st: Any, ranker: str) -> dict[str, Any]:
+    _, params = RANKERS[ranker]
+    return {"k": st.s.top_k, "ranker_type": ranker, "ranker_params": params}
+
+
+def _lc_ids(docs: list[Any], probe: Probe) -> int:
+    probe.ids = [int(d.metadata["pk"]) for d in docs]
+    return len(docs)
+
+
+def _lc_op(ranker: str) -> Op:
+    def call(st: Any, text: str, probe: Probe, qid: str) -> int:
+        with warnings.catch_warnings():  # ranker_type is deprecated in favour of reranker Functions; still served
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return _lc_ids(st.store.similarity_search(text, **_lc_kwargs(st, ranker)), probe)
+
+    async def acall(st: Any, text: str, probe: Probe, qid: str) -> int:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return _lc_ids(await st.store.asimilarity_search(text, **_lc_kwargs(st, ranker)), probe)
+
+    return Op(f"similarity_search[hybrid-{ranker}]", 1, "read", _text_probe_qid, call, acall, cap.FULL_TEXT_BM25)
+
+
+# ---- LlamaIndex --------------------------------------------------------------------------------------------------
+
+
+def llamaindex_store(settings: Settings, ranker: str = "rrf", *, use_async: bool = False) -> Any:
+    from llama_index.vector_stores.milvus import MilvusVectorStore
+    from llama_index.vector_stores.milvus.utils import BM25BuiltInFunction
+
+    name, params = RANKERS[ranker]
+    conn = settings.client_kwargs()
+    return MilvusVectorStore(
+        uri=conn.pop("uri"),
+        token=conn.pop("token"),
+        collection_name=li_name(settings),
+        dim=settings.dim,
+        enable_sparse=True,
+        sparse_embedding_function=BM25BuiltInFunction(input_field_names="text", output_field_names="sparse_embedding"),
+        hybrid_ranker=name,
+        hybrid_ranker_params=params,
+        consistency_level=settings.consistency_level,
+        collection_properties=properties(settings),
+        use_async_client=use_async,
+    )
+
+
+def _li_query(st: Any, text: str, mode: str) -> Any:
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+
+    vector = st.vectors.dense([text])[0] if mode != "text_search" else None
+    return VectorStoreQuery(
+        query_str=text, query_embedding=vector, similarity_top_k=st.s.top_k, mode=VectorStoreQueryMode(mode)
+    )
+
+
+def _li_op(name: str, mode: str, store_attr: str) -> Op:
+    def call(st: Any, query: Any, probe: Probe, qid: str) -> int:
+        result = getattr(st, store_attr).query(query)
+        probe.ids = [int(i) for i in result.ids or []]
+        return len(probe.ids)
+
+    async def acall(st: Any, query: Any, probe: Probe, qid: str) -> int:
+        result = await getattr(st, store_attr).aquery(query)
+        probe.ids = [int(i) for i in result.ids or []]
+        return len(probe.ids)
+
+    def inputs(st: Any) -> tuple[Any, ...]:
+        qid, text = st.pick_query()
+        return (_li_query(st, text, mode), Probe(), qid)
+
+    return Op(name, 1, "read", inputs, call, acall, cap.FULL_TEXT_BM25)
+
+
+def _text_probe_qid(st: Any) -> tuple[Any, ...]:
+    qid, text = st.pick_query()
+    return (text, Probe(), qid)
+
+
+LANGCHAIN_OPS: tuple[Op, ...] = (_lc_op("rrf"), _lc_op("weighted"))
+LLAMAINDEX_OPS: tuple[Op, ...] = (
+    _li_op("query[hybrid-rrf]", "hybrid", "store"),
+    _li_op("query[hybrid-weighted]", "hybrid", "weighted_store"),
+    _li_op("query[text_search]", "text_search", "store"),
+)
+
+
+# ---- once per run ------------------------------------------------------------------------------------------------
+
+
+def _refuse_foreign(settings: Settings, name: str) -> bool:
+    """Whether ``name`` exists (then it must be loadgen's). Also checks the server can serve BM25 functions."""
+    client = connect(settings)
+    try:
+        version = str(client.get_server_version(timeout=settings.timeout))
+        cap.require([("BM25 built-in function", cap.FULL_TEXT_BM25)], version, where=settings.uri)
+        if not client.has_collection(name, timeout=settings.timeout):
+            return False
+        if not is_owned(client.describe_collection(name, timeout=settings.timeout)):
+            raise LoadgenError(
+                f"collection {name!r} exists and was not created by loadgen; choose another --collection"
+            )
+        return True
+    finally:
+        client.close()
+
+
+def prepare_langchain(settings: Settings, corpus: Corpus) -> bool:
+    """Create (through the library) and fill ``<collection>_lc_hybrid`` unless it exists. True if created."""
+    if _refuse_foreign(settings, lc_name(settings)):
+        return False
+    store = langchain_store(settings, TextVectors(settings))
+    for first in range(0, len(corpus), FILL_BATCH):
+        last = min(first + FILL_BATCH, len(corpus))
+        store.add_texts(corpus.texts[first:last], ids=[str(i) for i in range(first, last)])
+    store.client.close()
+    return True
+
+
+def prepare_llamaindex(settings: Settings, corpus: Corpus) -> bool:
+    from llama_index.core.schema import TextNode
+
+    if _refuse_foreign(settings, li_name(settings)):
+        return False
+    store, vectors = llamaindex_store(settings), TextVectors(settings)
+    for first in range(0, len(corpus), FILL_BATCH):
+        texts = corpus.texts[first : first + FILL_BATCH]
+        dense = vectors.dense(texts)
+        store.add([TextNode(text=t, id_=str(first + i), embedding=dense[i]) for i, t in enumerate(texts)])
+    store.client.close()
+    return True
+
+
+def drop(settings: Settings) -> list[str]:
+    """At the end of a run: the frameworks' collections this run created are dropped; returns their names."""
+    return [name for name in (lc_name(settings), li_name(settings)) if release(settings, name).dropped]
+
+
+# ---- per-user state: the retrieval layer's query picking and relevance, over a framework's store --------------
+
+
+def _states() -> tuple[type, type]:
+    from loadgen.clients.retrieval import _Common
+
+    class LangChainHybrid(_Common):
+        """``await LangChainHybrid.open(settings)`` on the running loop for async calls."""
+
+        operations = {op.name: op.weight for op in LANGCHAIN_OPS}  # noqa: RUF012
+
+        def __init__(self, settings: Settings) -> None:
+            super().__init__(settings)
+            self.store = langchain_store(settings, self.vectors)
+
+        @classmethod
+        async def open(cls, settings: Settings) -> Any:
+            return cls(settings)
+
+        def close(self) -> None:
+            self.store.client.close()
+
+    class LlamaIndexHybrid(_Common):
+        operations = {op.name: op.weight for op in LLAMAINDEX_OPS}  # noqa: RUF012
+
+        def __init__(self, settings: Settings, use_async: bool = False) -> None:
+            super().__init__(settings)
+            self.store = llamaindex_store(settings, "rrf", use_async=use_async)
+            self.weighted_store = llamaindex_store(settings, "weighted", use_async=use_async)
+
+        @classmethod
+        async def open(cls, settings: Settings) -> Any:
+            return cls(settings, use_async=True)  # the library makes its AsyncMilvusClient on this loop
+
+        def close(self) -> None:
+            self.store.client.close()
+            self.weighted_store.client.close()
+
+    return LangChainHybrid, LlamaIndexHybrid
+
+
+def state_classes() -> tuple[type, type]:
+    """(LangChainHybrid, LlamaIndexHybrid): built lazily, the frameworks are heavy imports."""
+    return _states()
