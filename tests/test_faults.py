@@ -111,7 +111,7 @@ def test_killed_milvus_failures_are_named_and_successes_resume_after_restart(
     resumed = min(t for t, ok in history if ok > at_up + 20)
     assert resumed - up_at < 15, f"searches resumed {resumed - up_at:.0f} s after the restart"
     assert history[-1][1] - at_up > 100, history  # and went on succeeding until the end
-    assert "dropped collection lg_fault_kill" in text  # cleanup still ran on the restarted server
+    assert "dropped collection lg_fault_kill" in text, text[-2500:]  # cleanup still ran on the restarted server
     c = MilvusClient(uri=info.uri, timeout=10, alias="fault-kill-check")
     assert not c.has_collection("lg_fault_kill")
     c.close()
