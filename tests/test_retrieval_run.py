@@ -25,11 +25,6 @@ LOCUSTFILE = "locustfiles/retrieval_users.py"
         ("range_search=1", "operation 'create_collection (BM25 function schema)' needs Milvus >= 2.5.0"),
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="refused with exit 2, the right line and nothing touched, but inside Locust's init: stderr also has "
-    "loadgen's version line, Locust's start line and 'the run wrote no results' (the check must move before Locust)",
-)
 def test_an_old_server_refuses_with_one_line(milvus: ServerInfo, tmp_path: Path, weights: str, message: str) -> None:
     client = MilvusClient(uri=milvus.uri, timeout=10, alias="retrieval-old")
     try:

@@ -323,10 +323,20 @@ def _levels(args: argparse.Namespace) -> list[dict[str, Any]]:
     return [{}]
 
 
+def _check_server(settings: Settings, locustfile: Path) -> str:
+    """What the server says before the load: the collection check, then whether it serves every operation the
+    locustfile's users will call (an old server: one line, before Locust starts). Returns its version."""
+    from loadgen.milvus import collection
+
+    version = collection.check(settings)
+    preflight.server_capabilities(locustfile, settings, version)
+    print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
+    return version
+
+
 def _run(args: argparse.Namespace) -> int:
     """One headless run, or a sweep: one run per level (same server and collection, filled once)."""
     from loadgen.cli import sweep
-    from loadgen.milvus import collection
     from loadgen.stats import results as summary
 
     locustfile = _locustfile(args)
@@ -344,8 +354,7 @@ def _run(args: argparse.Namespace) -> int:
     codes, failed = [], []
     with _milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
-        version = collection.check(settings)
-        print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
+        version = _check_server(settings, locustfile)
         out.mkdir(parents=True, exist_ok=True)  # after every check: bad input writes no results dir
         for i, level in enumerate(levels):
             users = level.get("users", args.users)

@@ -183,3 +183,32 @@ def check_run(args: argparse.Namespace, settings: Settings, locustfile: Path | N
         writable_dir(out)
     version = host_version(settings) if args.host else embedded_version(getattr(args, "engine", "milvus"))
     server_limits(settings, version)
+
+
+# loadgen's user modules and the client layer their users drive (read off a locustfile's imports, without importing)
+_USER_MODULES = {"pymilvus": "pymilvus", "langchain": "langchain", "llamaindex": "llamaindex", "retrieval": "retrieval"}
+
+
+def locustfile_layers(path: Path) -> list[str]:
+    """The client layers whose users a locustfile imports from ``loadgen.users``."""
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("loadgen.users."):
+            layer = _USER_MODULES.get(node.module.rsplit(".", 1)[1]) if node.module else None
+            if layer and layer not in found:
+                found.append(layer)
+    return found
+
+
+def server_capabilities(path: Path, settings: Settings, version: str) -> None:
+    """Every operation the run will call, and every layer's own needs, are served by this server: else one line,
+    before Locust starts (``clients.check_server``)."""
+    from loadgen import clients
+    from loadgen.milvus.collection import redact_uri
+
+    for layer in locustfile_layers(path):
+        clients.check_server(layer, settings.weights, version, redact_uri(settings.uri))

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     with cli._milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
         version = collection.check(settings)
+        preflight.server_capabilities(locustfile, settings, version)
         print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
         cmd = [
             sys.executable, "-m", "locust", "-f", str(locustfile), "--class-picker", "--host", settings.uri,

@@ -38,6 +38,21 @@ def adapter(layer: str) -> Adapter:
     return found
 
 
+def check_server(layer: str, weights: dict[str, int], version: str, where: str) -> None:
+    """The server serves every operation of ``layer`` these weights select, then the layer's own needs (a schema):
+    else one line naming the operation, the release it needs and the server's (``milvus.capabilities``)."""
+    from loadgen.milvus import capabilities
+
+    table = adapter(layer)
+    chosen = layer_weights(weights, {name: op.weight for name, op in table.operations.items()}, fanout=False)
+    level = capabilities.parse_version
+    ops = [(n, v) for n, w in chosen.items() if w > 0 and table.operations[n].needs
+           if (v := level(table.operations[n].needs).level) is not None]  # fmt: skip
+    capabilities.require(ops, version, where=where)
+    own = [(what, v) for what, needs in table.needs if (v := level(needs).level) is not None]
+    capabilities.require(own, version, where=where)
+
+
 def preload(layer: str) -> None:
     """Import what the layer's stores need now (see ``Adapter.libraries``)."""
     for module in adapter(layer).libraries:

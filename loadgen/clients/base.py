@@ -94,6 +94,8 @@ class Adapter:
     # the library modules a store needs, imported at Locust's init (``clients.preload``), never in a user's greenlet:
     # an import takes seconds and holds the gevent hub (and every user's timers) meanwhile
     libraries: tuple[str, ...] = ()
+    # what the layer itself needs of the server beyond its operations (a schema with a BM25 function): (what, version)
+    needs: tuple[tuple[str, str], ...] = ()
 
     @property
     def search(self) -> Operation:

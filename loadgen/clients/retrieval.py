@@ -224,4 +224,5 @@ ADAPTER = Adapter(
     aclose=_aclose,
     prepare=prepare,
     drop=drop,
+    needs=((schema.SCHEMA_NEEDS[0], capabilities.show(schema.SCHEMA_NEEDS[1])),),
 )
