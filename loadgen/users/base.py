@@ -36,7 +36,7 @@ from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.locust import hooks
 from loadgen.runtime import bridge, off_hub
 from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure, report
-from loadgen.workload.arrival_rate import LATE_MS, Pacer
+from loadgen.workload.arrival_rate import Pacer, admit
 
 
 def _task(op: str) -> Callable[[StoreUser], None]:
@@ -184,17 +184,8 @@ class StoreUser(User):
         return arrivals.of(kind) if arrivals is not None else None
 
     def _send(self, op: str, intended: float, kind: str) -> None:
-        counts = self._counts(kind)
-        if len(self._in_flight) >= self.settings.max_in_flight:
-            if counts is not None:
-                counts.dropped += 1  # the server is not keeping up with the schedule: not sent, counted
+        if not admit(self._counts(kind), intended, len(self._in_flight), self.settings.max_in_flight):
             return
-        if counts is not None:
-            lag_ms = max((time.perf_counter() - intended) * 1000.0, 0.0)
-            counts.sent += 1
-            counts.lag_sum_ms += lag_ms
-            counts.lag_max_ms = max(counts.lag_max_ms, lag_ms)
-            counts.late += lag_ms > LATE_MS
         self._spawn(self._in_flight.add, self._run_sent, op, intended, kind)  # one client, many calls in flight
 
     def _run_sent(self, op: str, intended: float, kind: str) -> None:

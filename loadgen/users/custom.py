@@ -57,7 +57,7 @@ from loadgen.runtime import bridge
 from loadgen.stats.flows import FlowListener
 from loadgen.stats.timing import Sample
 from loadgen.users import handles
-from loadgen.workload.arrival_rate import LATE_MS, Pacer
+from loadgen.workload.arrival_rate import Pacer, admit
 from loadgen.workload.rows import CATEGORIES, WORDS
 
 TASK_TYPE = "task"  # request type of a task that crashed outside any store call or flow (failures only)
@@ -297,17 +297,8 @@ class VectorStoreUser(User):
             gevent.sleep(min(max(pacer.next_due - time.perf_counter(), 0.0), 0.25))
 
     def _send(self, intended: float, kind: str) -> None:
-        counts = _counts(kind)
-        if len(self._in_flight) >= self.settings.max_in_flight:
-            if counts is not None:
-                counts.dropped += 1
+        if not admit(_counts(kind), intended, len(self._in_flight), self.settings.max_in_flight):
             return
-        if counts is not None:
-            lag_ms = max((time.perf_counter() - intended) * 1000.0, 0.0)
-            counts.sent += 1
-            counts.lag_sum_ms += lag_ms
-            counts.lag_max_ms = max(counts.lag_max_ms, lag_ms)
-            counts.late += lag_ms > LATE_MS
         self._in_flight.spawn(self._sent_task, self._pick.choice(self._task_fns), intended)
 
     def _sent_task(self, fn: Callable[..., Any], intended: float) -> None:

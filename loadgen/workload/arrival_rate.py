@@ -116,3 +116,19 @@ class Counts:
         if c.window_start is None:
             c.window_start = math.inf
         return c
+
+
+def admit(counts: Counts | None, intended: float, in_flight: int, limit: int) -> bool:
+    """One send that is due: dropped (False, counted) when ``limit`` calls of its user are still out (the server is
+    not keeping up with the schedule), else counted as sent with how late it leaves (True)."""
+    if in_flight >= limit:
+        if counts is not None:
+            counts.dropped += 1
+        return False
+    if counts is not None:
+        lag_ms = max((time.perf_counter() - intended) * 1000.0, 0.0)
+        counts.sent += 1
+        counts.lag_sum_ms += lag_ms
+        counts.lag_max_ms = max(counts.lag_max_ms, lag_ms)
+        counts.late += lag_ms > LATE_MS
+    return True
