@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from loadgen.stats.generator import CPU_SATURATED, LATE_SHARE_SATURATED, Lag, NodeLoad, section
+from loadgen.stats.generator import CPU_SATURATED, LATE_SHARE_SATURATED, MIN_JUDGED_S, Lag, NodeLoad, section
 
 pytestmark = pytest.mark.slow
 LOCUSTFILE = ROOT / "tests" / "scripts" / "generator_load.py"
@@ -21,7 +21,7 @@ LOCUSTFILE = ROOT / "tests" / "scripts" / "generator_load.py"
 def run_locust(user: str, out: Path, *extra: str) -> dict:
     proc = subprocess.run(
         [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "2", "-r", "2", "-t", "4s",
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "2", "-r", "2", "-t", "6s",
             "--host", "http://127.0.0.1:9", "--only-summary", "--generator-file", str(out), *extra, user,
         ],
         capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
@@ -53,13 +53,13 @@ def test_an_idle_generator_is_not_and_workers_are_merged(tmp_path: Path) -> None
 
 
 def test_saturation_rule_on_synthetic_loads() -> None:
-    def node(cpu_s: float, hub_lags: list[float], loop_lags: tuple[float, ...] = ()) -> dict:
+    def node(cpu_s: float, hub_lags: list[float], loop_lags: tuple[float, ...] = (), wall_s: float = 10.0) -> dict:
         hub, loop = Lag(), Lag()
         for ms in hub_lags:
             hub.add(ms)
         for ms in loop_lags:
             loop.add(ms)
-        return NodeLoad(cpu_s, 10.0, hub=hub, loop=loop).summary()
+        return NodeLoad(cpu_s, wall_s, hub=hub, loop=loop).summary()
 
     assert section({"w1": node(2.0, [1.0] * 10)})["saturated"] is False
     assert section({"w1": node(2.0, [1.0] * 9 + [400.0])})["saturated"] is False  # one pause is not saturation
@@ -67,3 +67,8 @@ def test_saturation_rule_on_synthetic_loads() -> None:
     late = section({"w1": node(1.0, [1.0] * 4, (50.0,) * 3 + (1.0,)), "w2": node(1.0, [30.0] * 6 + [1.0] * 4)})
     assert late["saturated"] and "worker w1 and 1 more" in late["line"]
     assert "asyncio loop late in 75% of wake-ups (mean 38 ms)" in late["line"]
+    # a span too short to tell the start of the run (spawning, connecting) from saturation is not judged
+    short = node(0.99 * (MIN_JUDGED_S - 1), [30.0] * 2 + [1.0] * 2, wall_s=MIN_JUDGED_S - 1)
+    assert short["judged"] is False and short["saturated"] is False
+    assert section({"w1": short})["line"] == ""
+    assert node(0.99 * MIN_JUDGED_S, [1.0] * 8, wall_s=MIN_JUDGED_S)["saturated"] is True
