@@ -293,3 +293,32 @@ def test_dataset_searches_of_a_custom_user_are_scored(milvus: ServerInfo, tmp_pa
         assert scored["count"] == rows[(flavour, "search")]["successes"] > 0  # every search of a dataset query
         assert scored["mean"] >= 0.99  # FLAT is exact
     assert not any(key.endswith(" get") for key in res["recall"])
+
+
+@pytest.mark.parametrize(
+    ("example", "scored"),
+    [
+        ("langchain_rag.py", {("langchain-async", "asimilarity_search"), ("langchain", "similarity_search")}),
+        ("llamaindex_query.py", {("llamaindex-async", "aquery")}),
+    ],
+)
+def test_dataset_searches_through_framework_handles_are_scored(
+    milvus: ServerInfo, tmp_path: Path, example: str, scored: set[tuple[str, str]]
+) -> None:
+    """Issue 14: the examples search with ``self.query_text()``; with --dataset that is one of its queries, the
+    layer's collection holds its rows, and the handle's searches (also those a retriever or query engine makes
+    inside the library) are scored like the pymilvus layer's."""
+    proc = run_cli(
+        "run", "--host", milvus.uri, "-f", f"examples/{example}", "-u", "2", "-t", "4s",
+        "--dataset", "synthetic:clustered", "--rows", "1000", "--dim", "32", "--index-type", "FLAT",
+        "--consistency-level", "Strong", "--groundtruth-cache", str(tmp_path / "gt"),
+        "--collection", "lg_ex_fw_recall", "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = _results(tmp_path / "out")
+    rows = _by_key(res)
+    recall = {tuple(key.split(" ", 1)): entry for key, entry in res["recall"].items()}
+    assert set(recall) == scored, sorted(recall)
+    for key, entry in recall.items():
+        assert entry["count"] == rows[key]["successes"] > 0, (key, entry)  # every search of a dataset query
+        assert entry["mean"] >= 0.99, (key, entry)  # FLAT and Strong: exact

@@ -2,8 +2,10 @@
 
 Each store has its own connection (an alias of its own), so one user's ``close()`` cannot cut off the others. The
 collection is ``<collection>_langchain`` with the library's own schema (``pk`` varchar, ``text``, ``vector``) plus
-the metadata fields ``category`` (int 0..99) and ``source`` (str: ``prefill``, or the tag of the store that wrote
-the row, so deletes only ever remove a store's own rows).
+the metadata fields ``category`` (int 0..99) and ``source`` (str: ``prefill``, ``dataset``, or the tag of the store
+that wrote the row, so deletes only ever remove a store's own rows). Its setup (once per test, on the master) is
+``loadgen.clients.langchain_setup``. With ``--dataset`` the k-NN searches run the dataset's queries, scored for recall
+(``loadgen.workload.dataset_texts``).
 """
 
 from __future__ import annotations
@@ -12,23 +14,21 @@ import asyncio
 import contextvars
 import itertools
 import logging
-import sys
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import gevent
 import numpy as np
-from pymilvus import AsyncMilvusClient, MilvusClient, MilvusException
+from pymilvus import AsyncMilvusClient
 
 from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
+from loadgen.clients.langchain_setup import bounded, collection_name, drop, prepare, store_kwargs
 from loadgen.clients.lazy import lazy
 from loadgen.config.settings import Settings
-from loadgen.errors import CallTimeout, LoadgenError
-from loadgen.milvus import collection, ownership, readiness
-from loadgen.workload.embeddings import embedder_for, langchain_embeddings
+from loadgen.workload import dataset_texts, truth
+from loadgen.workload.embeddings import embedder_for
 from loadgen.workload.rows import CATEGORIES, WORDS
 
 if TYPE_CHECKING:
@@ -38,13 +38,7 @@ else:  # imported on first use (see loadgen.clients.lazy)
     Document = lazy("langchain_core.documents", "Document")
     Milvus = lazy("langchain_milvus", "Milvus")
 
-FILL_BATCH = 500
-FIELDS = ("pk", "text", "vector", "category", "source")
 _instances = itertools.count(1)
-
-
-def collection_name(settings: Settings) -> str:
-    return f"{settings.collection}_langchain"
 
 
 # ---- errors the library logs and swallows ---------------------------------------------------------------------
@@ -101,42 +95,6 @@ def _translated(op: str, name: str) -> Iterator[None]:
         ) from None
 
 
-@contextmanager
-def _bounded(seconds: float) -> Iterator[None]:
-    """A deadline for library calls that pass no ``timeout`` to pymilvus (get_pks, search_by_metadata, the
-    constructor's checks). Under gevent the grpc wait is cooperative, so the timer can interrupt it."""
-    with gevent.Timeout(seconds, CallTimeout(f"no answer within {seconds:g} s")):
-        yield
-
-
-class _NoLoopWarning(logging.Filter):
-    """The constructor tries an AsyncMilvusClient, which needs a running loop; stores are built in a greenlet (none
-    runs there, on purpose: see ``loadgen.clients.base``) and get theirs in ``_attach``. Its warning says nothing."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Failed to initialize AsyncMilvusClient")
-
-
-logging.getLogger("langchain_milvus.vectorstores.milvus").addFilter(_NoLoopWarning())
-
-
-def _store_kwargs(settings: Settings, alias: str | None) -> dict[str, Any]:
-    conn = settings.client_kwargs(alias)  # uri, token, timeout and TLS options, passed on to pymilvus
-    return {
-        "embedding_function": langchain_embeddings(embedder_for(settings)),
-        "collection_name": collection_name(settings),
-        "connection_args": conn,
-        "consistency_level": settings.consistency_level,
-        "index_params": {
-            "metric_type": settings.metric_type,
-            "index_type": settings.index_type,
-            "params": collection.index_params(settings),
-        },
-        "search_params": {"metric_type": settings.metric_type, "params": collection.search_params(settings)},
-        "collection_description": collection.MARKER,  # used only when the library creates the collection
-    }
-
-
 class Store:
     """One user's ``Milvus`` vector store and what it remembers: its tag (its rows carry ``source == tag``), the
     ids it wrote (the only rows its deletes, and in a collection loadgen did not create its upserts, touch)."""
@@ -155,7 +113,9 @@ class Store:
         self.own_ids: deque[str] = deque(maxlen=100_000)
         self.k = settings.top_k
         self.expr = settings.filter or None  # searches: how an invalid filter reaches the server
-        self.own_rows_only = settings.allow_foreign_collection
+        self.workload = truth.workload_for(settings) if settings.dataset else None
+        # only rows of our own: the collection may be a user's, or hold a dataset whose ground truth is fixed
+        self.own_rows_only = settings.allow_foreign_collection or self.workload is not None
 
     def category(self) -> int:
         return int(self.rng.integers(0, CATEGORIES))
@@ -163,6 +123,13 @@ class Store:
     def query_text(self) -> str:
         n = int(self.rng.integers(0, max(self.s.rows, 1)))
         return f"{WORDS[n % len(WORDS)]} document {n}"
+
+    def query(self) -> tuple[str, int | None]:
+        """A search's text, and the dataset query it stands for (None without --dataset: nothing to score)."""
+        if self.workload is None:
+            return self.query_text(), None
+        j = int(self.rng.integers(0, len(self.workload.queries)))
+        return dataset_texts.query_text(j), j
 
     def new(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
         ids = [f"{self.tag}-{next(self.seq)}" for _ in range(self.s.batch_size)]
@@ -180,13 +147,13 @@ class Store:
 Plan = Callable[..., tuple[tuple[Any, ...], dict[str, Any]]]  # (store, *inputs) -> (args, kwargs)
 
 
-def _twin(method: str, plan: Plan, *, bounded: bool = True) -> tuple[Callable[..., Any], Callable[..., Any]]:
+def _twin(method: str, plan: Plan) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """The sync call ``store.lc.<method>`` and its async twin ``a<method>``; each returns (result, swallowed log
-    lines). ``bounded``: the sync call also gets a gevent deadline (the library passes no timeout to some calls)."""
+    lines). The sync call also gets a gevent deadline (the library passes no timeout to some calls)."""
 
     def call(s: Store, *inputs: Any) -> Any:
         args, kw = plan(s, *inputs)
-        with _bounded(s.t) if bounded else contextlib_null(), _surfacing() as sink, _translated(method, method):
+        with bounded(s.t), _surfacing() as sink, _translated(method, method):
             return getattr(s.lc, method)(*args, **kw), sink
 
     async def acall(s: Store, *inputs: Any) -> Any:
@@ -195,11 +162,6 @@ def _twin(method: str, plan: Plan, *, bounded: bool = True) -> tuple[Callable[..
             return await getattr(s.lc, "a" + method)(*args, **kw), sink
 
     return call, acall
-
-
-@contextmanager
-def contextlib_null() -> Iterator[None]:
-    yield
 
 
 def _op(name: str, weight: int, kind: Any, inputs: Callable[[Store], tuple[Any, ...]], plan: Plan, *,
@@ -255,7 +217,7 @@ def _upserted(s: Store, inputs: tuple[Any, ...], ok: bool) -> None:
 def _from_texts_plan(s: Store, ids: list[str], texts: list[str], metas: list[dict[str, Any]]) -> Any:
     """A classmethod: a new store over the SAME collection. The sync one shares this store's connection; the async
     one takes none (its async client needs an async connection; the default per-uri ones are shared, never closed)."""
-    kw = _store_kwargs(s.s, None if s.aclient is not None else s.alias)
+    kw = store_kwargs(s.s, None if s.aclient is not None else s.alias)
     kw["embedding"] = kw.pop("embedding_function")
     return (texts,), {**kw, "metadatas": metas, "ids": ids, "drop_old": False, "timeout": s.t}
 
@@ -265,7 +227,7 @@ def _from_texts() -> Operation:
 
     def call(s: Store, *inputs: Any) -> Any:
         args, kw = plan(s, *inputs)
-        with _bounded(s.t):
+        with bounded(s.t):
             return Milvus.from_texts(*args, **kw), []
 
     async def acall(s: Store, *inputs: Any) -> Any:
@@ -276,7 +238,7 @@ def _from_texts() -> Operation:
 
 
 def _search(op: str) -> Plan:
-    def plan(s: Store, q: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def plan(s: Store, q: Any, _query_index: int | None = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
         kw: dict[str, Any] = {"k": s.k, "expr": s.expr, "timeout": s.t}
         if op.startswith("max_marginal"):
             kw["fetch_k"] = 2 * s.k
@@ -286,11 +248,23 @@ def _search(op: str) -> Plan:
 
 
 def _text(s: Store) -> tuple[Any, ...]:
-    return (s.query_text(),)
+    return s.query()
 
 
 def _vector(s: Store) -> tuple[Any, ...]:
-    return (s.embedder.embed([s.query_text()])[0],)
+    text, j = s.query()
+    return s.embedder.embed([text])[0], j
+
+
+def _scored(s: Store, inputs: tuple[Any, ...], out: Any) -> Outcome:
+    """A k-NN search's hits, scored against the dataset's ground truth when it ran one of its queries."""
+    result, _sink = out
+    hits = result or []
+    j = inputs[1] if len(inputs) > 1 else None
+    if s.workload is None or j is None:
+        return Outcome(len(hits))
+    docs = [h[0] if isinstance(h, tuple) else h for h in hits]  # the with_score twins return (doc, score)
+    return Outcome(len(hits), s.workload.recall(j, [dataset_texts.hit_index(d.metadata.get("pk")) for d in docs]))
 
 
 def _documents_in(s: Store) -> tuple[Any, ...]:
@@ -318,7 +292,9 @@ OPERATIONS = table(
     _op("add_texts", 2, "write", lambda s: s.new(), _ADD, outcome=_written, done=_remember),
     _op("add_documents", 1, "write", _documents_in, _ADD, outcome=_written, done=_remember),
     _op("add_embeddings", 1, "write", _embeddings_in, _ADD, outcome=_written, done=_remember),
-    *(_op(name, w, "read", inputs, _search(name), search=name == "similarity_search") for name, w, inputs in _SEARCHES),
+    # MMR is not scored: its hits are diversified on purpose, not the k nearest
+    *(_op(name, w, "read", inputs, _search(name), search=name == "similarity_search",
+          outcome=None if name.startswith("max_marginal") else _scored) for name, w, inputs in _SEARCHES),
     _op("delete", 1, "write", lambda s: (s.own(),), lambda s, ids: ((), {"ids": ids, "timeout": s.t}),
         outcome=_deleted),
     _op("delete_expr", 1, "write", _delete_expr_in, lambda s, expr, _ids: ((), {"expr": expr, "timeout": s.t}),
@@ -336,8 +312,8 @@ OPERATIONS = table(
 # ---- the store's life -------------------------------------------------------------------------------------------
 def _open(settings: Settings, _use_async: bool) -> Store:
     s = Store(settings)
-    with _bounded(settings.timeout):  # the constructor's own checks are sync calls (gevent-cooperative here)
-        s.lc = Milvus(**_store_kwargs(settings, s.alias), timeout=settings.timeout)
+    with bounded(settings.timeout):  # the constructor's own checks are sync calls (gevent-cooperative here)
+        s.lc = Milvus(**store_kwargs(settings, s.alias), timeout=settings.timeout)
     return s
 
 
@@ -359,87 +335,6 @@ async def _aclose(s: Store) -> None:
             await s.aclient.close()
     finally:
         s.lc.client.close()  # a sync close of a connection the loop does not wait on: no network round trip
-
-
-# ---- once per test, on the master ---------------------------------------------------------------------------------
-LAYOUT = ownership.Layout("vector", FIELDS, "the LangChain layer", dynamic_ok=False)
-
-
-def _count(client: MilvusClient, name: str, timeout: float) -> int:
-    res = client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=timeout)
-    return int(res[0]["count(*)"]) if res else 0
-
-
-def _fill(store: Milvus, settings: Settings, start: int, progress: bool) -> None:
-    from tqdm import tqdm
-
-    rng = np.random.default_rng(settings.seed)
-    slow = max(settings.timeout, 60)
-    name = collection_name(settings)
-    with tqdm(total=settings.rows - start, desc=f"filling {name}", unit="rows", disable=not progress,
-              file=sys.stderr) as bar:  # fmt: skip
-        for first in range(start, settings.rows, FILL_BATCH):
-            ids = [str(i) for i in range(first, min(first + FILL_BATCH, settings.rows))]
-            texts = [f"{WORDS[int(i) % len(WORDS)]} document {i}" for i in ids]
-            metas = [{"category": int(c), "source": "prefill"} for c in rng.integers(0, CATEGORIES, len(ids))]
-            # the first batch creates the collection: the library then also creates the index and loads it,
-            # without a deadline of its own, hence the timer around the whole call
-            with _bounded(slow):
-                store.add_texts(texts, metas, timeout=slow, ids=ids)
-            bar.update(len(ids))
-
-
-def _populate(client: MilvusClient, settings: Settings, *, created: bool, fill: bool, progress: bool) -> int:
-    name, t = collection_name(settings), settings.timeout
-    # Not timeout=: with it set, the library's collection-creating insert passes timeout twice and fails with
-    # "MilvusClient.insert() got multiple values for keyword argument 'timeout'"; _fill passes it per call.
-    with _bounded(max(t, 60)):
-        store = Milvus(**_store_kwargs(settings, client._using))  # shares the setup connection
-    rows = 0 if created else _count(client, name, t)
-    if not fill:
-        return rows
-    if created and settings.rows == 0:  # the library creates the schema on the first insert only
-        with _bounded(max(t, 60)):
-            store.add_texts(["schema"], [{"category": 0, "source": "prefill"}], timeout=t, ids=["schema"])
-        client.delete(name, ids=["schema"], timeout=t)
-    if rows < settings.rows:
-        _fill(store, settings, rows, progress)
-        client.flush(name, timeout=max(t, 120))
-    return _count(client, name, t)
-
-
-def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
-    """Validate, create (via the library, marked as loadgen's and this run's), fill ``<collection>_langchain`` and
-    wait for its index; what may be created, written or reused is ``ownership.claim``'s decision."""
-    collection.index_params(settings)  # validate before anything is created or dropped
-    collection.search_params(settings)
-    name, t = collection_name(settings), settings.timeout
-    client = collection.connect(settings)
-    try:
-        version = str(client.get_server_version(timeout=t))
-        c = ownership.claim(client, settings, name, LAYOUT)
-        ownership.clear_for_create(client, settings, c)
-        try:
-            rows = _populate(client, settings, created=c.create, fill=c.owned, progress=progress)
-            if c.create:  # the library made it (with our description) on the first insert
-                ownership.stamp(client, settings, name)
-            readiness.wait_until_indexed(client, settings, name, "vector", owned=c.owned)
-        except (MilvusException, CallTimeout):
-            if c.create and client.has_collection(name, timeout=t):  # ours, half made a moment ago
-                client.drop_collection(name, timeout=t)
-            raise
-        return collection.Prepared(name, c.owned, c.create, rows, version)
-    except MilvusException as exc:
-        raise LoadgenError(f"Milvus refused the LangChain collection setup: {exc.message}") from None
-    except CallTimeout as exc:
-        raise LoadgenError(f"LangChain collection setup of {name!r} timed out: {exc}") from None
-    finally:
-        client.close()
-
-
-def drop(settings: Settings) -> bool:
-    """Drop ``<collection>_langchain`` if this run created it (see ``ownership``). Returns True if dropped."""
-    return collection.release(settings, collection_name(settings)).dropped
 
 
 ADAPTER = Adapter(

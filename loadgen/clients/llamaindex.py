@@ -22,6 +22,9 @@ What 1.2.0 does, and how this adapter lives with it (checked against Milvus 2.3.
 - It passes no ``consistency_level`` to search (pymilvus 2.6 then sends Strong plus "use the collection's
   default"). On Milvus 2.3.5, under concurrent writes, such a search with output fields (llama-index asks for
   ``*``) takes ~200 ms, like a Strong one; with ``id`` only or an explicit Bounded, ~3 ms. Measured as it is.
+
+With ``--dataset`` the prefill is the dataset's base rows (node ``"lg-i"``, source document ``lg-dataset-*``) and
+``query`` and ``retrieve`` run its queries, scored for recall (``loadgen.workload.dataset_texts``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextvars
-import dataclasses
 import itertools
 import threading
 import uuid
@@ -41,21 +43,28 @@ import gevent
 import gevent.event
 import gevent.monkey
 import numpy as np
-from pymilvus import AsyncMilvusClient, MilvusException
 
 from loadgen.clients import layer_weights
 from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
 from loadgen.clients.lazy import lazy
+from loadgen.clients.llamaindex_setup import (
+    attach_async_client,
+    collection_name,
+    drop,
+    nodes,
+    prepare,
+    store_for,
+)
 from loadgen.config.settings import Settings
-from loadgen.errors import CallTimeout, LoadgenError
-from loadgen.milvus import collection, ownership, readiness
+from loadgen.errors import CallTimeout
+from loadgen.workload import dataset_texts, truth
 from loadgen.workload.embeddings import embedder_for, llamaindex_embedding
 from loadgen.workload.rows import CATEGORIES, WORDS
 
 if TYPE_CHECKING:
     from llama_index.core import Document, StorageContext, VectorStoreIndex
     from llama_index.core.node_parser import SentenceSplitter
-    from llama_index.core.schema import BaseNode, NodeRelationship, RelatedNodeInfo, TextNode
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
     from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters, VectorStoreQuery
     from llama_index.vector_stores.milvus import MilvusVectorStore
 else:  # imported on first use (see loadgen.clients.lazy)
@@ -77,38 +86,6 @@ _Done = Callable[[Any, BaseException | None], object]
 INGEST_THREADS = 2  # from_documents jobs in flight per process; more only share the same two cores
 
 
-def collection_name(settings: Settings) -> str:
-    return f"{settings.collection}_llamaindex"
-
-
-def _alias() -> str:
-    return f"loadgen-li-{uuid.uuid4().hex}"
-
-
-def _store(settings: Settings) -> MilvusVectorStore:
-    """A store on its own connection; creates the collection (and index) if it does not exist."""
-    index = {"index_type": settings.index_type, "metric_type": settings.metric_type}
-    return MilvusVectorStore(
-        **settings.client_kwargs(_alias()),  # uri, token, timeout, TLS: the store passes the rest on to pymilvus
-        collection_name=collection_name(settings),
-        dim=settings.dim,
-        overwrite=False,
-        similarity_metric=settings.metric_type,
-        index_config={**index, **collection.index_params(settings)},
-        search_config={"metric_type": settings.metric_type, "params": collection.search_params(settings)},
-        consistency_level=settings.consistency_level,
-        use_async_client=False,  # see the module docstring: async clients are made on their loop, below
-    )
-
-
-async def _attach_async_client(store: MilvusVectorStore, settings: Settings) -> None:
-    """Give ``store`` an AsyncMilvusClient of its own on the running loop; its first call (the connection
-    handshake, which has no deadline of its own) is bounded here."""
-    client = AsyncMilvusClient(**settings.client_kwargs(_alias()))
-    store._async_milvusclient = client
-    await asyncio.wait_for(client.has_collection(collection_name(settings), timeout=settings.timeout), settings.timeout)
-
-
 def _settle_future(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
     if fut.cancelled():  # the caller timed out
         return
@@ -128,7 +105,7 @@ class _IngestPool:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self._jobs = _OSQueue()
-        self.stores = [_store(settings) for _ in range(INGEST_THREADS)]
+        self.stores = [store_for(settings) for _ in range(INGEST_THREADS)]
         self._threads = [threading.Thread(target=self._run, args=(st,), name="loadgen-li-ingest", daemon=True)
                          for st in self.stores]  # fmt: skip
         for thread in self._threads:
@@ -148,7 +125,7 @@ class _IngestPool:
         loop = asyncio.SelectorEventLoop(gevent.monkey.get_original("selectors", "EpollSelector")())
         asyncio.set_event_loop(loop)
         try:
-            loop.run_until_complete(_attach_async_client(store, self.s))
+            loop.run_until_complete(attach_async_client(store, self.s))
         except BaseException as exc:  # every job of this thread then says why
             failed: BaseException | None = exc
         else:
@@ -210,12 +187,13 @@ class Store:
         self.rng = np.random.default_rng(settings.seed + next(_instances))
         self.own_docs: deque[str] = deque(maxlen=100_000)
         self.own_nodes: deque[str] = deque(maxlen=100_000)
+        self.workload = truth.workload_for(settings) if settings.dataset else None
         # ingestion threads only when from_documents will run: they cost threads and connections
         wants = layer_weights(settings.weights, {n: op.weight for n, op in OPERATIONS.items()}, fanout=False)
         self.ingest = _IngestPool.get(settings) if wants["from_documents"] > 0 else None
         # a whitespace tokenizer: llama-index's default (tiktoken) would be another cost in the timed span
         self.splitter = SentenceSplitter(chunk_size=512, chunk_overlap=0, tokenizer=str.split)
-        self.store = _store(settings)
+        self.store = store_for(settings)
         index = VectorStoreIndex.from_vector_store(self.store, embed_model=self.embed_model)  # no Milvus call
         self.retriever = index.as_retriever(similarity_top_k=settings.top_k)
 
@@ -223,9 +201,22 @@ class Store:
         n = int(self.rng.integers(0, max(self.s.rows, 1)))
         return f"{WORDS[n % len(WORDS)]} document {n}"
 
+    def query_text(self) -> tuple[str, int | None]:
+        """A search's text, and the dataset query it stands for (None without --dataset: nothing to score)."""
+        if self.workload is None:
+            return self.text(), None
+        j = int(self.rng.integers(0, len(self.workload.queries)))
+        return dataset_texts.query_text(j), j
+
     def query(self, filters: MetadataFilters | None = None) -> VectorStoreQuery:
         emb = self.embedder.embed([self.text()])[0]
         return VectorStoreQuery(query_embedding=emb, similarity_top_k=self.s.top_k, filters=filters)
+
+    def scored_query(self) -> tuple[Any, ...]:
+        """``query``'s inputs: the query, no extra arguments, and the dataset query it runs (or None)."""
+        text, j = self.query_text()
+        emb = self.embedder.embed([text])[0]
+        return VectorStoreQuery(query_embedding=emb, similarity_top_k=self.s.top_k), None, j
 
     def from_documents(self, docs: list[Document], store: MilvusVectorStore) -> int:
         """On an ingest thread: the library's call, as a sync app with use_async=True makes it."""
@@ -241,7 +232,7 @@ class Store:
 
 # ---- inputs (untimed) ---------------------------------------------------------------------------------------------
 def _add_in(s: Store) -> tuple[Any, ...]:
-    return (_nodes([f"lg-node-{uuid.uuid4().hex}" for _ in range(s.s.batch_size)], s.embedder, s.rng),)
+    return (nodes([f"lg-node-{uuid.uuid4().hex}" for _ in range(s.s.batch_size)], s.embedder, s.rng),)
 
 
 def _filtered_in(s: Store) -> tuple[Any, ...]:
@@ -269,11 +260,11 @@ def _method(owner: str, sync: str, asyn: str) -> tuple[Callable[..., Any], Calla
     """The store's (or the retriever's) sync method, bounded by a gevent deadline (the store passes no timeout to
     Milvus), and its async twin (bounded by the user's own deadline)."""
 
-    def call(s: Store, arg: Any, kw: dict[str, Any] | None = None) -> Any:
+    def call(s: Store, arg: Any, kw: dict[str, Any] | None = None, _query_index: int | None = None) -> Any:
         with gevent.Timeout(s.t, CallTimeout(f"no answer within {s.t:g} s")):
             return getattr(getattr(s, owner), sync)(arg, **(kw or {}))
 
-    def acall(s: Store, arg: Any, kw: dict[str, Any] | None = None) -> Any:
+    def acall(s: Store, arg: Any, kw: dict[str, Any] | None = None, _query_index: int | None = None) -> Any:
         return getattr(getattr(s, owner), asyn)(arg, **(kw or {}))
 
     return call, acall
@@ -293,6 +284,27 @@ async def _ingest_async(s: Store, docs: list[Document]) -> int:
 
 def _ids(_s: Store, _inputs: tuple[Any, ...], result: Any) -> Outcome:
     return Outcome(len(result.ids or []))
+
+
+def _scored(s: Store, inputs: tuple[Any, ...], ids: list[str]) -> Outcome:
+    """Hits, scored against the dataset's ground truth when the search ran one of its queries."""
+    j = inputs[2] if len(inputs) > 2 else None
+    if s.workload is None or j is None:
+        return Outcome(len(ids))
+    return Outcome(len(ids), s.workload.recall(j, [dataset_texts.hit_index(i, "lg-") for i in ids]))
+
+
+def _queried(s: Store, inputs: tuple[Any, ...], result: Any) -> Outcome:
+    return _scored(s, inputs, list(result.ids or []))
+
+
+def _retrieved(s: Store, inputs: tuple[Any, ...], result: Any) -> Outcome:
+    return _scored(s, inputs, [hit.node.node_id for hit in result or []])
+
+
+def _retrieve_in(s: Store) -> tuple[Any, ...]:
+    text, j = s.query_text()
+    return text, None, j
 
 
 def _asked(_s: Store, inputs: tuple[Any, ...], result: Any) -> Outcome:
@@ -319,7 +331,8 @@ def _op(name: str, weight: int, kind: Any, inputs: Any, methods: tuple[str, str,
 
 OPERATIONS = table(
     _op("add", 2, "write", _add_in, ("store", "add", "async_add"), done=_added, async_label="async_add"),
-    _op("query", 10, "read", lambda s: (s.query(),), ("store", "query", "aquery"), outcome=_ids, search=True),
+    _op("query", 10, "read", lambda s: s.scored_query(), ("store", "query", "aquery"), outcome=_queried,
+        search=True),
     _op("query_filtered", 2, "read", _filtered_in, ("store", "query", "aquery"), outcome=_ids,
         label="query[filtered]"),
     _op("delete", 1, "write", _delete_in, ("store", "delete", "adelete"), outcome=_asked),
@@ -329,7 +342,7 @@ OPERATIONS = table(
     Operation("from_documents", 1, "write", lambda s: ([_document(s.text(), s.rng) for _ in range(s.s.batch_size)],),
               _ingest_sync, _ingest_async, outcome=lambda s, i, n: Outcome(int(n)), done=_ingested,
               label="VectorStoreIndex.from_documents", async_label="VectorStoreIndex.from_documents"),
-    _op("retrieve", 2, "read", lambda s: (s.text(),), ("retriever", "retrieve", "aretrieve")),
+    _op("retrieve", 2, "read", _retrieve_in, ("retriever", "retrieve", "aretrieve"), outcome=_retrieved),
 )  # fmt: skip
 
 
@@ -339,7 +352,7 @@ def _open(settings: Settings, _use_async: bool) -> Store:
 
 
 async def _attach(s: Store) -> None:
-    await _attach_async_client(s.store, s.s)
+    await attach_async_client(s.store, s.s)
 
 
 def _close(s: Store) -> None:
@@ -354,89 +367,10 @@ async def _aclose(s: Store) -> None:
         s.store.client.close()
 
 
-def _nodes(ids: list[str], embedder: Any, rng: np.random.Generator, doc_id: str | None = None) -> list[BaseNode]:
-    """TextNodes with embeddings, metadata and one source document (``delete`` removes by it)."""
-    doc_id = doc_id or f"lg-doc-{uuid.uuid4().hex}"
-    texts = [f"{WORDS[i % len(WORDS)]} node {node_id}" for i, node_id in enumerate(ids)]
-    vectors = embedder.embed(texts)
-    cats = rng.integers(0, CATEGORIES, len(ids))
-    return [
-        TextNode(
-            id_=node_id,
-            text=text,
-            embedding=vec,
-            metadata={"category": int(cat)},
-            relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=doc_id)},
-        )
-        for node_id, text, vec, cat in zip(ids, texts, vectors, cats, strict=True)
-    ]
-
-
 def _document(text: str, rng: np.random.Generator) -> Document:
     return Document(
         text=text, id_=f"lg-doc-{uuid.uuid4().hex}", metadata={"category": int(rng.integers(0, CATEGORIES))}
     )
-
-
-# ---- once per test, on the master --------------------------------------------------------------------------------
-FILL_BATCH = 1000
-
-
-LAYOUT = ownership.Layout("embedding", ("doc_id", "embedding"), "MilvusVectorStore", dynamic_ok=False)
-
-
-def _fill(store: MilvusVectorStore, settings: Settings, *, start: int, progress: bool) -> None:
-    from tqdm import tqdm
-
-    embedder, rng = embedder_for(settings), np.random.default_rng(settings.seed)
-    name = collection_name(settings)
-    with tqdm(total=settings.rows - start, desc=f"filling {name}", unit="nodes", disable=not progress) as bar:
-        for first in range(start, settings.rows, FILL_BATCH):
-            ids = [f"lg-{i}" for i in range(first, min(first + FILL_BATCH, settings.rows))]
-            with gevent.Timeout(max(settings.timeout, 60), CallTimeout("filling: no answer within the timeout")):
-                store.add(_nodes(ids, embedder, rng, doc_id=f"lg-fill-{first}"))
-            bar.update(len(ids))
-
-
-def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
-    """Validate, create (marked as loadgen's and this run's), load and fill ``<collection>_llamaindex`` and wait
-    for its index; what may be created, written or reused is ``ownership.claim``'s decision. One-line errors."""
-    name = collection_name(settings)
-    collection.index_params(settings)
-    collection.search_params(settings)  # validate before anything is created
-    counting = dataclasses.replace(settings, collection=name)
-    client = collection.connect(settings)
-    store: MilvusVectorStore | None = None
-    try:
-        version = str(client.get_server_version(timeout=settings.timeout))
-        c = ownership.claim(client, settings, name, LAYOUT)
-        if c.create:
-            ownership.clear_for_create(client, settings, c)
-            store = _store(settings)  # the library creates the collection and its index
-            # the library's schema has no description of ours: the ownership properties mark it
-            ownership.stamp(client, settings, name)
-        client.load_collection(name, timeout=max(settings.timeout, 60))
-        rows = collection.count_rows(client, counting)
-        if c.owned and rows < settings.rows:
-            store = store or _store(settings)
-            _fill(store, settings, start=rows, progress=progress)
-            client.flush(name, timeout=max(settings.timeout, 120))
-            rows = collection.count_rows(client, counting)
-        readiness.wait_until_indexed(client, settings, name, "embedding", owned=c.owned)
-        return collection.Prepared(name, c.owned, c.create, rows, version)
-    except MilvusException as exc:
-        raise LoadgenError(f"Milvus refused the llamaindex collection setup: {exc.message}") from None
-    except CallTimeout as exc:
-        raise LoadgenError(f"llamaindex collection setup: {exc}") from None
-    finally:
-        if store is not None:
-            store.client.close()
-        client.close()
-
-
-def drop(settings: Settings) -> bool:
-    """Drop ``<collection>_llamaindex`` if this run created it (see ``ownership``). Returns True if dropped."""
-    return collection.release(settings, collection_name(settings)).dropped
 
 
 ADAPTER = Adapter(

@@ -12,8 +12,8 @@ time measured with ``perf_counter`` by ``loadgen.stats.timing`` (async calls on 
   ``--timeout`` (``gevent.Timeout`` in a greenlet, ``asyncio.wait_for`` on the loop).
 - A failed call is reported with the server's text (``timing.ReportedError``) and re-raised to the caller, marked
   as reported (``was_reported``) so the task runner does not count it a second time.
-- Recall: a pymilvus search of a ``QueryVector`` (``VectorStoreUser.query_vector()`` with ``--dataset``) in the
-  dataset's collection is scored against the ground truth (``context["recall"]``, see ``loadgen.stats.recall``).
+- Recall: with ``--dataset``, a search that runs one of its queries on a collection holding its rows is scored
+  against the ground truth (``context["recall"]``): which ones, per layer, in ``loadgen.clients.timed_recall``.
 - Read-only collections: a write method aimed at one raises ``ReadOnlyCollectionError`` before anything is sent.
 Reports made on the asyncio thread are handed to the gevent hub, which owns Locust's statistics.
 """
@@ -32,9 +32,9 @@ from typing import Any
 
 import gevent
 
+from loadgen.clients.timed_recall import RECALL, Scoring
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.stats.timing import Sample, ameasure, measure, report
-from loadgen.workload.groundtruth import recall_at_k
 
 # what is instrumented, per layer (everything else on the object is left as it is)
 # local helpers, iterators (their calls happen later), connection bookkeeping
@@ -128,16 +128,6 @@ class Reporter:
             self.hub_loop.run_callback_threadsafe(fire)
 
 
-@dataclass(frozen=True)
-class Scoring:
-    """What a pymilvus search needs to be scored: the dataset's collection, true ids per query, k."""
-
-    collection: str
-    truth: Any  # numpy int64 [queries, k]
-    k: int
-    filter: str = ""  # the filter the ground truth was computed under (--filter-selectivity), "" for none
-
-
 @dataclass
 class Handle:
     """How one instrumented object reports: its layer, deadline, read-only collections and recall scoring."""
@@ -167,26 +157,12 @@ class Handle:
         ctx: dict[str, Any] = {}
         if self.pymilvus:
             ctx["collection"] = kwargs.get("collection_name") or (args[0] if args else None)
-            if self.scoring is not None and method == "search" and sample.error is None:
-                recall = self._recall(args, kwargs, sample.value)
-                if recall is not None:
-                    ctx["recall"] = recall
+        scorer = RECALL.get(self.layer)
+        if self.scoring is not None and scorer is not None and sample.error is None:
+            recall = scorer(self.scoring, method, args, kwargs, sample.value)
+            if recall is not None:
+                ctx["recall"] = recall
         return ctx
-
-    def _recall(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> float | None:
-        s = self.scoring
-        assert s is not None
-        if (kwargs.get("collection_name") or (args[0] if args else None)) != s.collection:
-            return None
-        data = kwargs.get("data", args[1] if len(args) > 1 else None)
-        if not isinstance(data, list) or len(data) != 1 or getattr(data[0], "query_index", None) is None:
-            return None
-        if (kwargs.get("filter") or "") != s.filter or not result:
-            return None  # the ground truth holds for the dataset's own filter (or none) only
-        limit = int(kwargs.get("limit", 10))
-        k = min(limit, s.k)
-        ids = [int(hit["id"]) for hit in result[0]]
-        return recall_at_k(ids, s.truth[data[0].query_index], k) if k >= 1 else None
 
 
 def length_of(out: Any) -> int:  # noqa: PLR0911 - one return per kind of result

@@ -78,7 +78,7 @@ class Settings:
     )
     dataset: str = option(
         "",
-        "pymilvus layer: insert this dataset's base vectors and measure recall: synthetic:uniform, "
+        "insert this dataset's base vectors and measure recall (every layer): synthetic:uniform, "
         "synthetic:clustered[:K], a .npy/.fvecs/.bvecs/.hdf5 file or a VectorDBBench parquet dir",
     )
     queries: str = option("", "query vectors for --dataset (.npy/.fvecs/.bvecs); default: the dataset's own")

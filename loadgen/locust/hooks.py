@@ -107,7 +107,14 @@ def _share_truth_rows(environment: Any, settings: Settings) -> None:
     """--dataset and a reused collection holding another number of the dataset's rows than --rows selects: the
     ground truth is computed over the rows it holds (checked in ``held_rows``). Workers learn it from the spawn
     message (custom options travel in it), this process from its own settings."""
-    truth_rows = max((p.truth_rows for p in state.prepared.values()), default=0)
+    held = {layer: p.truth_rows for layer, p in state.prepared.items()}
+    truth_rows = max(held.values(), default=0)
+    if settings.dataset and len(set(held.values())) > 1:  # 0: the --rows selection, which another layer's differs from
+        said = ", ".join(f"{layer} {n or 'the --rows selection'}" for layer, n in sorted(held.items()))
+        raise LoadgenError(
+            f"--dataset: the layers' collections hold different numbers of its rows ({said}), so one ground truth "
+            "cannot score them all; pass --recreate or --rows equal to the rows they hold"
+        )
     if truth_rows == settings.truth_rows:
         return
     if truth_rows:

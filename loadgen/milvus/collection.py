@@ -4,6 +4,7 @@ test run; what loadgen may create, write, reuse and drop is decided in ``loadgen
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import sys
@@ -146,17 +147,37 @@ def check_filter(client: MilvusClient, settings: Settings) -> None:
             client.drop_collection(name, timeout=settings.timeout)
 
 
-def _held(client: MilvusClient, settings: Settings, c: ownership.Claim) -> int:
-    """--dataset: the dataset rows an existing collection holds (refuses rows that are not the dataset's)."""
+def held_dataset_rows(
+    client: MilvusClient, settings: Settings, c: ownership.Claim, keys: held_rows.Keys = held_rows.PYMILVUS
+) -> int:
+    """--dataset: the dataset rows an existing collection of any layer holds (refuses rows that are not the
+    dataset's, and a user's collection that holds none: nothing to score against)."""
     if not settings.dataset or c.create:
         return 0
-    held = held_rows.dataset_rows_held(client, settings, c.name)
+    held = held_rows.dataset_rows_held(client, settings, c.name, keys)
     if not held and not c.owned:  # a user's collection is never filled: nothing to score against
         raise LoadgenError(
             f"collection {c.name!r} holds none of the rows of --dataset {settings.dataset} (ids 0..n-1), so its "
             "recall cannot be scored; drop --dataset or choose another --collection"
         )
     return held
+
+
+def dataset_fill_plan(
+    client: MilvusClient, settings: Settings, c: ownership.Claim, keys: held_rows.Keys
+) -> tuple[int, int, int]:
+    """--dataset in a framework layer's collection: (dataset rows it holds, rows it must hold after the fill,
+    truth_rows). A reused collection that holds rows but none of the dataset's (a run without --dataset filled it)
+    is refused: the fill would add dataset rows beside rows with the same keys, and their hits would score."""
+    held = held_dataset_rows(client, settings, c, keys)
+    if not held and not c.create and count_rows(client, dataclasses.replace(settings, collection=c.name)):
+        raise LoadgenError(
+            f"collection {c.name!r} holds rows that are not --dataset {settings.dataset}'s, so its recall cannot be "
+            "scored; pass --recreate (a collection of loadgen's) or another --collection"
+        )
+    truth_rows = held_rows.truth_rows_for(settings, held, will_fill=c.owned)
+    target = truth_rows or truth.workload_for(settings).dataset.count
+    return held, (target if c.owned else held), truth_rows
 
 
 def check(settings: Settings) -> str:
@@ -167,7 +188,7 @@ def check(settings: Settings) -> str:
     client = connect(settings)
     try:
         version = str(client.get_server_version(timeout=settings.timeout))
-        _held(client, settings, ownership.claim(client, settings, settings.collection, LAYOUT))
+        held_dataset_rows(client, settings, ownership.claim(client, settings, settings.collection, LAYOUT))
         check_filter(client, settings)
         return version
     except (MilvusException, grpc.RpcError) as exc:
@@ -186,7 +207,9 @@ def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
     try:
         version = str(client.get_server_version(timeout=settings.timeout))
         c = ownership.claim(client, settings, name, LAYOUT)
-        held = _held(client, settings, c)  # rows that are not the dataset's are refused here, before any write
+        held = held_dataset_rows(
+            client, settings, c
+        )  # rows that are not the dataset's are refused here, before any write
         check_filter(client, settings)  # before anything is created or filled
         if c.create:
             ownership.clear_for_create(client, settings, c)
@@ -259,11 +282,8 @@ def _fill_dataset(
     with tqdm(
         total=total, desc=f"filling {settings.collection}", unit="rows", disable=not progress, file=sys.stderr
     ) as bar:
-        for first, vectors in workload.dataset.iter_base(FILL_BATCH):
-            if first + len(vectors) <= start:
-                continue
-            skip = max(start - first, 0)
-            rows = dataset_rows(first + skip, vectors[skip:], settings.seed)
+        for first, vectors in workload.base_from(start, FILL_BATCH):
+            rows = dataset_rows(first, vectors, settings.seed)
             client.insert(settings.collection, rows, timeout=max(settings.timeout, 60))
             bar.update(len(rows))
     client.flush(settings.collection, timeout=max(settings.timeout, 120))

@@ -11,6 +11,9 @@ n rows (``Settings.truth_rows``); otherwise the run refuses, with one line, befo
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pymilvus import MilvusClient
@@ -21,6 +24,21 @@ from loadgen.workload import truth
 
 RUN_IDS_FROM = 2**40  # rows inserted during a run (RowFactory.new_ids) have ids from here up
 SAMPLE = 64  # ids whose vectors are compared with the dataset's
+
+
+@dataclass(frozen=True)
+class Keys:
+    """How a layer's collection stores the dataset's row i: its primary key and vector field, the filter that
+    counts the prefilled rows, and (int keys only) the filter that finds a prefilled key at or beyond n."""
+
+    pk: str = "id"
+    vector: str = "vector"
+    prefilled: str = f"id < {RUN_IDS_FROM}"
+    key: Callable[[int], Any] = int
+    beyond: Callable[[int], str] | None = lambda n: f"id >= {n} and id < {RUN_IDS_FROM}"
+
+
+PYMILVUS = Keys()  # the pymilvus layer's own schema: ids 0..n-1 are the dataset's rows 0..n-1
 
 
 def _count(client: MilvusClient, name: str, expr: str, timeout: float) -> int:
@@ -45,14 +63,14 @@ def _refuse(name: str, n: int, settings: Settings, why: str) -> LoadgenError:
     )
 
 
-def dataset_rows_held(client: MilvusClient, settings: Settings, name: str) -> int:
-    """How many of the dataset's first rows ``name`` holds (0: none); a one-line LoadgenError when the rows it holds
-    below ``RUN_IDS_FROM`` are not the dataset's first n. Reads only."""
+def dataset_rows_held(client: MilvusClient, settings: Settings, name: str, keys: Keys = PYMILVUS) -> int:
+    """How many of the dataset's first rows ``name`` holds (0: none); a one-line LoadgenError when its prefilled
+    rows (``keys.prefilled``) are not the dataset's first n. Reads only."""
     t = settings.timeout
-    n = _count(client, name, f"id < {RUN_IDS_FROM}", t)
+    n = _count(client, name, keys.prefilled, t)
     if n == 0:
         return 0
-    if _count(client, name, f"id >= {n} and id < {RUN_IDS_FROM}", t):
+    if keys.beyond is not None and _count(client, name, keys.beyond(n), t):
         raise _refuse(name, n, settings, f"some of its ids are {n} or more, so ids 0..{n - 1} are not all there")
     try:
         dataset = truth.open_for(dataclasses.replace(settings, rows=n, truth_rows=0))
@@ -61,8 +79,9 @@ def dataset_rows_held(client: MilvusClient, settings: Settings, name: str) -> in
     if dataset.count < n:
         raise _refuse(name, n, settings, f"the dataset has {dataset.count} rows")
     ids = _sample_ids(n, settings.seed)
-    got = client.get(name, ids=ids, output_fields=["id", "vector"], timeout=t)
-    held = {int(row["id"]): np.asarray(row["vector"], dtype=np.float32) for row in got}
+    got = client.get(name, ids=[keys.key(i) for i in ids], output_fields=[keys.pk, keys.vector], timeout=t)
+    index = {keys.key(i): i for i in ids}
+    held = {index[row[keys.pk]]: np.asarray(row[keys.vector], dtype=np.float32) for row in got if row[keys.pk] in index}
     if len(held) != len(ids):
         missing = next(i for i in ids if i not in held)
         raise _refuse(name, n, settings, f"id {missing} is missing")

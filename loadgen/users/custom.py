@@ -57,6 +57,7 @@ from loadgen.runtime import bridge
 from loadgen.stats.flows import FlowListener
 from loadgen.stats.timing import Sample
 from loadgen.users import handles
+from loadgen.workload import dataset_texts
 from loadgen.workload.arrival_rate import Pacer, admit
 from loadgen.workload.rows import CATEGORIES, WORDS
 
@@ -161,7 +162,11 @@ class VectorStoreUser(User):
         return QueryVector(self._rng.standard_normal(dim).astype(np.float32).tolist())
 
     def query_text(self) -> str:
-        """A text like the ones loadgen wrote into the LangChain and LlamaIndex collections."""
+        """A text like the ones loadgen wrote into the LangChain and LlamaIndex collections; with ``--dataset``, the
+        text of one of its queries (it embeds to the query's vector: searches with it are scored for recall)."""
+        workload = self._dataset()
+        if workload is not None:
+            return dataset_texts.query_text(self._pick.randrange(len(workload.queries)))
         n = self._pick.randrange(max(self.settings.rows, 1))
         return f"{WORDS[n % len(WORDS)]} document {n}"
 
@@ -331,7 +336,7 @@ class VectorStoreUser(User):
         workload = self._dataset()
         if workload is None or self.existing_collection:
             return None
-        return Scoring(self.settings.collection, workload.truth, workload.k, self.settings.filter)
+        return Scoring(self.settings.collection, workload.truth, workload.k, self.settings.filter, workload.queries)
 
     def _collection_info(self) -> existing.CollectionInfo | None:
         if not self.existing_collection:

@@ -61,17 +61,17 @@ def open_langchain(user: Any) -> Opened:
     from langchain_milvus import Milvus
     from pymilvus import AsyncMilvusClient
 
-    from loadgen.clients import langchain as lc  # integration point: the adapter's store keywords
+    from loadgen.clients import langchain_setup as lc  # integration point: the adapter's store keywords
 
     s, alias = user.settings, f"loadgen-custom-lc-{uuid.uuid4().hex}"
 
-    store = _sync_part(lambda: Milvus(**lc._store_kwargs(s, alias), timeout=s.timeout))
+    store = _sync_part(lambda: Milvus(**lc.store_kwargs(s, alias), timeout=s.timeout))
 
     def attach() -> None:  # on the loop, with a connection of its own (the constructor's would share the sync alias)
         store._async_milvus_client = AsyncMilvusClient(**s.client_kwargs(alias + "-async"))
 
     build_on_loop(user.timeout, attach)
-    handle = user._new_handle("langchain", writes=LANGCHAIN_WRITES)
+    handle = user._new_handle("langchain", writes=LANGCHAIN_WRITES, scoring=user._scoring())
     handle.warm_up = lambda: store.aclient.get_server_version(timeout=user.timeout)
 
     def close() -> None:
@@ -88,17 +88,17 @@ def open_llamaindex(user: Any) -> Opened:
         raise LoadgenError("self.llamaindex needs loadgen's LlamaIndex collection (layer = 'llamaindex')")
     from pymilvus import AsyncMilvusClient
 
-    from loadgen.clients import llamaindex as li  # integration point: the adapter's store (own alias, no async)
+    from loadgen.clients import llamaindex_setup as li  # integration point: the adapter's store (own alias, no async)
 
     s = user.settings
 
-    store = _sync_part(lambda: li._store(s))
+    store = _sync_part(lambda: li.store_for(s))
 
     def attach() -> None:  # on the loop: its async client must belong to the loop that awaits it
-        store._async_milvusclient = AsyncMilvusClient(**s.client_kwargs(li._alias()))
+        store._async_milvusclient = AsyncMilvusClient(**s.client_kwargs(li.new_alias()))
 
     build_on_loop(user.timeout, attach)
-    handle = user._new_handle("llamaindex", writes=LLAMAINDEX_WRITES)
+    handle = user._new_handle("llamaindex", writes=LLAMAINDEX_WRITES, scoring=user._scoring())
     handle.warm_up = lambda: store.aclient.get_server_version(timeout=user.timeout)
 
     def close() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,14 @@ class Workload:
 
     def recall(self, query_index: int, hit_ids: list[int] | np.ndarray) -> float:
         return recall_at_k(hit_ids, self.truth[query_index], self.k)
+
+    def base_from(self, start: int, batch: int) -> Iterator[tuple[int, np.ndarray]]:
+        """The base vectors from row ``start`` on, as (first row, vectors) batches of at most ``batch`` rows."""
+        for first, vectors in self.dataset.iter_base(batch):
+            if first + len(vectors) <= start:
+                continue
+            skip = max(start - first, 0)
+            yield first + skip, vectors[skip:]
 
 
 _workloads: dict[tuple[Any, ...], Workload] = {}

@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from loadgen.clients import langchain, llamaindex, pymilvus
+from loadgen.clients import langchain, langchain_setup, llamaindex_setup, pymilvus
 from loadgen.config.settings import Settings
 from loadgen.milvus import collection
 from loadgen.runtime import bridge
@@ -41,12 +41,12 @@ pymilvus.MilvusClient = recorder("pymilvus MilvusClient")  # type: ignore[misc]
 pymilvus.AsyncMilvusClient = recorder("pymilvus AsyncMilvusClient")  # type: ignore[misc]
 pymilvus.ADAPTER.open(settings, False)
 bridge.run(pymilvus.ADAPTER.attach(pymilvus.ADAPTER.open(settings, True)), 10)
-seen["langchain connection_args"] = langchain._store_kwargs(settings, "alias-1")["connection_args"]
+seen["langchain connection_args"] = langchain_setup.store_kwargs(settings, "alias-1")["connection_args"]
 langchain.AsyncMilvusClient = recorder("langchain AsyncMilvusClient")  # type: ignore[misc]
 langchain.Milvus = recorder("langchain Milvus")  # type: ignore[misc]
 bridge.run(langchain.ADAPTER.attach(langchain.ADAPTER.open(settings, True)), 10)
-llamaindex.MilvusVectorStore = recorder("llamaindex MilvusVectorStore")  # type: ignore[misc]
-llamaindex._store(settings)
-llamaindex.AsyncMilvusClient = recorder("llamaindex AsyncMilvusClient")  # type: ignore[misc]
-bridge.run(llamaindex._attach_async_client(llamaindex._store(settings), settings), 10)
+llamaindex_setup.MilvusVectorStore = recorder("llamaindex MilvusVectorStore")  # type: ignore[misc]
+llamaindex_setup.store_for(settings)
+llamaindex_setup.AsyncMilvusClient = recorder("llamaindex AsyncMilvusClient")  # type: ignore[misc]
+bridge.run(llamaindex_setup.attach_async_client(llamaindex_setup.store_for(settings), settings), 10)
 print(json.dumps(seen))
