@@ -44,3 +44,16 @@ def test_run_id_defaults_to_one_per_process() -> None:
     a, b = Settings(uri="http://h:1"), Settings(uri="http://h:1", collection="other")
     assert ownership.run_id(a) == ownership.run_id(b) != ""
     assert ownership.run_id(Settings(uri="http://h:1", run_id="given")) == "given"
+
+
+def test_what_this_process_created_is_its_own_even_when_the_server_lost_the_marks() -> None:
+    """A restarted Milvus 2.3.5 can lose a collection's properties: the process that created it still drops it
+    (and says it created it), while --keep-data still keeps it and another process's run still would not drop it."""
+    settings = Settings(uri="http://127.0.0.1:19530", run_id=THIS_RUN)
+    lost = desc(owned=True, run=None, by_property=True)
+    lost["properties"] = {}  # LlamaIndex's schema: the marks were properties only, now gone
+    out = ownership.decide_release(lost, settings, "lg_x", created_here=True)
+    assert out.dropped and "created by this run" in out.message
+    kept = ownership.decide_release(lost, Settings(uri=settings.uri, keep_data=True), "lg_x", created_here=True)
+    assert not kept.dropped and "--keep-data" in kept.message
+    assert not ownership.decide_release(lost, settings, "lg_x").dropped  # not known here: a user's, kept

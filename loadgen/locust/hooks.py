@@ -297,12 +297,9 @@ def _cleanup() -> None:
     if settings is None:
         return
     for layer, prepared in state.prepared.items():
-        # one rule for every layer (ownership.decide_release): only what this run created is dropped; logged. What
-        # this very process created counts too, stamp or not: Milvus 2.3.5 can lose a collection's properties when
-        # it is killed and restarted during the run (the fault tests do it)
-        mine = dataclasses.replace(settings, drop_reused=True) if prepared.created else settings
+        # one rule for every layer (ownership.decide_release): only what this run created is dropped; logged
         try:
-            adapters.adapter(layer).drop(mine)
+            adapters.adapter(layer).drop(settings)
         except Exception as exc:  # the server may be gone (a fault test): one line, the run's results still count
             log.warning("could not drop collection %s: %s", prepared.name, " ".join(str(exc).split()))
 

@@ -27,6 +27,14 @@ OWNER_PROPERTY = ("loadgen.created_by", "milvus-loadgen")  # for collections a l
 RUN_PROPERTY = "loadgen.run_id"  # the run that created the collection: the one that may drop it
 # one id per process: a Locust master (or a local runner) is one run; `loadgen run` passes --run-id to every level
 _PROCESS_RUN_ID = uuid.uuid4().hex[:16]
+# (uri, name) of the collections this process created: this run's even when the server lost their properties
+# (Milvus 2.3.5 can, when it is killed and restarted during the run: the fault tests do it)
+_created_here: set[tuple[str, str]] = set()
+
+
+def created(settings: Settings, name: str) -> None:
+    """Remember that this process just created ``name`` (every layer's setup says so, right after creating it)."""
+    _created_here.add((settings.uri, name))
 
 
 def run_id(settings: Settings) -> str:
@@ -120,6 +128,7 @@ def clear_for_create(client: MilvusClient, settings: Settings, c: Claim) -> None
 
 def stamp(client: MilvusClient, settings: Settings, name: str) -> None:
     """Mark a collection this run just created as loadgen's and this run's."""
+    created(settings, name)
     props = {OWNER_PROPERTY[0]: OWNER_PROPERTY[1], RUN_PROPERTY: run_id(settings)}
     client.alter_collection_properties(name, properties=props, timeout=settings.timeout)
 
@@ -130,15 +139,18 @@ class Released:
     message: str  # what happened and why, for the log
 
 
-def decide_release(desc: dict[str, Any] | None, settings: Settings, name: str) -> Released:
-    """What the end of a run does with ``name`` (``desc``: its description, None if it is gone). No I/O."""
+def decide_release(
+    desc: dict[str, Any] | None, settings: Settings, name: str, *, created_here: bool = False
+) -> Released:
+    """What the end of a run does with ``name`` (``desc``: its description, None if it is gone; ``created_here``:
+    this process created it, whatever its properties say now). No I/O."""
     if desc is None:
         return Released(False, f"collection {name} is already gone")
-    if not is_owned(desc):
+    if not (is_owned(desc) or created_here):
         return Released(False, f"kept collection {name}: not created by loadgen")
     if settings.keep_data:
         return Released(False, f"kept collection {name} (--keep-data)")
-    if is_this_runs(desc, settings):
+    if created_here or is_this_runs(desc, settings):
         return Released(True, f"dropped collection {name} (created by this run; pass --keep-data to keep it)")
     if settings.drop_reused:
         return Released(True, f"dropped collection {name} (reused from an earlier run; --drop-reused)")
@@ -151,7 +163,8 @@ def release(client: MilvusClient, settings: Settings, name: str) -> Released:
     """At the end of a run: drop ``name`` if this run created it (or ``--drop-reused`` asks), else keep it."""
     t = settings.timeout
     desc = client.describe_collection(name, timeout=t) if client.has_collection(name, timeout=t) else None
-    out = decide_release(desc, settings, name)
+    out = decide_release(desc, settings, name, created_here=(settings.uri, name) in _created_here)
     if out.dropped:
         client.drop_collection(name, timeout=t)
+        _created_here.discard((settings.uri, name))
     return out

@@ -128,6 +128,7 @@ def prepare(
                 properties=properties(settings),
                 timeout=max(settings.timeout, 60),
             )
+            ownership.created(settings, name)
         client.load_collection(name, timeout=max(settings.timeout, 60))
         have = _count(client, settings, name)
         if c.owned and have < len(corpus):  # a user's collection (--allow-foreign-collection) is never filled
