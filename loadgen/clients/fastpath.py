@@ -29,9 +29,9 @@ from pymilvus.client.types import Status
 from pymilvus.client.utils import check_status
 from pymilvus.grpc_gen import milvus_pb2
 
+from loadgen.clients import pymilvus
 from loadgen.clients.base import Adapter, Operation, Outcome, table
 from loadgen.config.settings import Settings
-from loadgen.milvus import collection
 from loadgen.milvus.collection import search_params
 from loadgen.workload import truth
 from loadgen.workload.rows import CATEGORIES, RowFactory
@@ -250,24 +250,7 @@ async def _attach(st: Store) -> None:
         channel._unary_unary_interceptors = interceptors
 
 
-def _close(st: Store) -> None:
-    if st.client is not None:
-        st.client.close()
-
-
-async def _aclose(st: Store) -> None:
-    if st.client is not None:
-        await st.client.close()
-
-
-ADAPTER = Adapter(
-    layer="pymilvus-fast",
-    operations=OPERATIONS,
-    open=_open,
-    close=_close,
-    attach=_attach,
-    aclose=_aclose,
-    # the pymilvus layer's collection: prepared (and dropped) the same way
-    prepare=lambda settings, *, progress: collection.prepare(settings, progress=progress),
-    drop=collection.drop_if_owned,
-)
+ADAPTER = Adapter(  # the pymilvus layer's collection: prepared (and dropped) the same way
+    layer="pymilvus-fast", operations=OPERATIONS, open=_open, close=pymilvus.ADAPTER.close, attach=_attach,
+    aclose=pymilvus.ADAPTER.aclose, prepare=pymilvus.ADAPTER.prepare, drop=pymilvus.ADAPTER.drop,
+)  # fmt: skip

@@ -162,13 +162,11 @@ def _close(store: Store) -> None:
         store.client.close()
 
 
+def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
+    return collection.prepare(settings, progress=progress)
+
+
 ADAPTER = Adapter(
-    layer="pymilvus",
-    operations=OPERATIONS,
-    open=_open,
-    close=_close,
-    attach=_attach,
-    aclose=_aclose,
-    prepare=lambda settings, *, progress: collection.prepare(settings, progress=progress),
-    drop=collection.drop_if_owned,
-)
+    layer="pymilvus", operations=OPERATIONS, open=_open, close=_close, attach=_attach, aclose=_aclose,
+    prepare=prepare, drop=collection.drop_if_owned,
+)  # fmt: skip

@@ -167,15 +167,9 @@ def _page(probe: Probe, begun: float, rows: int) -> None:
     probe.pages += 1
 
 
-def search_iterator(st: Any, vector: list[float], probe: Probe) -> int:
-    begun, total = time.perf_counter(), 0
-    with warnings.catch_warnings():  # pymilvus warns each time that the server lacks iterator v2 and uses v1
-        warnings.simplefilter("ignore")
-        it = st.client.search_iterator(
-            st.name, data=[vector], anns_field="dense", batch_size=ITERATOR_BATCH,
-            limit=ITERATOR_BATCH * ITERATOR_PAGES, search_params={"metric_type": st.s.metric_type},
-            output_fields=["id"], timeout=st.s.timeout,
-        )  # fmt: skip
+def _drain(it: Any, probe: Probe, begun: float) -> int:
+    """Every page of a pymilvus iterator (made at ``begun``: making it is a server call), each timed; closed."""
+    total = 0
     try:
         while page := it.next():
             _page(probe, begun, len(page))
@@ -183,6 +177,18 @@ def search_iterator(st: Any, vector: list[float], probe: Probe) -> int:
     finally:
         it.close()
     return total
+
+
+def search_iterator(st: Any, vector: list[float], probe: Probe) -> int:
+    begun = time.perf_counter()
+    with warnings.catch_warnings():  # pymilvus warns each time that the server lacks iterator v2 and uses v1
+        warnings.simplefilter("ignore")
+        it = st.client.search_iterator(
+            st.name, data=[vector], anns_field="dense", batch_size=ITERATOR_BATCH,
+            limit=ITERATOR_BATCH * ITERATOR_PAGES, search_params={"metric_type": st.s.metric_type},
+            output_fields=["id"], timeout=st.s.timeout,
+        )  # fmt: skip
+    return _drain(it, probe, begun)
 
 
 async def asearch_pages(st: Any, vector: list[float], probe: Probe) -> int:
@@ -203,18 +209,12 @@ async def asearch_pages(st: Any, vector: list[float], probe: Probe) -> int:
 
 
 def query_iterator(st: Any, expr: str, probe: Probe) -> int:
-    begun, total = time.perf_counter(), 0
+    begun = time.perf_counter()
     it = st.client.query_iterator(
         st.name, batch_size=ITERATOR_BATCH, limit=ITERATOR_BATCH * ITERATOR_PAGES, filter=expr,
         output_fields=["id"], timeout=st.s.timeout,
     )  # fmt: skip
-    try:
-        while page := it.next():
-            _page(probe, begun, len(page))
-            total += len(page)
-    finally:
-        it.close()
-    return total
+    return _drain(it, probe, begun)
 
 
 async def aquery_pages(st: Any, expr: str, probe: Probe) -> int:

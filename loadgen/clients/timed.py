@@ -153,6 +153,14 @@ class Handle:
                 "class (or pass --allow-foreign-collection) to allow writes"
             )
 
+    def settle(self, row: tuple[str, str], args: tuple[Any, ...], kwargs: dict[str, Any], sample: Sample) -> Any:
+        """Report one timed call as ``row`` (type, name), with its recall and length; hand back its value, or raise
+        its error marked as reported."""
+        self.reporter(row[0], row[1], sample, self.context(row[1], args, kwargs, sample), length_of(sample.value))
+        if sample.error is not None:
+            raise mark_reported(sample.error)
+        return sample.value
+
     def context(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], sample: Sample) -> dict[str, Any]:
         ctx: dict[str, Any] = {}
         if self.pymilvus:
@@ -213,11 +221,7 @@ def _sync_wrapper(handle: Handle, name: str, fn: Callable[..., Any]) -> Callable
                 sample = measure(lambda: fn(*args, **kwargs))
         finally:
             _inside.reset(token)
-        context = handle.context(name, args, kwargs, sample)
-        handle.reporter(request_type, name, sample, context, length_of(sample.value))
-        if sample.error is not None:
-            raise mark_reported(sample.error)
-        return sample.value
+        return handle.settle((request_type, name), args, kwargs, sample)
 
     return timed
 
@@ -247,11 +251,7 @@ def _async_wrapper(handle: Handle, name: str, fn: Callable[..., Awaitable[Any]])
             raise
         finally:
             _inside.reset(token)
-        context = handle.context(name, args, kwargs, sample)
-        handle.reporter(request_type, name, sample, context, length_of(sample.value))
-        if sample.error is not None:
-            raise mark_reported(sample.error)
-        return sample.value
+        return handle.settle((request_type, name), args, kwargs, sample)
 
     return timed
 

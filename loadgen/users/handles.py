@@ -70,17 +70,7 @@ def open_langchain(user: Any) -> Opened:
     def attach() -> None:  # on the loop, with a connection of its own (the constructor's would share the sync alias)
         store._async_milvus_client = AsyncMilvusClient(**s.client_kwargs(alias + "-async"))
 
-    build_on_loop(user.timeout, attach)
-    handle = user._new_handle("langchain", writes=LANGCHAIN_WRITES, scoring=user._scoring())
-    handle.warm_up = lambda: store.aclient.get_server_version(timeout=user.timeout)
-
-    def close() -> None:
-        try:
-            close_async(user.timeout, store.aclient.close())
-        finally:
-            store.client.close()
-
-    return instrument(store, handle, LANGCHAIN_METHODS), close
+    return _framework(user, "langchain", store, attach, writes=LANGCHAIN_WRITES, methods=LANGCHAIN_METHODS)
 
 
 def open_llamaindex(user: Any) -> Opened:
@@ -97,8 +87,15 @@ def open_llamaindex(user: Any) -> Opened:
     def attach() -> None:  # on the loop: its async client must belong to the loop that awaits it
         store._async_milvusclient = AsyncMilvusClient(**s.client_kwargs(li.new_alias()))
 
+    return _framework(user, "llamaindex", store, attach, writes=LLAMAINDEX_WRITES, methods=LLAMAINDEX_METHODS)
+
+
+def _framework(
+    user: Any, layer: str, store: Any, attach: Callable[[], None], *, writes: frozenset[str], methods: frozenset[str]
+) -> Opened:
+    """A framework store with its async client made on the loop (``attach``), timed; closed with both clients."""
     build_on_loop(user.timeout, attach)
-    handle = user._new_handle("llamaindex", writes=LLAMAINDEX_WRITES, scoring=user._scoring())
+    handle = user._new_handle(layer, writes=writes, scoring=user._scoring())
     handle.warm_up = lambda: store.aclient.get_server_version(timeout=user.timeout)
 
     def close() -> None:
@@ -107,7 +104,7 @@ def open_llamaindex(user: Any) -> Opened:
         finally:
             store.client.close()
 
-    return instrument(store, handle, LLAMAINDEX_METHODS), close
+    return instrument(store, handle, methods), close
 
 
 def _sync_part(make: Callable[[], Any]) -> Any:
