@@ -24,6 +24,7 @@ from loadgen.errors import LoadgenError
 
 MARKER = "[created-by:milvus-loadgen]"
 OWNER_PROPERTY = ("loadgen.created_by", "milvus-loadgen")  # for collections a library creates with its own schema
+DROP_TIMEOUT_S = 60.0  # the deadline of a drop at the end of a run, once the server has answered
 RUN_PROPERTY = "loadgen.run_id"  # the run that created the collection: the one that may drop it
 # one id per process: a Locust master (or a local runner) is one run; `loadgen run` passes --run-id to every level
 _PROCESS_RUN_ID = uuid.uuid4().hex[:16]
@@ -165,6 +166,9 @@ def release(client: MilvusClient, settings: Settings, name: str) -> Released:
     desc = client.describe_collection(name, timeout=t) if client.has_collection(name, timeout=t) else None
     out = decide_release(desc, settings, name, created_here=(settings.uri, name) in _created_here)
     if out.dropped:
-        client.drop_collection(name, timeout=t)
+        # the server just answered, so it is up; a drop releases the loaded collection first, which on a busy
+        # server can take longer than one call's --timeout (a drop that gave up at 10 s left the collection behind
+        # for a moment in a CI run). A frozen server never got here: describe failed within --timeout.
+        client.drop_collection(name, timeout=max(t, DROP_TIMEOUT_S))
         _created_here.discard((settings.uri, name))
     return out
