@@ -106,6 +106,51 @@ def test_series_names_cover_every_figure() -> None:
     assert charts.SCRIPT.is_file() and "data-series" in charts.SCRIPT.read_text()
 
 
+# ---- the page's script on a stand-in page (no server: every request is answered by the test) ----------------------
+
+_STAND_IN = """<!doctype html><html><body><div role="tablist"><button role="tab" aria-selected="true">Vector DB</button>
+</div><div class="MuiTableContainer-root"><table><tr><td>row</td></tr></table></div>
+<script src="./loadgen/charts.js"></script></body></html>"""
+
+
+def test_script_draws_every_series_of_a_charts_document(browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+    history = charts.ChartHistory()
+    history.clear(start=100.0)
+    for i in range(4):
+        doc = _doc(p99=2.5 + i, recall=0.9 - i / 100, achieved=18.0 + i)
+        history.add(charts.point(doc, _rows(doc), at=101.0 + 2 * i))
+    served = history.document({"report of the current run": "./loadgen/report.html"})
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    def answer(route: Any) -> None:
+        url = route.request.url
+        if url.endswith("/loadgen/charts.js"):
+            route.fulfill(body=charts.SCRIPT.read_text(), content_type="text/javascript")
+        elif url.endswith("/loadgen/charts.json"):
+            route.fulfill(body=json.dumps(served), content_type="application/json")
+        else:
+            route.fulfill(body=_STAND_IN, content_type="text/html")
+
+    page.route("**/*", answer)
+    try:
+        page.goto("http://stand-in.invalid/")
+        page.wait_for_selector("#loadgen-charts polyline", state="attached")  # a flat line has no area
+        lines = _lines(page)
+        assert set(lines) == set(charts.series_names(served)) and errors == []
+        for name, line in lines.items():
+            assert (line["last"], line["count"]) == (charts.latest(served, name), 4), name
+        titles = page.eval_on_selector_all("#loadgen-charts svg", "els => els.map(e => e.dataset.chart)")
+        assert titles == ["pymilvus search latency", "pymilvus fan-out search latency", "recall (mean so far)",
+                          "open model: target vs achieved", "Search: client vs server p99"]  # fmt: skip
+        assert page.get_attribute("#loadgen-charts a", "href") == "./loadgen/report.html"
+        page.screenshot(path=str(tmp_path / "stand-in.png"), full_page=True)
+    finally:
+        page.close()
+
+
 # ---- in the browser, against the real Milvus --------------------------------------------------------------------
 
 

@@ -6,8 +6,9 @@
   "use strict";
   var BOX_ID = "loadgen-charts", POLL_MS = 2000, W = 440, H = 170, PAD = { l: 52, r: 10, t: 22, b: 26 };
   var SVG = "http://www.w3.org/2000/svg";
-  var COLORS = { sync: "#1f77b4", async: "#ff7f0e", target: "#7f7f7f", achieved: "#2ca02c", server: "#d62728" };
-  var EXTRA = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
+  var COLORS = { sync: "#1f77b4", async: "#ff7f0e", fanout: "#9467bd", target: "#7f7f7f", achieved: "#2ca02c",
+    server: "#d62728" };
+  var EXTRA = ["#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
   var last = null, timer = null;
 
   function activeTab() {
@@ -27,7 +28,7 @@
   // lines: [{name, label, color, dash, values: [[t, v], ...]}]
   function chart(title, unit, lines) {
     var svg = el("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, "data-chart": title });
-    svg.style.cssText = "background:#fff;border:1px solid #ddd;margin:4px;font:11px sans-serif";
+    svg.style.cssText = "background:#fff;border:1px solid #ddd;margin:4px;font:11px sans-serif;vertical-align:top";
     svg.appendChild(el("text", { x: PAD.l, y: 14, "font-weight": "bold" }, title));
     var ts = [], vs = [0];
     lines.forEach(function (s) { s.values.forEach(function (p) { ts.push(p[0]); vs.push(p[1]); }); });
@@ -42,7 +43,7 @@
     svg.appendChild(el("text", { x: PAD.l - 4, y: y(0), "text-anchor": "end" }, "0 " + unit));
     svg.appendChild(el("text", { x: PAD.l, y: H - 12 }, t0.toFixed(0) + " s"));
     svg.appendChild(el("text", { x: W - PAD.r, y: H - 12, "text-anchor": "end" }, t1.toFixed(0) + " s"));
-    var legendX = PAD.l;
+    var legendX = PAD.l, legendRow = 0;
     lines.forEach(function (s) {
       if (!s.values.length) return;
       var pts = s.values.map(function (p) { return x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1); }).join(" ");
@@ -52,11 +53,21 @@
       if (s.dash) line.setAttribute("stroke-dasharray", "4 3");
       line.appendChild(el("title", {}, s.label + ": " + fmt(lastValue) + " " + unit));
       svg.appendChild(line);
-      var label = el("text", { x: legendX, y: H - 2, fill: s.color }, s.label + " " + fmt(lastValue));
-      svg.appendChild(label);
-      legendX += 8 + 6.2 * (s.label.length + fmt(lastValue).length + 1);
+      var text = (s.dash ? "- - " : "\u2014 ") + s.label + " " + fmt(lastValue), width = 10 + 5.6 * text.length;
+      if (legendX > PAD.l && legendX + width > W - PAD.r) { legendX = PAD.l; legendRow++; }  // wrap the legend
+      svg.appendChild(el("text", { x: legendX, y: H - 2 + 12 * legendRow, fill: s.color }, text));
+      legendX += width;
     });
+    svg.setAttribute("height", H + 12 * legendRow);
+    svg.setAttribute("viewBox", "0 0 " + W + " " + (H + 12 * legendRow));
     return svg;
+  }
+
+  function clientColor(row, j) {  // a request row "<type> <name>": its flavour's colour, as in the latency charts
+    var type = row.split(" ")[0];
+    if (/-async-fanout$/.test(type)) return COLORS.fanout;
+    if (/-async$/.test(type)) return COLORS.async;
+    return /^(pymilvus|langchain|llamaindex)$/.test(type) ? COLORS.sync : EXTRA[j % EXTRA.length];
   }
 
   function values(points, get) {
@@ -68,10 +79,10 @@
     return out;
   }
 
-  function keysOf(points, field) {
-    var seen = {};
-    points.forEach(function (p) { Object.keys(p[field] || {}).forEach(function (k) { seen[k] = 1; }); });
-    return Object.keys(seen).sort();
+  function keysOf(points, field) {  // in the order the table lists them (first seen first)
+    var seen = [];
+    points.forEach(function (p) { Object.keys(p[field] || {}).forEach(function (k) { if (seen.indexOf(k) < 0) seen.push(k); }); });
+    return seen;
   }
 
   function render(doc, box) {
@@ -110,7 +121,7 @@
       var lines = [{ name: "server|" + fn + "|server", label: "server", color: COLORS.server, dash: true,
         values: values(points, function (p) { return p.server[fn].server_p99_ms; }) }];
       Object.keys(clients).sort().forEach(function (c, j) {
-        lines.push({ name: "server|" + fn + "|" + c, label: c, color: c.indexOf("-async") >= 0 ? COLORS.async : j ? EXTRA[j % EXTRA.length] : COLORS.sync,
+        lines.push({ name: "server|" + fn + "|" + c, label: c, color: clientColor(c, j),
           values: values(points, function (p) { return p.server[fn].client_p99_ms[c]; }) });
       });
       charts.push(chart(fn + ": client vs server p99", "ms", lines));
