@@ -67,6 +67,19 @@ def test_a_point_holds_what_the_table_shows() -> None:
     }
 
 
+def test_recent_recall_is_the_last_seconds_searches() -> None:
+    seconds = {
+        ("pymilvus", "search"): [[90, 10, 1.0], [96, 10, 0.5], [99, 30, 0.9], [100, 5, 0.2]],
+        ("pymilvus-async", "search"): [[90, 4, 1.0]],  # nothing recent: no value rather than a stale one
+    }
+    doc = _doc()
+    p = charts.point(doc, _rows(doc), at=100.4, recall_seconds=seconds)
+    # seconds 96, 99 and 100 (within RECENT_S = 5 of 100.4): (10 * 0.5 + 30 * 0.9 + 5 * 0.2) / 45
+    assert p["recall_recent"] == {"pymilvus search": {"sync": round(33 / 45, 4)}}
+    assert charts.RECENT_S == 5
+    assert "recall_recent" not in charts.point(doc, _rows(doc), at=100.4)
+
+
 def test_sections_that_did_not_run_give_no_series() -> None:
     doc = {**_doc(), "open_loop": {}, "server": {"available": False}, "recall": {}}
     p = charts.point(doc, _rows(doc), at=5.0)
@@ -118,7 +131,8 @@ def test_script_draws_every_series_of_a_charts_document(browser: Browser, tmp_pa
     history.clear(start=100.0)
     for i in range(4):
         doc = _doc(p99=2.5 + i, recall=0.9 - i / 100, achieved=18.0 + i)
-        history.add(charts.point(doc, _rows(doc), at=101.0 + 2 * i))
+        seconds = {("pymilvus-async", "search"): [[101 + 2 * i, 10, 0.5 + i / 10]]}
+        history.add(charts.point(doc, _rows(doc), at=101.0 + 2 * i, recall_seconds=seconds))
     served = history.document({"report of the current run": "./loadgen/report.html"})
     page = browser.new_page()
     errors: list[str] = []
@@ -140,11 +154,13 @@ def test_script_draws_every_series_of_a_charts_document(browser: Browser, tmp_pa
         page.wait_for_selector("#loadgen-charts polyline", state="attached")  # a flat line has no area
         lines = _lines(page)
         assert set(lines) == set(charts.series_names(served)) and errors == []
+        assert "recall_recent|pymilvus search|async" in lines
         for name, line in lines.items():
             assert (line["last"], line["count"]) == (charts.latest(served, name), 4), name
         titles = page.eval_on_selector_all("#loadgen-charts svg", "els => els.map(e => e.dataset.chart)")
-        assert titles == ["pymilvus search latency", "pymilvus fan-out search latency", "recall (mean so far)",
-                          "open model: target vs achieved", "Search: client vs server p99"]  # fmt: skip
+        assert titles == ["pymilvus search latency", "pymilvus fan-out search latency",
+                          "recall (mean so far; dashed: last 5 s)", "open model: target vs achieved",
+                          "Search: client vs server p99"]  # fmt: skip
         assert page.get_attribute("#loadgen-charts a", "href") == "./loadgen/report.html"
         page.screenshot(path=str(tmp_path / "stand-in.png"), full_page=True)
     finally:

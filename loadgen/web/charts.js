@@ -97,17 +97,20 @@
       });
       charts.push(chart(row + " latency", "ms", lines));
     });
-    var recallRows = keysOf(points, "recall");
-    if (recallRows.length) {
+    var recallRows = keysOf(points, "recall"), recent = "last " + (doc.recent_s || 5) + " s";
+    if (recallRows.length) {  // the mean so far (solid) and the last seconds' mean (dashed), per row and side
       var lines = [], i = 0;
       recallRows.forEach(function (row) {
         ["sync", "async"].forEach(function (side) {
-          lines.push({ name: "recall|" + row + "|" + side, label: row + " " + side, color: i < 2 ? COLORS[side] : EXTRA[i % EXTRA.length],
+          var color = i < 2 ? COLORS[side] : EXTRA[i % EXTRA.length];
+          lines.push({ name: "recall|" + row + "|" + side, label: row + " " + side, color: color,
             values: values(points, function (p) { return p.recall[row][side]; }) });
+          lines.push({ name: "recall_recent|" + row + "|" + side, label: recent, color: color, dash: true,
+            values: values(points, function (p) { return p.recall_recent[row][side]; }) });
           i++;
         });
       });
-      charts.push(chart("recall (mean so far)", "", lines));
+      charts.push(chart("recall (mean so far; dashed: " + recent + ")", "", lines));
     }
     if (points.some(function (p) { return p.open_loop; })) {
       charts.push(chart("open model: target vs achieved", "req/s", ["target_rate", "achieved_rate"].map(function (k) {

@@ -9,6 +9,8 @@ HDR percentiles, mean recall, the open model's achieved rate over its window), a
 What a point holds (``FORMAT``):
 - ``latency``: per table row (``"<layer> <operation>"``), per side (``sync``/``async``): ``p50_ms``, ``p99_ms``;
 - ``recall``: per table row and side: the mean recall so far (4 decimals, as the table shows it);
+- ``recall_recent``: the same over the searches of the last ``RECENT_S`` wall-clock seconds (the recall listener's
+  ``per_second``: recall that drifts, e.g. while the index loads, shows here before it moves the mean);
 - ``open_loop``: ``target_rate`` and ``achieved_rate`` (req/s) when the open model runs;
 - ``server``: per Milvus function: ``server_p99_ms`` and per client request row (``"<type> <name>"``) its p99.
 The page's script (``charts.js``) draws them as inline SVG; no library, no traffic beyond the UI's own server.
@@ -22,16 +24,24 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.stats.server_metrics import server_function
+from loadgen.web.table import operation_of
 
 FORMAT = "milvus-loadgen/charts/v1"
 SCRIPT = Path(__file__).with_name("charts.js")  # the page's part, served at /loadgen/charts.js
 MAX_POINTS = 1800  # an hour of 2 s refreshes; older points fall off the front
+RECENT_S = 5  # recall_recent: the searches of the last 5 wall-clock seconds (as far as the workers reported them)
 IDLE_S = 4.0  # the sampler adds a point only when no table refresh did for this long (the page polls every 2 s)
 _SIDES = ("sync", "async")
 
 
-def point(doc: dict[str, Any], rows: list[dict[str, Any]], at: float) -> dict[str, Any]:
-    """One point from a results document and the tab's rows built from it (``tab.rows_of``)."""
+def point(
+    doc: dict[str, Any],
+    rows: list[dict[str, Any]],
+    at: float,
+    recall_seconds: dict[tuple[str, str], list[list[float]]] | None = None,
+) -> dict[str, Any]:
+    """One point from a results document and the tab's rows built from it (``table.rows_of``); ``recall_seconds``:
+    per (request type, name) the recall listener's ``per_second`` ([[unix second, searches, mean], ...])."""
     latency: dict[str, dict[str, dict[str, float]]] = {}
     recall: dict[str, dict[str, float]] = {}
     for row in rows:
@@ -44,12 +54,27 @@ def point(doc: dict[str, Any], rows: list[dict[str, Any]], at: float) -> dict[st
             if f"recall_{side}" in row:
                 recall.setdefault(key, {})[side] = float(row[f"recall_{side}"])
     out: dict[str, Any] = {"at": round(at, 3), "latency": latency, "recall": recall}
+    recent = recent_recall(recall_seconds or {}, at)
+    if recent:
+        out["recall_recent"] = recent
     ol = doc.get("open_loop") or {}
     if ol.get("intended"):
         out["open_loop"] = {"target_rate": round(ol["target_rate"], 3), "achieved_rate": round(ol["achieved_rate"], 3)}
     server = client_vs_server(doc)
     if server:
         out["server"] = server
+    return out
+
+
+def recent_recall(seconds: dict[tuple[str, str], list[list[float]]], at: float) -> dict[str, dict[str, float]]:
+    """Per table row and side: the mean recall of the searches in the last ``RECENT_S`` seconds up to ``at``."""
+    out: dict[str, dict[str, float]] = {}
+    for (request_type, name), per_second in seconds.items():
+        window = [(n, mean) for second, n, mean in per_second if at - RECENT_S <= second <= at and n]
+        total = sum(n for n, _ in window)
+        if total:
+            layer, op, side = operation_of(request_type, name)
+            out.setdefault(f"{layer} {op}", {})[side] = round(sum(n * mean for n, mean in window) / total, 4)
     return out
 
 
@@ -101,7 +126,13 @@ class ChartHistory:
 
     def document(self, links: dict[str, str]) -> dict[str, Any]:
         """What ``/loadgen/charts.json`` answers: the points in time order, and the report's links."""
-        return {"format": FORMAT, "start": self.start, "points": list(self.points), "links": links}
+        return {
+            "format": FORMAT,
+            "start": self.start,
+            "recent_s": RECENT_S,
+            "points": list(self.points),
+            "links": links,
+        }
 
 
 def latest(doc: dict[str, Any], name: str) -> float | None:
@@ -120,8 +151,8 @@ def _lookup(p: dict[str, Any], name: str) -> float | None:
     try:
         if kind == "latency":
             return float(p["latency"][parts[0]][parts[1]][parts[2]])
-        if kind == "recall":
-            return float(p["recall"][parts[0]][parts[1]])
+        if kind in ("recall", "recall_recent"):
+            return float(p[kind][parts[0]][parts[1]])
         if kind == "open_loop":
             return float(p["open_loop"][parts[0]])
         if kind == "server":
@@ -134,14 +165,15 @@ def _lookup(p: dict[str, Any], name: str) -> float | None:
 
 def series_names(doc: dict[str, Any]) -> list[str]:
     """Every series a ``charts.json`` document holds, named as ``charts.js`` names its lines (``data-series``):
-    ``latency|<row>|<side>|p50_ms``, ``recall|<row>|<side>``, ``open_loop|target_rate``, ``server|<fn>|server``,
-    ``server|<fn>|<client row>``."""
+    ``latency|<row>|<side>|p50_ms``, ``recall|<row>|<side>``, ``recall_recent|<row>|<side>``,
+    ``open_loop|target_rate``, ``server|<fn>|server``, ``server|<fn>|<client row>``."""
     names: set[str] = set()
     for p in doc.get("points", []):
         for row, sides in p.get("latency", {}).items():
             names.update(f"latency|{row}|{side}|{q}" for side, qs in sides.items() for q in qs)
-        for row, sides in p.get("recall", {}).items():
-            names.update(f"recall|{row}|{side}" for side in sides)
+        for kind in ("recall", "recall_recent"):
+            for row, sides in p.get(kind, {}).items():
+                names.update(f"{kind}|{row}|{side}" for side in sides)
         names.update(f"open_loop|{k}" for k in p.get("open_loop", {}))
         for fn, entry in p.get("server", {}).items():
             names.add(f"server|{fn}|server")

@@ -112,7 +112,9 @@ def _rows_and_point(environment: Any, state: _State, history: charts.ChartHistor
     """The table's rows and, from the same results document, the charts' next point."""
     doc = hooks.current_results(environment)
     rows = rows_of(environment, state, doc)
-    history.add(charts.point(doc, rows, time.time()))
+    recall = state.recall
+    seconds = {key: recall.per_second(key) for key in recall.seconds} if recall is not None else None
+    history.add(charts.point(doc, rows, time.time(), seconds))
     return rows
 
 

@@ -16,7 +16,7 @@ _LAYER_ORDER = {
 }  # fmt: skip
 
 
-def _operation(request_type: str, name: str) -> tuple[str, str, str]:
+def operation_of(request_type: str, name: str) -> tuple[str, str, str]:
     """(layer, operation, side) of one request row, from the operation tables, so that sync and async twins share
     a table row; fan-out calls (``<layer>-async-fanout``) have a row of their own: they are another concurrency."""
     found = row_operation(request_type, name)
@@ -59,14 +59,14 @@ def rows_of(environment: Any, state: Any, doc: dict[str, Any]) -> list[dict[str,
     began)."""
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for m in doc["requests"]:
-        layer, op, side = _operation(m["type"], m["name"])
+        layer, op, side = operation_of(m["type"], m["name"])
         row = table.setdefault((layer, op), {"layer": layer, "operation": op})
         row[f"{side}_rps"] = round(m["rps"], 1)
         if m["successes"]:  # milliseconds to the microsecond (three decimals), from the merged HDR histograms
             row.update({f"{side}_{q}_ms": round(m[f"{q}_ms"], 3) for q in _PERCENTILES})
     for key, entry in (doc.get("recall") or {}).items():
         request_type, _, name = key.partition(" ")
-        layer, op, side = _operation(request_type, name)
+        layer, op, side = operation_of(request_type, name)
         table.setdefault((layer, op), {"layer": layer, "operation": op})[f"recall_{side}"] = f"{entry['mean']:.4f}"
     ordered = sorted(table.values(), key=lambda r: (_LAYER_ORDER.get(r["layer"], 9), r["layer"], r["operation"]))
     return _status_rows(environment, state, doc) + ordered
