@@ -229,10 +229,11 @@ def test_charts_draw_the_tabs_figures_live(
         seen: list[tuple[dict[str, Any], dict[str, dict[str, float]]]] = []
 
         def settled() -> bool:
-            if len(fetched) < polls_at_stop + 2 or page is None:
+            lines = _lines(page) if page is not None else {}  # a call into the page: Playwright delivers events then
+            if len(fetched) < polls_at_stop + 2:
                 return False
-            seen.append((fetched[-1], _lines(page)))
-            return bool(seen[-1][1]) and _drawn_from(seen[-1][1], seen[-1][0])
+            seen.append((fetched[-1], lines))
+            return bool(lines) and _drawn_from(lines, fetched[-1])
 
         assert _wait(settled, 20), seen[-1:]
         page.screenshot(path=str(tmp_path / "webui-charts.png"), full_page=True)
@@ -243,6 +244,7 @@ def test_charts_draw_the_tabs_figures_live(
         assert (tmp_path / "webui-charts.png").stat().st_size > 0
     finally:
         if page is not None:
+            page.screenshot(path=str(tmp_path / "webui-charts-last.png"), full_page=True)  # what it showed, pass or not
             page.close()
         code = ui.stop()
     assert code in (0, 1), ui.output()[-3000:]
