@@ -76,7 +76,7 @@ def _index_params(text: str | None, settings: dict[str, Any]) -> dict[str, Any]:
 
 def build(args: argparse.Namespace) -> dict[str, Any]:
     """The report document (what report.json holds), without charts."""
-    from loadgen.report import analysis, diff, load
+    from loadgen.report import analysis, diff, load, time_split
 
     runs = load.load(args.results)
     base = load.load(args.baseline) if args.baseline else []
@@ -98,6 +98,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             **{k: first.get(k) for k in ("index_type", "top_k", "consistency_level")},
         },
         "analysis": result,
+        "time_split": time_split.analyse(runs),  # issue 16: server time against client time
     }
     if args.target_qps is not None:
         vectors = args.vectors or int(first.get("rows") or 0)
@@ -135,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         ("worker_scaling", plots.scaling_chart(a["worker_scaling"], "Locust worker processes")),
         ("replica_scaling", plots.scaling_chart(a["replica_scaling"], "Milvus replicas")),
         ("diff", plots.diff_chart(report["diff"]["rows"]) if "diff" in report else None),
+        ("time_split", plots.time_split_chart(report["time_split"]["rows"])),
     ):
         if chart:
             charts[key] = [chart]

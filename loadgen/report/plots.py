@@ -137,3 +137,22 @@ def diff_chart(rows: list[dict[str, Any]]) -> Chart | None:
     ax.set(ylabel="QPS (req/s)", title="baseline vs candidate")
     _legend(ax)
     return {"title": "baseline vs candidate QPS", "png": _png(fig)}
+
+
+def time_split_chart(rows: list[dict[str, Any]]) -> Chart | None:
+    """Per operation and level: the client's mean time as Milvus's share plus the overhead's, stacked."""
+    if not rows:
+        return None
+    names = [f"{r['type']} {r['name']} @{r['level']:g}" for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    xs = list(range(len(names)))
+    server = [max(r["server_mean_ms"], 0.0) for r in rows]
+    ax.bar(xs, server, width=0.6, label="Milvus (server mean)")
+    ax.bar(xs, [r["client_mean_ms"] - s for r, s in zip(rows, server, strict=True)], width=0.6, bottom=server,
+           label="client + network (overhead mean)")  # fmt: skip
+    ax.plot(xs, [r["client_p99_ms"] for r in rows], "k_", markersize=14, label="client p99")
+    ax.plot(xs, [r["server_p99_ms"] for r in rows], "r_", markersize=14, label="server p99")
+    ax.set_xticks(xs, names, rotation=30, ha="right", fontsize=6)
+    ax.set(ylabel="ms per call", title="where the time goes")
+    _legend(ax)
+    return {"title": "where the time goes: server time and client overhead per call", "png": _png(fig)}

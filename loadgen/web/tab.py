@@ -18,25 +18,23 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
+import gevent
 from flask import Response, request
 
-from loadgen.clients import row_operation
 from loadgen.locust import hooks
 from loadgen.locust.hooks import _State
+from loadgen.web import charts
 from loadgen.web.page import render_html
+from loadgen.web.table import _PERCENTILES, REPORT_ROUTE, RESULTS_ROUTE, rows_of
 
 log = logging.getLogger("loadgen")
 
 TAB_KEY = "vector-db"
-RESULTS_ROUTE = "/loadgen/results.json"
-REPORT_ROUTE = "/loadgen/report.html"
-_PERCENTILES = ("p50", "p95", "p99")
-_RECALL_KEYS = ("mean", "min", "p1", "p5", "p50")
-_LAYER_ORDER = {
-    "run": 0, "open loop": 1, "stream": 2, "report": 3, "pymilvus": 4, "langchain": 5, "llamaindex": 6, "embedding": 7,
-}  # fmt: skip
+CHARTS_ROUTE = "/loadgen/charts.json"
+CHARTS_SCRIPT_ROUTE = "/loadgen/charts.js"
 
 
 def _columns() -> list[dict[str, str]]:
@@ -61,13 +59,17 @@ def attach(environment: Any, state: _State) -> None:
         ],
     )
     _mask_secret_defaults(web_ui)
+    history = charts.ChartHistory()  # issue 16: the tab's live charts (loadgen.web.charts, charts.js)
+    _chart_sampler(environment, state, history)
 
     @web_ui.app.after_request
     def _extend_stats(response: Response) -> Response:
+        if request.path in (base + "/", base + "/index.html") and response.mimetype == "text/html":
+            return _with_chart_script(response)
         if not request.path.endswith("/stats/requests") or not response.is_json or response.status_code != 200:
             return response
         try:
-            rows = vector_db_rows(environment, state)
+            rows = _rows_and_point(environment, state, history)
         except Exception:  # the page polls this for all of Locust's figures: our tab must never break them
             log.exception("Vector DB tab")
             return response
@@ -84,9 +86,68 @@ def attach(environment: Any, state: _State) -> None:
     def report_html() -> Response:
         return Response(render_html(hooks.current_results(environment)), mimetype="text/html")
 
+    def charts_json() -> Response:
+        links = {"report of the current run": "." + REPORT_ROUTE, "results.json": "." + RESULTS_ROUTE}
+        return Response(json.dumps(history.document(links)), mimetype="application/json")
+
+    def charts_js() -> Response:
+        return Response(charts.SCRIPT.read_text(), mimetype="text/javascript")
+
     guard = web_ui.auth_required_if_enabled  # the same login as Locust's own pages, when --web-login is on
     web_ui.app.add_url_rule(base + RESULTS_ROUTE, "loadgen_results", guard(results_json))
     web_ui.app.add_url_rule(base + REPORT_ROUTE, "loadgen_report", guard(report_html))
+    web_ui.app.add_url_rule(base + CHARTS_ROUTE, "loadgen_charts", guard(charts_json))
+    web_ui.app.add_url_rule(base + CHARTS_SCRIPT_ROUTE, "loadgen_charts_js", guard(charts_js))
+
+
+def _with_chart_script(response: Response) -> Response:
+    """Locust's page has no extension point for a script: ours goes in before </body> (relative, like its assets)."""
+    page = response.get_data(as_text=True)
+    if "</body>" in page and CHARTS_SCRIPT_ROUTE not in page:
+        response.set_data(page.replace("</body>", f'<script src=".{CHARTS_SCRIPT_ROUTE}"></script></body>', 1))
+    return response
+
+
+def _rows_and_point(environment: Any, state: _State, history: charts.ChartHistory) -> list[dict[str, Any]]:
+    """The table's rows and, from the same results document, the charts' next point."""
+    doc = hooks.current_results(environment)
+    rows = rows_of(environment, state, doc)
+    recall = state.recall
+    seconds = {key: recall.per_second(key) for key in recall.seconds} if recall is not None else None
+    history.add(charts.point(doc, rows, time.time(), seconds))
+    return rows
+
+
+def _chart_sampler(environment: Any, state: _State, history: charts.ChartHistory) -> None:
+    """While a test runs and no page refreshes the table, a point every ``charts.IDLE_S`` seconds anyway; one more
+    at test stop. Cleared at test start: the charts show the current test."""
+    running: list[Any] = []
+
+    def loop() -> None:
+        while True:
+            gevent.sleep(charts.IDLE_S / 2)
+            if history.idle():
+                _safe_point(environment, state, history)
+
+    def on_start(**_: Any) -> None:
+        history.clear(time.time())
+        if not running:
+            running.append(gevent.spawn(loop))
+
+    def on_stop(**_: Any) -> None:
+        while running:
+            running.pop().kill(block=False)
+        _safe_point(environment, state, history)
+
+    environment.events.test_start.add_listener(on_start)
+    environment.events.test_stop.add_listener(on_stop)
+
+
+def _safe_point(environment: Any, state: _State, history: charts.ChartHistory) -> None:
+    try:
+        _rows_and_point(environment, state, history)
+    except Exception:  # a chart point must never break the run
+        log.exception("Vector DB charts")
 
 
 def _page_state(environment: Any) -> str:
@@ -125,64 +186,13 @@ def _mask_secret_defaults(web_ui: Any) -> None:
         update_template_args()
 
 
-# ---- the Vector DB table -------------------------------------------------------------------------------------
-
-
-def _operation(request_type: str, name: str) -> tuple[str, str, str]:
-    """(layer, operation, side) of one request row, from the operation tables, so that sync and async twins share
-    a table row; fan-out calls (``<layer>-async-fanout``) have a row of their own: they are another concurrency."""
-    found = row_operation(request_type, name)
-    if found is None:  # a row of a user's own locustfile
-        return request_type, name, "sync"
-    layer, op, flavour = found
-    return (layer + " fan-out", op, "async") if flavour == "fanout" else (layer, op, flavour)
-
-
-def _status_rows(environment: Any, state: _State, doc: dict[str, Any]) -> list[dict[str, Any]]:
-    runner = environment.runner
-    t = doc["totals"]
-    text = (
-        f"{runner.state if runner else 'no runner'}, {runner.user_count if runner else 0} users; "
-        f"{t['requests']} calls, {t['failures']} failed ({t['fail_ratio']:.2%}), {t['qps']:.1f} req/s over "
-        f"{t['window_s']:.0f} s; latencies of successful calls in ms to the microsecond (HDR, all workers)"
-    )
-    rows = [{"layer": "run", "operation": text}]
-    if state.error:  # the test stopped before it began: say why here, not only on the terminal
-        rows.append({"layer": "run", "operation": f"loadgen: error: {state.error}"})
-    open_loop = doc.get("open_loop") or {}
-    if open_loop.get("intended"):  # open model (--arrival-rate): what was asked for and what the users managed
-        rows.append({"layer": "open loop", "operation": _open_loop_text(open_loop)})
-    streams = {k: v for k, v in open_loop.get("by_type", {}).items() if k.endswith("[stream]")}
-    for kind, counts in sorted(streams.items()):  # --stream-rates: fixed-rate writes next to either model
-        rows.append({"layer": "stream", "operation": f"{kind}: " + _open_loop_text(counts, "sent_rate")})
-    rows.append({"layer": "report", "operation": f".{REPORT_ROUTE} and .{RESULTS_ROUTE} (under Download Data)"})
-    return rows
-
-
-def _open_loop_text(a: dict[str, Any], achieved: str = "achieved_rate") -> str:
-    return (
-        f"target {a.get('target_rate', 0):.1f} req/s, achieved {a.get(achieved, 0):.1f} req/s; "
-        f"sent {a.get('sent', 0)} of {a.get('intended', 0)}, late {a.get('late', 0)}, dropped {a.get('dropped', 0)}"
-    )
+# ---- the Vector DB table (rows built by loadgen.web.table) ---------------------------------------------------
 
 
 def vector_db_rows(environment: Any, state: _State) -> list[dict[str, Any]]:
     """The tab's rows: run status first, then one row per (layer, operation) with sync and async side by side.
     Every figure is the one results.json holds (``hooks.current_results``)."""
-    doc = hooks.current_results(environment)
-    table: dict[tuple[str, str], dict[str, Any]] = {}
-    for m in doc["requests"]:
-        layer, op, side = _operation(m["type"], m["name"])
-        row = table.setdefault((layer, op), {"layer": layer, "operation": op})
-        row[f"{side}_rps"] = round(m["rps"], 1)
-        if m["successes"]:  # milliseconds to the microsecond (three decimals), from the merged HDR histograms
-            row.update({f"{side}_{q}_ms": round(m[f"{q}_ms"], 3) for q in _PERCENTILES})
-    for key, entry in (doc.get("recall") or {}).items():
-        request_type, _, name = key.partition(" ")
-        layer, op, side = _operation(request_type, name)
-        table.setdefault((layer, op), {"layer": layer, "operation": op})[f"recall_{side}"] = f"{entry['mean']:.4f}"
-    ordered = sorted(table.values(), key=lambda r: (_LAYER_ORDER.get(r["layer"], 9), r["layer"], r["operation"]))
-    return _status_rows(environment, state, doc) + ordered
+    return rows_of(environment, state, hooks.current_results(environment))
 
 
 hooks.web_ui_extensions.append(attach)
