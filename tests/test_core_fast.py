@@ -125,3 +125,23 @@ def test_web_ui_serves_the_results_json_the_run_writes(tmp_path: Path) -> None:
     assert live["totals"] == written["totals"] and live["totals"]["requests"] > 0, err[-2000:]
     assert live["requests"] == written["requests"]
     assert ui.returncode == 1  # the fail task failed: Locust's own exit code, from the same stats
+
+
+def test_a_freshness_probe_is_a_write_row_then_a_row_per_query(tmp_path: Path) -> None:
+    """The write is one row, each visibility query another (the fake client shows a write ``LAG_QUERIES`` queries
+    later); the freshness time is only in results.json's ``retrieval`` statistic, one per probe that finished."""
+    from loadgen.clients.fake import LAG_QUERIES
+
+    proc, res = headless(tmp_path / "out", "--weights", "freshness_probe=1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows, fresh = by_key(res), res["retrieval"]["freshness"]
+    users = 2  # of each class: -u 4 over the sync and the async user
+    assert {t for t, _ in rows} == {"fake", "fake-async"}
+    for kind in ("fake", "fake-async"):
+        writes = rows[(kind, "freshness_probe")]["requests"]
+        queries = rows[(kind, "query[freshness]")]["requests"]
+        seen = sum(v["count"] for key, v in fresh.items() if key.split()[-1] == kind)
+        # a probe the end of the run cut short (one per user at most) has its write and some of its queries
+        assert writes > users and writes - users <= seen <= writes, (kind, writes, seen)
+        assert LAG_QUERIES * seen <= queries <= LAG_QUERIES * seen + (LAG_QUERIES - 1) * users, (kind, queries, seen)
+    assert res["totals"]["requests"] == sum(m["requests"] for m in res["requests"])

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from probes import Row, arun_probe, run_probe, spy
 
 from loadgen.clients import retrieval
 from loadgen.clients.retrieval_ops import OPERATIONS
@@ -15,7 +16,7 @@ from loadgen.config.settings import Settings
 from loadgen.milvus.server import EmbeddedMilvus, ServerInfo
 
 pytestmark = pytest.mark.milvus
-OPS = [op.name for op in OPERATIONS] + ["freshness_probe"]
+OPS = [op.name for op in OPERATIONS]
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +80,40 @@ def test_every_operation_answers(settings: Settings, op: str, flavour: str) -> N
         assert all(s["n"] > 0 and s["first_page_ms"] > 0 and s["pages"] >= 1 for s in seen)
     if op == "tenant_search":
         assert all(s["tenant_bucket"] in ("hot", "warm", "cold") for s in seen)
-    if op == "freshness_probe":
-        assert [s["write"] for s in seen] == ["insert", "delete"]
-        assert all(s["freshness_ms"] >= 0 for s in seen)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_freshness_probe_is_a_write_row_then_a_row_per_query(settings: Settings, flavour: str) -> None:
+    """Against the server: the write's row is one insert (or delete) call, each later row one query; the freshness
+    time is only in the context of the query that first saw the write."""
+    table = retrieval.OPERATIONS_TABLE
+
+    def check(rows: list[Row], write: str) -> None:
+        assert rows[0] == ("freshness_probe", [write], {"write": write}), rows
+        assert len(rows) >= 2 and all(r[:2] == ("query[freshness]", ["query"]) for r in rows[1:]), rows
+        assert all(extra == {} for _, _, extra in rows[1:-1])
+        assert rows[-1][2]["write"] == write and rows[-1][2]["freshness_ms"] >= 0
+
+    if flavour == "sync":
+        store = retrieval.open_sync(settings)
+        try:
+            calls = spy(store.client, False)
+            for write in ("insert", "delete"):
+                check(run_probe(table, store, calls), write)
+        finally:
+            store.close()
+        return
+
+    async def go() -> None:
+        store = await retrieval.AsyncRetrievalStore.open(settings)
+        try:
+            calls = spy(store.client, True)
+            for write in ("insert", "delete"):
+                check(await arun_probe(table, store, calls), write)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
 
 
 def test_tenant_search_stays_in_its_tenant_and_grouping_groups(settings: Settings) -> None:
@@ -149,8 +181,6 @@ def test_a_frozen_server_shows_a_long_freshness_time(lite: ServerInfo, settings:
     import signal
     import threading
 
-    from loadgen.clients.freshness import Seen, probe
-
     freeze_s = 1.5
     store = retrieval.open_sync(settings)
     thawed = threading.Event()
@@ -159,15 +189,15 @@ def test_a_frozen_server_shows_a_long_freshness_time(lite: ServerInfo, settings:
         os.killpg(lite.pid, signal.SIGSTOP)
         threading.Timer(freeze_s, lambda: (os.killpg(lite.pid, signal.SIGCONT), thawed.set())).start()
 
+    table, calls = retrieval.OPERATIONS_TABLE, spy(store.client, False)
     try:
-        normal, frozen = Seen(), Seen()
-        probe(store, normal)  # an insert: its row
+        normal = run_probe(table, store, calls)  # an insert
         store.probe_ids.clear()  # the next probe inserts again instead of deleting
-        probe(store, frozen, after_write=freeze)
+        frozen = run_probe(table, store, calls, after_write=freeze)
         assert thawed.wait(30)
-        assert frozen.write == "insert" and frozen.freshness_ms is not None
-        assert frozen.freshness_ms >= freeze_s * 1000
-        assert normal.freshness_ms is not None and normal.freshness_ms < frozen.freshness_ms
+        assert frozen[0] == ("freshness_probe", ["insert"], {"write": "insert"})  # acknowledged before the freeze
+        assert frozen[-1][2]["write"] == "insert" and frozen[-1][2]["freshness_ms"] >= freeze_s * 1000
+        assert normal[-1][2]["freshness_ms"] < frozen[-1][2]["freshness_ms"]
     finally:
         os.killpg(lite.pid, signal.SIGCONT)
         store.close()

@@ -53,6 +53,7 @@ def test_a_short_run_against_milvus_lite(tmp_path: Path) -> None:
     names = {r["name"] for r in results["requests"]}
     retrieval = results["retrieval"]
     assert retrieval["relevance"] and retrieval["freshness"]
+    assert {"freshness_probe", "query[freshness]"} <= names  # the write and its queries: rows of one call each
     assert {key.split()[1] for key in retrieval["tenant"]} <= {"hot", "warm", "cold"}
     if names & {"search_iterator", "query_iterator"}:
         assert retrieval["first_page"]

@@ -16,7 +16,7 @@ sync call ever runs on the loop thread.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -50,6 +50,17 @@ def counted(_store: Any, _inputs: tuple[Any, ...], result: Any) -> Outcome:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """A further store call a task makes after its operation's call succeeded (a freshness probe's visibility
+    queries after its write): operation ``op`` of the same table with ``inputs``, made ``pause`` seconds later. It is
+    a call like any other: its own request row, its own outcome, and possibly a follow-up of its own."""
+
+    op: str
+    inputs: tuple[Any, ...]
+    pause: float = 0.0
+
+
+@dataclass(frozen=True)
 class Operation:
     name: str  # the library's sync method name: "similarity_search"; the --weights key
     weight: int  # default task weight
@@ -63,6 +74,8 @@ class Operation:
     async_label: str = ""  # request name of the async call; default "a" + label
     search: bool = False  # the layer's search: what fan-out gathers and what recall scores
     needs: str = ""  # lowest server version that serves it, e.g. "2.5.0"; "" for every supported version
+    # untimed, after a call that succeeded (and its outcome): the next call of this task, if any
+    follow: Callable[[Any, tuple[Any, ...]], FollowUp | None] | None = None
 
     def request_name(self, use_async: bool) -> str:
         label = self.label or self.name
@@ -70,6 +83,21 @@ class Operation:
 
     def async_call(self, store: Any, *inputs: Any) -> Awaitable[Any]:
         return (self.acall or self.call)(store, *inputs)
+
+
+def chain(
+    ops: Mapping[str, Operation], store: Any, op: Operation, inputs: tuple[Any, ...]
+) -> Iterator[tuple[Operation, tuple[Any, ...], float]]:
+    """The calls one task makes, each (operation, inputs, pause before it): ``op`` itself, then its follow-ups. The
+    caller makes each call, settles its outcome, and stops iterating when one fails; the next follow-up is asked for
+    only after that, so it sees what the previous call showed."""
+    pause = 0.0
+    while True:
+        yield op, inputs, pause
+        nxt = op.follow(store, inputs) if op.follow is not None else None
+        if nxt is None:
+            return
+        op, inputs, pause = ops[nxt.op], nxt.inputs, nxt.pause
 
 
 def table(*operations: Operation) -> dict[str, Operation]:

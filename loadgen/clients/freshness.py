@@ -1,33 +1,43 @@
 """Freshness: how long after a write (acknowledged by the server) a query at the run's consistency level sees it.
 
-``probe`` / ``aprobe`` write one row (insert a new one, or delete the one the previous probe inserted), then query
-its id until the answer shows the write, every ``POLL_S`` at most, for at most ``timeout`` seconds. The freshness
-time runs from the write's acknowledgement to the end of the first query that saw it; the probe's request row (op
-``freshness_probe``) times the whole sequence, and the freshness time is its own statistic
-(``loadgen.stats.retrieval``), per write kind and consistency level, merged across workers.
+A probe is two operations (``operations()``, in the retrieval table and the fake store's), each call its own request
+row (``loadgen.clients.base``):
+
+- ``freshness_probe``: the write, one store call: insert a new row, or delete the one the previous probe inserted
+  (so probes leave no rows behind). The call stamps the moment the server acknowledged it.
+- ``freshness_query`` (row ``query[freshness]``): one query of the written id, asked for as the write's follow-up
+  and again every ``POLL_S`` until its answer shows the write, for at most ``--timeout`` after the acknowledgement.
+
+The freshness time (acknowledgement -> end of the first query that saw the write) is in no row's time: it rides in
+the context of the query that saw it (``freshness_ms``, ``write``) into its own statistic (``loadgen.stats.retrieval``,
+per write kind and consistency level, merged across workers), as relevance rides on a search. A write still unseen
+at the deadline is counted there as unseen (``freshness_unseen``); the queries themselves succeeded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from loadgen.errors import CallTimeout
+from loadgen.clients.base import FollowUp, Operation, Outcome, Skip
 
 POLL_S = 0.002  # pause between visibility queries: the probe's resolution, and its load on the server
+QUERY = "freshness_query"
 
 
 @dataclass
 class Seen:
-    """Filled by a probe: what it wrote and when the write showed."""
+    """One probe's write and what the queries after it saw (filled by the calls and their outcomes)."""
 
     write: str = ""  # insert | delete
     id: int = -1
-    freshness_ms: float | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)  # what an insert writes
+    acked: float | None = None  # perf_counter() when the write returned
+    answered: float = 0.0  # perf_counter() when the latest query returned
     polls: int = 0
+    freshness_ms: float | None = None
+    unseen: bool = False  # still invisible --timeout after the acknowledgement
 
 
 def _visible(rows: Any, write: str) -> bool:
@@ -43,59 +53,101 @@ def _query_kwargs(st: Any, row_id: int) -> dict[str, Any]:
     }
 
 
-def _next_write(st: Any) -> tuple[str, int, list[dict[str, Any]]]:
-    """Alternate: insert a fresh row, then delete it (so probes leave no rows behind)."""
+# ---- the write ---------------------------------------------------------------------------------------------------
+
+
+def write_inputs(st: Any) -> tuple[Seen]:
+    """Untimed: alternate, insert a fresh row, then delete it."""
     if st.probe_ids:
-        return "delete", st.probe_ids.pop(), []
+        return (Seen("delete", st.probe_ids.pop()),)
     row_id = st.new_id()
-    return "insert", row_id, [st.new_row(row_id)]
+    return (Seen("insert", row_id, [st.new_row(row_id)]),)
 
 
-def probe(st: Any, seen: Seen, after_write: Callable[[], None] | None = None) -> int:
-    write, row_id, rows = _next_write(st)
-    seen.write, seen.id = write, row_id
-    c, name = st.client, st.name
-    if write == "insert":
-        c.insert(name, rows, timeout=st.s.timeout)
+def write(st: Any, seen: Seen) -> int:
+    if seen.write == "insert":
+        st.client.insert(st.name, seen.rows, timeout=st.s.timeout)
     else:
-        c.delete(name, ids=[row_id], timeout=st.s.timeout)
-    acked = time.perf_counter()
-    if after_write is not None:
-        after_write()
-    deadline = acked + st.s.timeout
-    while True:
-        found = c.query(name, **_query_kwargs(st, row_id))
-        seen.polls += 1
-        if _visible(found, write):
-            seen.freshness_ms = (time.perf_counter() - acked) * 1000.0
-            break
-        if time.perf_counter() > deadline:
-            raise CallTimeout(f"{write} of id {row_id} not visible within {st.s.timeout:g} s")
-        time.sleep(POLL_S)  # gevent-patched under Locust: other users run meanwhile
-    if write == "insert":
-        st.probe_ids.append(row_id)
+        st.client.delete(st.name, ids=[seen.id], timeout=st.s.timeout)
+    seen.acked = time.perf_counter()
     return 1
 
 
-async def aprobe(st: Any, seen: Seen) -> int:
-    write, row_id, rows = _next_write(st)
-    seen.write, seen.id = write, row_id
-    c, name = st.client, st.name
-    if write == "insert":
-        await c.insert(name, rows, timeout=st.s.timeout)
+async def awrite(st: Any, seen: Seen) -> int:
+    if seen.write == "insert":
+        await st.client.insert(st.name, seen.rows, timeout=st.s.timeout)
     else:
-        await c.delete(name, ids=[row_id], timeout=st.s.timeout)
-    acked = time.perf_counter()
-    deadline = acked + st.s.timeout
-    while True:
-        found = await c.query(name, **_query_kwargs(st, row_id))
-        seen.polls += 1
-        if _visible(found, write):
-            seen.freshness_ms = (time.perf_counter() - acked) * 1000.0
-            break
-        if time.perf_counter() > deadline:
-            raise CallTimeout(f"{write} of id {row_id} not visible within {st.s.timeout:g} s")
-        await asyncio.sleep(POLL_S)
-    if write == "insert":
-        st.probe_ids.append(row_id)
+        await st.client.delete(st.name, ids=[seen.id], timeout=st.s.timeout)
+    seen.acked = time.perf_counter()  # on the loop, as the call returns: the hand-off back is not counted
     return 1
+
+
+def written(st: Any, inputs: tuple[Any, ...], ok: bool) -> None:
+    """Bookkeeping: an inserted row is the next probe's to delete; a delete that failed is tried again."""
+    seen: Seen = inputs[0]
+    if (seen.write == "insert") == ok:
+        st.probe_ids.append(seen.id)
+
+
+def first_query(st: Any, inputs: tuple[Any, ...]) -> FollowUp:
+    return FollowUp(QUERY, inputs)  # right after the acknowledgement
+
+
+# ---- the visibility queries ----------------------------------------------------------------------------------------
+
+
+def query_inputs(st: Any) -> tuple[Seen]:
+    """As a task of its own (weight 0 by default): read this user's newest probe row; no freshness is measured."""
+    if not st.probe_ids:
+        raise Skip("no probe row of this user's yet")
+    return (Seen("insert", st.probe_ids[-1]),)
+
+
+def query(st: Any, seen: Seen) -> list[Any]:
+    found = list(st.client.query(st.name, **_query_kwargs(st, seen.id)))
+    seen.answered = time.perf_counter()
+    return found
+
+
+async def aquery(st: Any, seen: Seen) -> list[Any]:
+    found = list(await st.client.query(st.name, **_query_kwargs(st, seen.id)))
+    seen.answered = time.perf_counter()
+    return found
+
+
+def query_outcome(st: Any, inputs: tuple[Any, ...], found: list[Any]) -> Outcome:
+    """Untimed: whether this query is the first to see the write (its context then carries the freshness time),
+    or the deadline passed without one."""
+    seen: Seen = inputs[0]
+    seen.polls += 1
+    extra: dict[str, Any] = {}
+    if seen.acked is not None and seen.freshness_ms is None and not seen.unseen:
+        if _visible(found, seen.write):
+            seen.freshness_ms = (seen.answered - seen.acked) * 1000.0
+            extra = {"freshness_ms": seen.freshness_ms, "write": seen.write}
+        elif seen.answered - seen.acked > st.s.timeout:
+            seen.unseen = True
+            extra = {"freshness_unseen": 1, "write": seen.write}
+    return Outcome(len(found), extra=extra)
+
+
+def next_query(st: Any, inputs: tuple[Any, ...]) -> FollowUp | None:
+    seen: Seen = inputs[0]
+    if seen.acked is None or seen.freshness_ms is not None or seen.unseen:
+        return None
+    return FollowUp(QUERY, inputs, POLL_S)
+
+
+def write_outcome(st: Any, inputs: tuple[Any, ...], n: int) -> Outcome:
+    return Outcome(int(n), extra={"write": inputs[0].write})
+
+
+def operations(weight: int = 1) -> tuple[Operation, Operation]:
+    """The two records of a store whose ``client`` has ``insert``/``delete``/``query`` (sync, or async for async
+    users) on its collection ``name``, ``probe_ids``, ``new_id()`` and ``new_row(id)``."""
+    return (
+        Operation("freshness_probe", weight, "write", write_inputs, write, awrite, outcome=write_outcome,
+                  done=written, async_label="freshness_probe", follow=first_query),
+        Operation(QUERY, 0, "read", query_inputs, query, aquery, outcome=query_outcome, label="query[freshness]",
+                  async_label="query[freshness]", follow=next_query),
+    )  # fmt: skip

@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 from pymilvus import AsyncMilvusClient, MilvusClient
 
-from loadgen.clients import layer_weights
+from loadgen.clients import freshness, layer_weights
 from loadgen.clients.base import Adapter, Operation, Outcome, table
-from loadgen.clients.freshness import Seen, aprobe, probe
 from loadgen.clients.retrieval_ops import OPERATIONS, Op, Probe
 from loadgen.config.settings import Settings
 from loadgen.milvus import capabilities, collection
@@ -98,10 +97,7 @@ class _Common:
 
     def observe(self, op: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
         """What one call showed beyond its count: relevance against qrels, an iterator's first page, a tenant's
-        bucket, a write's freshness (see ``loadgen.stats.retrieval``)."""
-        if op == "freshness_probe":
-            seen: Seen = inputs[0]
-            return {"freshness_ms": seen.freshness_ms, "write": seen.write} if seen.freshness_ms is not None else {}
+        bucket (see ``loadgen.stats.retrieval``; a write's freshness: ``freshness.query_outcome``)."""
         probe_: Probe = next(x for x in inputs if isinstance(x, Probe))
         if op in ("search_iterator", "query_iterator") and probe_.first_page_ms is not None:
             return {"first_page_ms": probe_.first_page_ms, "pages": probe_.pages}
@@ -164,11 +160,7 @@ def _operation(op: Op) -> Operation:
 
 OPERATIONS_TABLE = table(
     *(_operation(op) for op in OPERATIONS),
-    Operation(
-        "freshness_probe", 1, "write", lambda st: (Seen(),), probe, aprobe,
-        outcome=lambda st, inputs, n: Outcome(int(n), extra=st.observe("freshness_probe", inputs)),
-        async_label="freshness_probe",
-    ),
+    *freshness.operations(),  # the write is one row, each visibility query after it another
 )  # fmt: skip
 
 

@@ -5,7 +5,9 @@
 - iterators: time to the first page (``context["first_page_ms"]``), next to the request row's time to the whole result;
 - tenants: the request's latency per tenant bucket hot / warm / cold (``context["tenant_bucket"]``);
 - freshness: write acknowledged -> first query that sees it, per write kind and consistency level
-  (``context["freshness_ms"]``, ``context["write"]``, ``context["consistency_level"]``).
+  (``context["freshness_ms"]``, ``context["write"]``, ``context["consistency_level"]``), carried by that query's row
+  (the write is a row of its own, and so is every query: see ``loadgen.clients.freshness``); writes no query saw
+  within ``--timeout`` are counted (``context["freshness_unseen"]``).
 Latencies are HDR histograms in microseconds (``LatencyHistograms``), so merging is exact.
 """
 
@@ -31,9 +33,10 @@ class RetrievalStats:
     def __init__(self) -> None:
         self.relevance: dict[tuple[str, str, str], RecallStats] = {}  # (metric, type, name)
         self.latency = LatencyHistograms()  # keys: ("first_page <type>", name), ("tenant <bucket>", ...), ...
+        self.unseen: dict[str, int] = {}  # "<write> <level> <type>" (freshness's keys) -> writes never seen
 
     def __bool__(self) -> bool:
-        return bool(self.latency) or any(s.count for s in self.relevance.values())
+        return bool(self.latency) or bool(self.unseen) or any(s.count for s in self.relevance.values())
 
     def record(self, request_type: str, name: str, response_time: float, context: dict[str, Any]) -> None:
         for metric in RELEVANCE:
@@ -47,12 +50,16 @@ class RetrievalStats:
         if isinstance(context.get("freshness_ms"), int | float):
             level = context.get("consistency_level", "")
             self.latency.record(f"freshness {context.get('write', '')} {level}", request_type, context["freshness_ms"])
+        if context.get("freshness_unseen"):
+            key = f"{context.get('write', '')} {context.get('consistency_level', '')} {request_type}"
+            self.unseen[key] = self.unseen.get(key, 0) + 1
 
     def to_payload(self) -> dict[str, Any]:
         return {
             "format": PAYLOAD_FORMAT,
             "relevance": [{"key": list(k), **s.to_dict()} for k, s in sorted(self.relevance.items()) if s.count],
             "latency": self.latency.to_payload(),
+            "unseen": dict(self.unseen),
         }
 
     def merge_payload(self, payload: dict[str, Any]) -> None:
@@ -62,6 +69,8 @@ class RetrievalStats:
             key = tuple(str(x) for x in item["key"])
             self.relevance.setdefault((key[0], key[1], key[2]), RecallStats()).merge(RecallStats.from_dict(item))
         self.latency.merge(LatencyHistograms.from_payload(payload["latency"]))
+        for key, n in payload.get("unseen", {}).items():
+            self.unseen[str(key)] = self.unseen.get(str(key), 0) + int(n)
 
     def results(self) -> dict[str, Any]:
         relevance: dict[str, dict[str, Any]] = {}
@@ -72,7 +81,12 @@ class RetrievalStats:
         for key, name in self.latency.request_keys():
             family, _, rest = key.partition(" ")
             groups[family][f"{rest} {name}"] = self.latency.percentiles(key, name)
-        return {"format": RESULTS_FORMAT, "relevance": relevance, **groups}
+        return {
+            "format": RESULTS_FORMAT,
+            "relevance": relevance,
+            **groups,
+            "freshness_unseen": dict(sorted(self.unseen.items())),
+        }
 
 
 class RetrievalListener(MergedListener):

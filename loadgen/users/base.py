@@ -31,7 +31,7 @@ from locust import User
 
 from loadgen import clients
 from loadgen.clients import layer_weights
-from loadgen.clients.base import Operation, Outcome, Skip
+from loadgen.clients.base import Operation, Outcome, Skip, chain
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.locust import hooks
 from loadgen.runtime import bridge, off_hub
@@ -219,15 +219,29 @@ class StoreUser(User):
         return sample, outcome
 
     def run_op(self, name: str, intended: float | None = None) -> Sample | None:
-        """One call of operation ``name``, measured and reported; ``intended`` is the open model's send time."""
+        """One task of operation ``name``: its call, then any follow-up calls it asks for (a freshness probe's
+        visibility queries), each measured and reported as a row of its own; ``intended`` is the open model's send
+        time, which only the first call counts from. Returns the first call's sample."""
         op, store = self.ops[name], self.store
-        label = op.request_name(self.use_async)
         try:
             inputs = op.inputs(store)
         except Skip:
             if hooks.state.histograms is not None:
-                hooks.state.histograms.skip(self.request_type, label)
+                hooks.state.histograms.skip(self.request_type, op.request_name(self.use_async))
             return None
+        first: Sample | None = None
+        for step, step_inputs, pause in chain(self.ops, store, op, inputs):
+            if pause:
+                gevent.sleep(pause)
+            sample = self._call(step, store, step_inputs, intended if first is None else None)
+            first = sample if first is None else first
+            if sample.error is not None:
+                break
+        return first
+
+    def _call(self, op: Operation, store: Any, inputs: tuple[Any, ...], intended: float | None) -> Sample:
+        """One store call, measured and reported as one request row."""
+        label = op.request_name(self.use_async)
         if not self.use_async:
             sample = measure(op.call, store, *inputs)
         else:
