@@ -13,6 +13,7 @@ Operations are ``retrieval_ops.Op`` records: ``inputs(store)`` untimed, ``call``
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 from loadgen.clients.retrieval_ops import DENSE_WEIGHT, RRF_K, Op, Probe
@@ -43,18 +44,26 @@ def li_name(settings: Settings) -> str:
 # ---- LangChain ---------------------------------------------------------------------------------------------------
 
 
-def langchain_store(settings: Settings, vectors: TextVectors) -> Any:
-    """Construct on the loop thread for async use: the library makes its AsyncMilvusClient in the constructor."""
+def langchain_store(settings: Settings, vectors: TextVectors, *, creating: bool = False) -> Any:
+    """Construct on the loop thread for async use: the library makes its AsyncMilvusClient in the constructor.
+    ``creating``: the store that creates the collection (it marks it loadgen's); a user's store alters nothing."""
     from langchain_milvus import BM25BuiltInFunction, Milvus
 
     return Milvus(
         embedding_function=langchain_embeddings(vectors),  # type: ignore[arg-type]
         builtin_function=BM25BuiltInFunction(output_field_names="sparse"),
         vector_field=["dense", "sparse"],
+        # explicit, per field: the library's default for a BM25 field is AUTOINDEX, which milvus-lite refuses
+        # ("sparse field 'sparse' requires SPARSE_INVERTED_INDEX with metric BM25"); Milvus takes either
+        index_params=[
+            {"index_type": "AUTOINDEX", "metric_type": settings.metric_type, "params": {}},
+            {"index_type": "SPARSE_INVERTED_INDEX", "metric_type": "BM25", "params": {}},
+        ],
+        search_params=[{"metric_type": settings.metric_type, "params": {}}, {"metric_type": "BM25", "params": {}}],
         collection_name=lc_name(settings),
         connection_args=settings.client_kwargs(),
         consistency_level=settings.consistency_level,
-        collection_properties=properties(settings),
+        collection_properties=properties(settings) if creating else None,
         auto_id=False,
     )
 
@@ -86,7 +95,11 @@ def _lc_op(ranker: str) -> Op:
 # ---- LlamaIndex --------------------------------------------------------------------------------------------------
 
 
-def llamaindex_store(settings: Settings, ranker: str = "rrf", *, use_async: bool = False) -> Any:
+def llamaindex_store(
+    settings: Settings, ranker: str = "rrf", *, use_async: bool = False, creating: bool = False
+) -> Any:
+    """``creating``: the store that creates the collection (it marks it loadgen's); a user's store alters nothing
+    (the library releases, alters and reloads a loaded collection whenever it is given properties)."""
     from llama_index.vector_stores.milvus import MilvusVectorStore
     from llama_index.vector_stores.milvus.utils import BM25BuiltInFunction
 
@@ -102,7 +115,7 @@ def llamaindex_store(settings: Settings, ranker: str = "rrf", *, use_async: bool
         hybrid_ranker=name,
         hybrid_ranker_params=params,
         consistency_level=settings.consistency_level,
-        collection_properties=properties(settings),
+        collection_properties=properties(settings) if creating else None,
         use_async_client=use_async,
     )
 
@@ -147,15 +160,38 @@ LLAMAINDEX_OPS: tuple[Op, ...] = (
 )
 
 
+# An operation a library cannot run against a server, whatever loadgen sends: (server version prefix, why). The
+# library's request is fixed, so the operation is refused before anything is created, in one line.
+LIMITS: dict[str, tuple[str, str]] = {
+    # MilvusVectorStore._sparse_search / _async_sparse_search hard-code search_params {"drop_ratio_search": 0.2};
+    # milvus-lite answers "field 'sparse_embedding': only drop_ratio_search=0 is supported" (Milvus takes 0.2)
+    "query[text_search]": (
+        "milvus_lite",
+        "llama-index-vector-stores-milvus sends every TEXT_SEARCH query with drop_ratio_search=0.2 "
+        "and milvus-lite serves only drop_ratio_search=0; use a Milvus server, or leave this operation out",
+    ),
+}
+
+
+def refuse_limited(operations: Iterable[str], server_version: str) -> None:
+    """One line for the first of ``operations`` the library cannot run against this server (``LIMITS``)."""
+    for name in operations:
+        prefix, why = LIMITS.get(name, ("", ""))
+        if prefix and server_version.startswith(prefix):
+            raise LoadgenError(f"operation {name!r} cannot run against {server_version}: {why}")
+
+
 # ---- once per run ------------------------------------------------------------------------------------------------
 
 
-def _refuse_foreign(settings: Settings, name: str) -> bool:
-    """Whether ``name`` exists (then it must be loadgen's). Also checks the server can serve BM25 functions."""
+def _refuse_foreign(settings: Settings, name: str, operations: Iterable[str] = ()) -> bool:
+    """Whether ``name`` exists (then it must be loadgen's). Also checks the server can serve BM25 functions and
+    the chosen ``operations`` (``refuse_limited``)."""
     client = connect(settings)
     try:
         version = str(client.get_server_version(timeout=settings.timeout))
         cap.require([("BM25 built-in function", cap.FULL_TEXT_BM25)], version, where=settings.uri)
+        refuse_limited(operations, version)
         if not client.has_collection(name, timeout=settings.timeout):
             return False
         if not is_owned(client.describe_collection(name, timeout=settings.timeout)):
@@ -171,7 +207,7 @@ def prepare_langchain(settings: Settings, corpus: Corpus) -> bool:
     """Create (through the library) and fill ``<collection>_lc_hybrid`` unless it exists. True if created."""
     if _refuse_foreign(settings, lc_name(settings)):
         return False
-    store = langchain_store(settings, TextVectors(settings))
+    store = langchain_store(settings, TextVectors(settings), creating=True)
     for first in range(0, len(corpus), FILL_BATCH):
         last = min(first + FILL_BATCH, len(corpus))
         store.add_texts(corpus.texts[first:last], ids=[str(i) for i in range(first, last)])
@@ -179,12 +215,14 @@ def prepare_langchain(settings: Settings, corpus: Corpus) -> bool:
     return True
 
 
-def prepare_llamaindex(settings: Settings, corpus: Corpus) -> bool:
+def prepare_llamaindex(settings: Settings, corpus: Corpus, operations: Iterable[str] | None = None) -> bool:
+    """As ``prepare_langchain``, for the ``operations`` the run will make (default: all of ``LLAMAINDEX_OPS``)."""
     from llama_index.core.schema import TextNode
 
-    if _refuse_foreign(settings, li_name(settings)):
+    chosen = [op.name for op in LLAMAINDEX_OPS] if operations is None else list(operations)
+    if _refuse_foreign(settings, li_name(settings), chosen):
         return False
-    store, vectors = llamaindex_store(settings), TextVectors(settings)
+    store, vectors = llamaindex_store(settings, creating=True), TextVectors(settings)
     for first in range(0, len(corpus), FILL_BATCH):
         texts = corpus.texts[first : first + FILL_BATCH]
         dense = vectors.dense(texts)
