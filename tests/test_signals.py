@@ -148,6 +148,26 @@ def _requests(path: Path) -> int:
     return int(json.loads(path.read_text())["totals"]["requests"])
 
 
+def _report_args(out: Path) -> dict:
+    """The figures Locust's report.html shows (its page script reads them from ``window.templateArgs``)."""
+    page = (out / "report.html").read_text()
+    m = re.search(r"window\.templateArgs = (\{.*\})\n", page)
+    assert m, "no templateArgs in report.html"
+    return {"page": page, **json.loads(m.group(1))}
+
+
+def _check_partial_report(out: Path) -> None:
+    """Issue 12: a run cut short by a signal has its report.html too, marked partial, with results.json's numbers."""
+    results = json.loads((out / "results.json").read_text())
+    report = _report_args(out)
+    assert "partial: stopped by a signal" in report["profile"]  # the report's header field for a run label
+    assert 'id="loadgen-partial"' in report["page"] and "<title>Locust (partial:" in report["page"]
+    assert "partial" in results["run"]
+    total = next(r for r in report["requests_statistics"] if r["name"] == "Aggregated")
+    assert total["num_requests"] == results["totals"]["requests"]  # one run, one set of numbers
+    assert total["num_failures"] == results["totals"]["failures"]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_while_the_embedded_server_starts(tmp_path: Path, sig: int) -> None:
     run = _start("run", *SMALL, "--out", str(tmp_path / "out"))
@@ -167,6 +187,7 @@ def test_during_ramp_up(tmp_path: Path) -> None:
     run.wait_line(r"Ramping to 60 users")
     _signal_and_check(run, signal.SIGINT, codes=(0,))
     assert (tmp_path / "out" / "results.json").exists()
+    _check_partial_report(tmp_path / "out")
 
 
 @pytest.mark.parametrize(
@@ -188,6 +209,7 @@ def test_during_steady_load(tmp_path: Path, case: str, argv: list[str], sig: int
     results = json.loads((out_dir / "results.json").read_text())
     assert results["totals"]["requests"] > 0
     assert results["totals"]["failures"] == 0, results["failures"]
+    _check_partial_report(out_dir)
 
 
 def test_between_sweep_levels(tmp_path: Path) -> None:
@@ -197,6 +219,8 @@ def test_between_sweep_levels(tmp_path: Path) -> None:
     # 0: level 2's Locust was stopped and the sweep ended there; 130: the signal came between two Locust runs
     _signal_and_check(run, signal.SIGINT, codes=(0, 130))
     assert _requests(out_dir / "users-1" / "results.json") > 0
+    first = _report_args(out_dir / "users-1")  # a level that ran its whole time: a report, not marked partial
+    assert not first["profile"] and "loadgen-partial" not in first["page"]
     assert not (out_dir / "users-3").exists()  # the sweep stopped
 
 

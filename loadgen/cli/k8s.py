@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadgen.cli import k8s_locustfile
 from loadgen.cli.k8s_tools import find_kubectl
 from loadgen.errors import LoadgenError
 
@@ -48,6 +49,9 @@ def add_parser(subparsers: Any) -> None:
             p.add_argument(
                 "--without-milvus", action="store_true", help="leave out our Milvus (e.g. Helm installed it)"
             )
+            p.add_argument(
+                "--locustfile", type=Path, help="your own locustfile: into the ConfigMap, run by master and workers"
+            )  # issue 14: loadgen/cli/k8s_locustfile.py
         if cluster:
             p.add_argument("-n", "--namespace", default="loadgen")
             p.add_argument("--dry-run", action="store_true", help="print the kubectl commands instead of running them")
@@ -86,10 +90,18 @@ def run(args: argparse.Namespace) -> int:
 
 # ---- rendering -------------------------------------------------------------------------------------------------
 def render(
-    k8s_dir: Path, overlay: str, *, image: str | None = None, kubectl: str | None = None, without_milvus: bool = False
+    k8s_dir: Path,
+    overlay: str,
+    *,
+    image: str | None = None,
+    kubectl: str | None = None,
+    without_milvus: bool = False,
+    locustfile: Path | None = None,
 ) -> str:
     """The manifests of one variant, as multi-document YAML (``kubectl kustomize``; works offline)."""
-    text = _render(k8s_dir, overlay, image=image, kubectl=kubectl)
+    if locustfile is not None:
+        k8s_locustfile.check(locustfile)  # before kubectl is looked for (or fetched)
+    text = _render(k8s_dir, overlay, image=image, kubectl=kubectl, locustfile=locustfile)
     return without_kinds(text, {"Milvus"}) if without_milvus else text
 
 
@@ -100,25 +112,24 @@ def without_kinds(text: str, kinds: set[str]) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
-def _render(k8s_dir: Path, overlay: str, *, image: str | None, kubectl: str | None) -> str:
+def _render(
+    k8s_dir: Path, overlay: str, *, image: str | None, kubectl: str | None, locustfile: Path | None = None
+) -> str:
     root = (k8s_dir / OVERLAYS[overlay]).resolve()
     if not (root / "kustomization.yaml").is_file():
         raise LoadgenError(f"no kustomization.yaml in {root}: pass --dir pointing at the k8s/ folder")
     binary = find_kubectl(kubectl, fetch=True)
-    if not image:
+    if not image and locustfile is None:
         return _kustomize(binary, root)
-    repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
     with tempfile.TemporaryDirectory(prefix="loadgen-k8s-") as tmp:
-        # kustomize takes only relative bases; the override applies on top of the variant, Job included
-        current = _current_image(k8s_dir)
-        (Path(tmp) / "kustomization.yaml").write_text(
-            json.dumps(
-                {
-                    "resources": [os.path.relpath(root, tmp)],
-                    "images": [{"name": current, "newName": repo, "newTag": tag}],
-                }
-            )
-        )  # JSON is YAML
+        # kustomize takes only relative bases; the overrides apply on top of the variant, Job included
+        kustomization: dict[str, Any] = {"resources": [os.path.relpath(root, tmp)]}
+        if image:
+            repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+            kustomization["images"] = [{"name": _current_image(k8s_dir), "newName": repo, "newTag": tag}]
+        if locustfile is not None:
+            kustomization.update(k8s_locustfile.overlay(locustfile, _kustomize(binary, root), Path(tmp)))
+        (Path(tmp) / "kustomization.yaml").write_text(json.dumps(kustomization))  # JSON is YAML
         return _kustomize(binary, Path(tmp))
 
 
@@ -137,10 +148,16 @@ def _kustomize(kubectl: str, root: Path) -> str:
 
 
 def _render_cmd(args: argparse.Namespace) -> int:
-    sys.stdout.write(
-        render(args.dir, args.overlay, image=args.image, kubectl=args.kubectl, without_milvus=args.without_milvus)
-    )
+    sys.stdout.write(_rendered(args))
     return 0
+
+
+def _rendered(args: argparse.Namespace) -> str:
+    """The manifests ``render``, ``apply`` and ``down`` share: the same flags give the same objects."""
+    return render(
+        args.dir, args.overlay, image=args.image, kubectl=args.kubectl, without_milvus=args.without_milvus,
+        locustfile=args.locustfile,
+    )  # fmt: skip
 
 
 # ---- driving a cluster -----------------------------------------------------------------------------------------
@@ -175,9 +192,7 @@ def token_secret(namespace: str, token: str) -> str:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    manifests = render(
-        args.dir, args.overlay, image=args.image, kubectl=args.kubectl, without_milvus=args.without_milvus
-    )
+    manifests = _rendered(args)
     code = _kubectl(args, "apply", "-f", "-", stdin=manifests, what=f"rendered {args.overlay} manifests")
     if code:
         return code
@@ -213,9 +228,7 @@ def _scale(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    manifests = render(
-        args.dir, args.overlay, image=args.image, kubectl=args.kubectl, without_milvus=args.without_milvus
-    )
+    manifests = _rendered(args)
     # everything we created, but not the namespace: it may hold what loadgen did not create (a Helm-installed
     # Milvus, your own Secrets); `kubectl delete namespace loadgen` removes it when you are sure
     manifests = without_kinds(manifests, {"Namespace"})

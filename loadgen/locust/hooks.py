@@ -32,7 +32,7 @@ from locust.runners import WorkerRunner
 from loadgen import clients as adapters
 from loadgen.config.settings import Settings, add_options
 from loadgen.errors import LoadgenError
-from loadgen.locust import observe, shutdown
+from loadgen.locust import observe, partial_report, shutdown
 from loadgen.locust.workers import WorkerWatch, apply_master_timeout
 from loadgen.milvus import collection
 from loadgen.runtime import bridge
@@ -236,6 +236,8 @@ def run_info(environment: Any) -> dict[str, Any]:
         info.update(json.loads(settings.run_info))
     if state.error:
         info["error"] = state.error
+    if partial_report.stopped_early():  # issue 12: Ctrl-C or SIGTERM cut the run short
+        info["partial"] = partial_report.NOTE
     return info
 
 
@@ -288,6 +290,10 @@ def _on_quitting(environment: Any, **_: Any) -> None:
             _write_results(environment, settings)
         except Exception as exc:  # the results must not hide the collection cleanup below
             log.warning("loadgen: could not write the run's results: %s", " ".join(str(exc).split()))
+    try:  # issue 12: right after the results, from the same statistics (nothing yields in between)
+        partial_report.write(environment)
+    except Exception as exc:  # the report must not hide the collection cleanup below either
+        log.warning("loadgen: could not write the partial report: %s", " ".join(str(exc).split()))
     if state.prepared:
         _cleanup()
 

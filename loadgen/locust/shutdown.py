@@ -20,7 +20,9 @@ import signal
 from typing import Any
 
 import gevent
-from locust.runners import STATE_INIT, STATE_STOPPED, WorkerRunner
+from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPED, WorkerRunner
+
+from loadgen.locust import partial_report
 
 log = logging.getLogger("loadgen")
 
@@ -47,6 +49,8 @@ def stop_users_first(environment: Any, **_: Any) -> None:
     runner = environment.runner
     if runner is None or isinstance(runner, WorkerRunner):  # a worker stops its users when the master says so
         return
+    if runner.state in (STATE_SPAWNING, STATE_RUNNING):  # not "stopping": a run time that ran out is no cut
+        partial_report.mark_stopped_early()  # issue 12: its report.html is rewritten once the users have stopped
     if runner.state not in (STATE_INIT, STATE_STOPPED):
         runner.stop()  # each user ends its current call and runs on_stop; Locust kills them after --stop-timeout
 

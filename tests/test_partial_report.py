@@ -1,0 +1,108 @@
+"""report.html of a run stopped by a signal (issue 12), in the fast tier: real Locust processes on the fake store
+(no Milvus). Locust itself writes no report on SIGTERM and, on SIGINT, one from before its users stopped; loadgen
+writes it once they have, marked partial, with the numbers of results.json."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT
+
+from loadgen.locust import partial_report
+
+LOCUSTFILE = "tests/locustfiles/fake_users.py"
+
+
+def _locust_template() -> str:
+    spec = importlib.util.find_spec("locust")  # the file only: importing locust here would monkey-patch pytest
+    assert spec is not None and spec.submodule_search_locations
+    return (Path(next(iter(spec.submodule_search_locations))) / "webui" / "dist" / "report.html").read_text()
+
+
+def test_mark_finds_its_places_in_the_installed_locusts_report() -> None:
+    """A Locust upgrade that renames the title or the page's root would leave the page unmarked: caught here."""
+    page = _locust_template()
+    marked = partial_report.mark(page, "partial: <stopped> & cut")
+    assert marked.count(f'id="{partial_report.BANNER_ID}"') == 1
+    assert "<title>Locust (partial: &lt;stopped&gt; &amp; cut)</title>" in marked  # escaped: no markup injected
+    assert marked.count('<div id="root"></div>') == 1 and len(marked) > len(page)
+
+
+def _report(out: Path) -> dict[str, Any]:
+    page = (out / "report.html").read_text()
+    m = re.search(r"window\.templateArgs = (\{.*\})\n", page)
+    assert m, "no templateArgs in report.html"
+    return {"page": page, **json.loads(m.group(1))}
+
+
+def _start(out: Path, run_time: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--host", "http://127.0.0.1:1", "--headless",
+         "-u", "4", "-r", "4", "-t", run_time, "--weights", "search=1", "--only-summary",
+         "--csv", str(out / "stats"), "--csv-full-history", "--html", str(out / "report.html"),
+         "--results-dir", str(out)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(out / "locust.log").open("w"), text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def _requests_counted(out: Path) -> bool:
+    """Locust's per-second history shows requests done: the load is running, not a guess."""
+    history = out / "stats_stats_history.csv"
+    rows = history.read_text().splitlines() if history.exists() else []
+    if not rows or "Total Request Count" not in rows[0].split(","):
+        return False
+    col = rows[0].split(",").index("Total Request Count")
+    return any(int(r.split(",")[col] or 0) > 0 for r in rows[1:] if r.count(",") >= col)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_run_stopped_by_a_signal_writes_a_partial_report(tmp_path: Path, sig: int) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _start(out, "2m")
+    try:
+        deadline = time.monotonic() + 60
+        while not _requests_counted(out):
+            assert proc.poll() is None and time.monotonic() < deadline, (out / "locust.log").read_text()[-3000:]
+            time.sleep(0.2)  # polling a file another process writes: there is no event to wait on
+        proc.send_signal(sig)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    log = (out / "locust.log").read_text()
+    assert code == 0, log[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    report = _report(out)
+    assert report["profile"] == partial_report.NOTE and results["run"]["partial"] == partial_report.NOTE
+    assert f'id="{partial_report.BANNER_ID}"' in report["page"]
+    total = next(r for r in report["requests_statistics"] if r["name"] == "Aggregated")
+    assert total["num_requests"] == results["totals"]["requests"] > 0  # the same numbers as results.json
+    assert total["num_failures"] == results["totals"]["failures"] == 0
+    names = {(r["method"], r["name"]) for r in report["requests_statistics"] if r["name"] != "Aggregated"}
+    assert names == {(m["type"], m["name"]) for m in results["requests"]}
+    assert "partial report written to" in log
+
+
+def test_a_run_that_ends_on_time_is_not_marked(tmp_path: Path) -> None:
+    """The control: Locust's own report of a whole run, untouched, and no partial mark in results.json."""
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _start(out, "2s")
+    assert proc.wait(timeout=60) == 0, (out / "locust.log").read_text()[-3000:]
+    report = _report(out)
+    assert not report["profile"] and partial_report.BANNER_ID not in report["page"]
+    assert "partial" not in json.loads((out / "results.json").read_text())["run"]
