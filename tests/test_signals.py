@@ -205,7 +205,8 @@ def test_during_steady_load(tmp_path: Path, case: str, argv: list[str], sig: int
     run = _start("run", *SMALL, "-u", "4", "-t", "2m", *argv, "--out", str(out_dir))
     run.wait_line(r"All users spawned")
     run.wait_for(_requests_counted(out_dir), 60, "requests in the stats history")
-    _signal_and_check(run, sig, codes=(0,))  # 0: nothing failed, the users were stopped before the cleanup
+    out = _signal_and_check(run, sig, codes=(0,))  # 0: nothing failed, the users were stopped before the cleanup
+    assert "report.html (partial: stopped early)" in out
     results = json.loads((out_dir / "results.json").read_text())
     assert results["totals"]["requests"] > 0
     assert results["totals"]["failures"] == 0, results["failures"]

@@ -383,7 +383,8 @@ def _run(args: argparse.Namespace) -> int:
                 continue
             print(summary.render_table(results))
             print_observations(level_out, results)  # INTEGRATION (issue 16): until results.py folds these in
-            print(f"\nresults: {level_out / 'results.json'}  report: {level_out / 'report.html'}")
+            partial = " (partial: stopped early)" if results["run"].get("partial") else ""  # issue 12
+            print(f"\nresults: {level_out / 'results.json'}  report: {level_out / 'report.html'}{partial}")
             level_failed = results.get("checks", {}).get("failed", [])
             done.append((level, results))
             failed += [f"{line} [{tag.replace('-', '=', 1)}]" if swept else line for line in level_failed]
