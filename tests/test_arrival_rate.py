@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from loadgen.cli import sweep
-from loadgen.cli.main import _levels, _parse
+from loadgen.cli.main import _parse
+from loadgen.cli.run import sweep_levels as _levels
 from loadgen.clients import check_task_names
 from loadgen.config.settings import Settings
 from loadgen.config.values import rate, stream_rates

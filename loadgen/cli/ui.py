@@ -61,17 +61,17 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from loadgen.cli import main as cli
+    from loadgen.cli import common as cli
     from loadgen.milvus import collection
 
     if not args.locustfile:
         args.locustfile = str(cli.REPO_LOCUSTFILES / ALL_USERS)
-    locustfile = cli._locustfile(args)
+    locustfile = cli.locustfile(args)
     checked = cli.offline_checks(args)  # bad options: nothing starts
     preflight.check_run(args, checked, locustfile, None)
     _check_port_free(args.web_host, args.web_port)
-    cli._terminate_on_sigterm()
-    with cli._milvus(args) as (host, keep):
+    cli.terminate_on_sigterm()
+    with cli.milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
         version = collection.check(settings)
         preflight.server_capabilities(locustfile, settings, version)

@@ -1,0 +1,94 @@
+"""What the ``loadgen`` commands share: the locustfile to run, the Milvus to run against (``--host``, or an embedded
+one started for the command), the checks the options alone allow, and quiet client logs.
+
+This process never imports gevent or Locust: Locust runs as a child process, so its monkey-patching stays there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from loadgen.cli import interrupt, preflight
+from loadgen.config.settings import Settings
+from loadgen.errors import LoadgenError
+from loadgen.milvus.server import EmbeddedMilvus
+
+REPO_LOCUSTFILES = Path(__file__).resolve().parents[2] / "locustfiles"
+DEFAULT_LOCUSTFILE = "pymilvus_users.py"
+
+
+def quiet_clients() -> None:
+    """pymilvus logs every failed call with a traceback (a wrong token, a bad filter) and grpc's core logs each
+    failed TLS handshake; loadgen turns those failures into one line itself."""
+    import logging
+
+    import pymilvus  # noqa: F401 - its import configures its own logger, so the level is set after it
+
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+
+
+def locustfile(args: argparse.Namespace) -> Path:
+    path = Path(args.locustfile) if args.locustfile else REPO_LOCUSTFILES / DEFAULT_LOCUSTFILE
+    if not path.is_file():
+        raise LoadgenError(f"locustfile {path} not found; pass -f/--locustfile")
+    return path.resolve()
+
+
+terminate_on_sigterm = interrupt.terminate_on_sigterm
+
+
+@contextlib.contextmanager
+def milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
+    """The Milvus to use: ``--host``, or an embedded one started for this command, stopped after and removed unless
+    something failed, ``--keep-data`` was given, or the caller set ``keep["logs"]``."""
+    keep = {"logs": False}
+    if args.host:
+        yield args.host, keep
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="loadgen-milvus-"))
+    server = EmbeddedMilvus(data_dir, engine=args.engine, startup_timeout=args.startup_timeout, die_with_parent=True)
+    print(f"loadgen: starting embedded Milvus ({args.engine}); logs: {data_dir / 'logs'}", file=sys.stderr)
+    ok = False
+    try:
+        info = server.start()
+        if hasattr(args, "milvus_metrics_url") and not args.milvus_metrics_url:  # issue 16: scrape our own server
+            args.milvus_metrics_url = info.metrics_url
+        yield info.uri, keep
+        ok = True
+    except KeyboardInterrupt:
+        ok = True  # an interrupt is no failure: no logs to keep (each data dir holds ~450 MB of engine binaries)
+        raise
+    finally:
+        server.stop()
+        if ok and not args.keep_data and not keep["logs"]:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            print(f"loadgen: embedded Milvus data and logs kept in {data_dir}", file=sys.stderr)
+
+
+def offline_checks(args: argparse.Namespace) -> Settings:
+    """What the options alone can tell is wrong, before any server is started or reached."""
+    from loadgen.clients import check_task_names
+    from loadgen.workload.embeddings import check_backend
+
+    settings = Settings.from_options(args, args.host or "http://127.0.0.1:19530")
+    check_task_names(settings.weights, settings.stream_rates)
+    check_backend(settings)
+    return settings
+
+
+def check_server(settings: Settings, locustfile: Path) -> str:
+    """What the server says before the load: the collection check, then whether it serves every operation the
+    locustfile's users will call (an old server: one line, before Locust starts). Returns its version."""
+    from loadgen.milvus import collection
+
+    version = collection.check(settings)
+    preflight.server_capabilities(locustfile, settings, version)
+    print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
+    return version
