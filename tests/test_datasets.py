@@ -12,8 +12,9 @@ import pytest
 
 from loadgen.errors import LoadgenError
 from loadgen.workload import groundtruth
-from loadgen.workload.datasets import Dataset, SyntheticSource, open_dataset
+from loadgen.workload.datasets import Dataset, open_dataset
 from loadgen.workload.groundtruth import RecallStats, compute_ground_truth, ground_truth, recall_at_k
+from loadgen.workload.vector_sources import SyntheticSource
 
 RNG = np.random.default_rng(7)
 BASE = RNG.standard_normal((103, 8)).astype(np.float32)
