@@ -11,6 +11,7 @@ import pytest
 from conftest import run_cli, server_counter
 from hdrh.histogram import HdrHistogram
 
+from loadgen.clients import server_function
 from loadgen.milvus.server import ServerInfo
 from loadgen.stats import server_metrics as sm
 from loadgen.stats.histograms import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, LatencyHistograms
@@ -75,17 +76,19 @@ def test_summary_lines_pair_client_rows_with_the_server_operation() -> None:
         {"type": "pymilvus-async", "name": "search", "requests": 4, "p99_ms": 4.25},
         {"type": "pymilvus", "name": "insert", "requests": 3, "p99_ms": 9.0},  # the server saw no insert latency
     ]
-    lines = sm.summary_lines(section, requests)
+    lines = sm.summary_lines(section, requests, server_function)
     assert len(lines) == 2
     assert lines[0].startswith("Search: client p99 5.500 ms (pymilvus search), 4.250 ms (pymilvus-async search)")
     assert f"server p99 {2 + 2 * 0.99:.3f} ms (<= 4 ms; 10 calls)" in lines[0]  # 99% of the way through (2, 4]
     assert lines[1].endswith("0.40 cores, 1024 MiB resident at most")
-    assert sm.server_function("langchain-async", "asimilarity_search") == "Search"
-    assert sm.server_function("llamaindex", "query") == "Search"
-    assert sm.server_function("pymilvus", "query") == "Query"
-    assert sm.server_function("pymilvus-async", "aquery[count]") == "Query"
-    assert sm.server_function("pymilvus-async-fanout", "search") == "Search"
-    assert sm.server_function("pymilvus-async-batch", "search_fanout[10]") is None
+    assert server_function("langchain-async", "asimilarity_search") == "Search"
+    assert server_function("llamaindex", "query") == "Search"
+    assert server_function("pymilvus", "query") == "Query"
+    assert server_function("pymilvus-async", "query[count]") == "Query"  # the async row's name, from its record
+    assert server_function("retrieval-async", "hybrid_search_rrf") == "HybridSearch"  # read off the records
+    assert server_function("retrieval", "search_iterator") is None  # several calls per row: not one function
+    assert server_function("pymilvus-async-fanout", "search") == "Search"
+    assert server_function("pymilvus-async-batch", "search_fanout[10]") is None
 
 
 # ---- against the real embedded Milvus --------------------------------------------------------------------------
@@ -122,7 +125,7 @@ def test_server_section_matches_the_servers_counters_and_our_latencies(milvus: S
     assert search["requests"]["success"] == after - before > 0
     results = json.loads((out / "results.json").read_text())
     assert results["server"] == section  # one set of numbers: results.json carries the same section
-    rows = [m for m in results["requests"] if sm.server_function(m["type"], m["name"]) == "Search"]
+    rows = [m for m in results["requests"] if server_function(m["type"], m["name"]) == "Search"]
     assert sum(m["requests"] for m in rows) == after - before
     # every call took at least as long at the client as inside the server: at every bucket bound the server has at
     # least as many calls at or below it as we do, so its p99 bucket is not above our p99's bucket
@@ -164,3 +167,14 @@ def test_parse_reads_an_exposition_made_by_prometheus_client() -> None:
     h = snap.latency["Search"]
     assert (h.bounds, h.cumulative, h.count, h.sum) == ([1.0, 2.0, 4.0, 8.0], [1.0, 1.0, 2.0, 3.0], 3.0, 9.5)
     assert snap.sources == {"Search": "milvus_proxy_sq_latency"} and snap.rss_bytes == 5e8 and snap.cpu_seconds is None
+
+
+def test_every_operation_names_the_server_function_it_calls_or_is_known_not_to() -> None:
+    """``Operation.server`` is declared with the operation: a new operation without it shows up here."""
+    from loadgen import clients
+
+    unnamed = {(layer, name) for layer in clients.layers()
+               for name, op in clients.adapter(layer).operations.items() if not op.server}  # fmt: skip
+    # iterators make several calls per row; the freshness write is an insert or a delete, by turns
+    assert unnamed == {("retrieval", "search_iterator"), ("retrieval", "query_iterator"),
+                       ("retrieval", "freshness_probe")}  # fmt: skip

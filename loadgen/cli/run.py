@@ -191,10 +191,11 @@ def _level_results(out: Path, code: int) -> dict[str, Any] | None:
 
 def print_observations(out: Path, results: dict[str, Any]) -> None:
     """Client p99 beside server p99 per operation (``server.json``), and the generator's saturation line."""
+    from loadgen import clients
     from loadgen.stats import generator, server_metrics
 
     server = results.get("server") or server_metrics.read_section(out / "server.json")
-    for line in server_metrics.summary_lines(server, results["requests"]):
+    for line in server_metrics.summary_lines(server, results["requests"], clients.server_function):
         print(line)
     saturated = (results.get("generator") or generator.read_section(out / "generator.json")).get("line")
     if saturated:

@@ -110,6 +110,13 @@ def row_operation(request_type: str, name: str) -> tuple[str, str, str] | None:
     return None
 
 
+def server_function(request_type: str, name: str) -> str | None:
+    """The Milvus function behind one of our request rows (``pymilvus-async`` ``search`` -> ``Search``), read off
+    the operation's record (``Operation.server``); None for a row no table makes, or one that is not one call."""
+    found = row_operation(request_type, name)
+    return (adapter(found[0]).operations[found[1]].server or None) if found else None
+
+
 def row_kind(request_type: str, name: str) -> str | None:
     """``read`` or ``write`` for a request row an operation table makes, else None."""
     found = row_operation(request_type, name)

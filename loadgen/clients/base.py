@@ -74,6 +74,9 @@ class Operation:
     async_label: str = ""  # request name of the async call; default "a" + label
     search: bool = False  # the layer's search: what fan-out gathers and what recall scores
     needs: str = ""  # lowest server version that serves it, e.g. "2.5.0"; "" for every supported version
+    # the Milvus proxy function one call lands on (``function_name`` of ``milvus_proxy_req_count``): what the run's
+    # server section and the report set beside the row; "" when a call is not one server call of one kind
+    server: str = ""
     # untimed, after a call that succeeded (and its outcome): the next call of this task, if any
     follow: Callable[[Any, tuple[Any, ...]], FollowUp | None] | None = None
 

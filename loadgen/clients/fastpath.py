@@ -209,11 +209,11 @@ def _searched(st: Store, inputs: tuple[Any, ...], response: Any) -> Outcome:
 
 OPERATIONS = table(
     Operation("search", 10, "read", _pick("search"), _search, _asearch, outcome=_searched, search=True,
-              async_label="search"),
+              async_label="search", server="Search"),
     Operation("query", 2, "read", _pick("query"), _query, _aquery, outcome=lambda st, i, r: Outcome(_rows(r)),
-              async_label="query"),
+              async_label="query", server="Query"),
     Operation("get", 2, "read", _pick("get"), _query, _aquery, outcome=lambda st, i, r: Outcome(_rows(r)),
-              async_label="get"),
+              async_label="get", server="Query"),
 )  # fmt: skip
 
 

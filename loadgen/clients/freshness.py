@@ -149,5 +149,5 @@ def operations(weight: int = 1) -> tuple[Operation, Operation]:
         Operation("freshness_probe", weight, "write", write_inputs, write, awrite, outcome=write_outcome,
                   done=written, async_label="freshness_probe", follow=first_query),
         Operation(QUERY, 0, "read", query_inputs, query, aquery, outcome=query_outcome, label="query[freshness]",
-                  async_label="query[freshness]", follow=next_query),
+                  async_label="query[freshness]", follow=next_query, server="Query"),
     )  # fmt: skip

@@ -234,7 +234,9 @@ def _from_texts() -> Operation:
         args, kw = plan(s, *inputs)
         return await Milvus.afrom_texts(*args, **kw), []
 
-    return Operation("from_texts", 1, "write", lambda s: s.new(), call, acall, outcome=_written, done=_remember)
+    return Operation(
+        "from_texts", 1, "write", lambda s: s.new(), call, acall, outcome=_written, done=_remember, server="Insert"
+    )
 
 
 def _search(op: str) -> Plan:
@@ -289,22 +291,24 @@ _SEARCHES = (
     ("max_marginal_relevance_search", 1, _text), ("max_marginal_relevance_search_by_vector", 1, _vector),
 )  # fmt: skip
 OPERATIONS = table(
-    _op("add_texts", 2, "write", lambda s: s.new(), _ADD, outcome=_written, done=_remember),
-    _op("add_documents", 1, "write", _documents_in, _ADD, outcome=_written, done=_remember),
-    _op("add_embeddings", 1, "write", _embeddings_in, _ADD, outcome=_written, done=_remember),
+    _op("add_texts", 2, "write", lambda s: s.new(), _ADD, outcome=_written, done=_remember, server="Insert"),
+    _op("add_documents", 1, "write", _documents_in, _ADD, outcome=_written, done=_remember, server="Insert"),
+    _op("add_embeddings", 1, "write", _embeddings_in, _ADD, outcome=_written, done=_remember, server="Insert"),
     # MMR is not scored: its hits are diversified on purpose, not the k nearest
-    *(_op(name, w, "read", inputs, _search(name), search=name == "similarity_search",
+    *(_op(name, w, "read", inputs, _search(name), search=name == "similarity_search", server="Search",
           outcome=None if name.startswith("max_marginal") else _scored) for name, w, inputs in _SEARCHES),
     _op("delete", 1, "write", lambda s: (s.own(),), lambda s, ids: ((), {"ids": ids, "timeout": s.t}),
-        outcome=_deleted),
+        outcome=_deleted, server="Delete"),
     _op("delete_expr", 1, "write", _delete_expr_in, lambda s, expr, _ids: ((), {"expr": expr, "timeout": s.t}),
-        method="delete", outcome=_deleted, label="delete[expr]"),
+        method="delete", outcome=_deleted, label="delete[expr]", server="Delete"),
     _op("upsert", 1, "write", _upsert_in,
         lambda s, ids, docs: ((), {"ids": ids, "documents": docs, "timeout": s.t}),
-        outcome=_written, done=_upserted),
+        outcome=_written, done=_upserted, server="Insert"),
     _op("search_by_metadata", 2, "read", lambda s: (s.s.filter or f"category == {s.category()}",),
-        lambda s, expr: ((expr,), {"fields": ["pk", "category", "source"], "limit": s.k}), outcome=_by_metadata),
-    _op("get_pks", 1, "read", lambda s: (f"category == {s.category()}",), lambda s, expr: ((expr,), {})),
+        lambda s, expr: ((expr,), {"fields": ["pk", "category", "source"], "limit": s.k}), outcome=_by_metadata,
+        server="Query"),
+    _op("get_pks", 1, "read", lambda s: (f"category == {s.category()}",), lambda s, expr: ((expr,), {}),
+        server="Query"),
     _from_texts(),
 )  # fmt: skip
 

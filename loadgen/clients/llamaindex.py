@@ -330,19 +330,23 @@ def _op(name: str, weight: int, kind: Any, inputs: Any, methods: tuple[str, str,
 
 
 OPERATIONS = table(
-    _op("add", 2, "write", _add_in, ("store", "add", "async_add"), done=_added, async_label="async_add"),
+    _op("add", 2, "write", _add_in, ("store", "add", "async_add"), done=_added, async_label="async_add",
+        server="Insert"),
     _op("query", 10, "read", lambda s: s.scored_query(), ("store", "query", "aquery"), outcome=_queried,
-        search=True),
+        search=True, server="Search"),
     _op("query_filtered", 2, "read", _filtered_in, ("store", "query", "aquery"), outcome=_ids,
-        label="query[filtered]"),
-    _op("delete", 1, "write", _delete_in, ("store", "delete", "adelete"), outcome=_asked),
-    _op("delete_nodes", 1, "write", _delete_nodes_in, ("store", "delete_nodes", "adelete_nodes"), outcome=_asked),
+        label="query[filtered]", server="Search"),
+    _op("delete", 1, "write", _delete_in, ("store", "delete", "adelete"), outcome=_asked, server="Delete"),
+    _op("delete_nodes", 1, "write", _delete_nodes_in, ("store", "delete_nodes", "adelete_nodes"), outcome=_asked,
+        server="Delete"),
     _op("get_nodes", 2, "read", lambda s: ([f"lg-{int(i)}" for i in s.rng.integers(0, max(s.s.rows, 1),
-        s.s.batch_size)],), ("store", "get_nodes", "aget_nodes")),
+        s.s.batch_size)],), ("store", "get_nodes", "aget_nodes"), server="Query"),
     Operation("from_documents", 1, "write", lambda s: ([_document(s.text(), s.rng) for _ in range(s.s.batch_size)],),
               _ingest_sync, _ingest_async, outcome=lambda s, i, n: Outcome(int(n)), done=_ingested,
-              label="VectorStoreIndex.from_documents", async_label="VectorStoreIndex.from_documents"),
-    _op("retrieve", 2, "read", _retrieve_in, ("retriever", "retrieve", "aretrieve"), outcome=_retrieved),
+              label="VectorStoreIndex.from_documents", async_label="VectorStoreIndex.from_documents",
+              server="Insert"),
+    _op("retrieve", 2, "read", _retrieve_in, ("retriever", "retrieve", "aretrieve"), outcome=_retrieved,
+        server="Search"),
 )  # fmt: skip
 
 

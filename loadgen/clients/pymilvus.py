@@ -122,18 +122,20 @@ def _remember(key: str) -> Any:
 OPERATIONS = table(
     Operation("insert", 2, "write", _insert_in, lambda s, rows: s.client.insert(s.name, rows, timeout=s.t),
               outcome=lambda s, i, r: Outcome(int(r["insert_count"])), done=_remember("insert"),
-              async_label="insert"),
+              async_label="insert", server="Insert"),
     Operation("upsert", 1, "write", _upsert_in, lambda s, rows: s.client.upsert(s.name, rows, timeout=s.t),
               outcome=lambda s, i, r: Outcome(int(r["upsert_count"])), done=_remember("upsert"),
-              async_label="upsert"),
-    Operation("search", 10, "read", _search_in, _search, outcome=_searched, search=True, async_label="search"),
-    Operation("query", 2, "read", _query_in, _query, async_label="query"),
+              async_label="upsert", server="Upsert"),
+    Operation("search", 10, "read", _search_in, _search, outcome=_searched, search=True, async_label="search",
+              server="Search"),
+    Operation("query", 2, "read", _query_in, _query, async_label="query", server="Query"),
     Operation("get", 2, "read", lambda s: (s.rows.existing_ids(s.s.batch_size, s.existing_rows),),
-              lambda s, ids: s.client.get(s.name, ids=ids, output_fields=["id"], timeout=s.t), async_label="get"),
+              lambda s, ids: s.client.get(s.name, ids=ids, output_fields=["id"], timeout=s.t), async_label="get",
+              server="Query"),
     Operation("delete", 1, "write", _delete_in, lambda s, ids: s.client.delete(s.name, ids=ids, timeout=s.t),
-              outcome=lambda s, i, r: Outcome(int(r["delete_count"])), async_label="delete"),
+              outcome=lambda s, i, r: Outcome(int(r["delete_count"])), async_label="delete", server="Delete"),
     Operation("query_count", 0, "read", lambda s: (s.s.filter,), _count, outcome=_counted,
-              label="query[count]", async_label="query[count]"),
+              label="query[count]", async_label="query[count]", server="Query"),
 )  # fmt: skip
 
 

@@ -154,7 +154,7 @@ def _operation(op: Op) -> Operation:
         # AsyncMilvusClient's methods have the sync names; it has no iterators: the async twin pages by hand
         async_label=ASYNC_PAGING.get(op.name, op.name),
         search=op.name == "hybrid_search_rrf",  # what the async users' fan-out gathers
-        needs=capabilities.show(op.min_version),
+        needs=capabilities.show(op.min_version), server=op.server,
     )  # fmt: skip
 
 

@@ -48,6 +48,7 @@ class Op:
     call: Callable[..., int]
     acall: Callable[..., Awaitable[int]]
     min_version: cap.Version
+    server: str = ""  # the Milvus function one call lands on ("": an iterator, several calls)
 
 
 # ---- building requests (pure: the same for both flavours) ----------------------------------------------------
@@ -261,27 +262,28 @@ def _with_qid(op: str) -> tuple[Callable[..., int], Callable[..., Awaitable[int]
 
 def _table() -> tuple[Op, ...]:
     ops = []
-    for name, weight, need in (
-        ("search", 4, (2, 0, 0)),
-        ("full_text_search", 4, cap.FULL_TEXT_BM25),
-        ("hybrid_search_rrf", 3, cap.HYBRID_SEARCH),
-        ("hybrid_search_weighted", 1, cap.HYBRID_SEARCH),
+    for name, weight, need, server in (
+        ("search", 4, (2, 0, 0), "Search"),
+        ("full_text_search", 4, cap.FULL_TEXT_BM25, "Search"),
+        ("hybrid_search_rrf", 3, cap.HYBRID_SEARCH, "HybridSearch"),
+        ("hybrid_search_weighted", 1, cap.HYBRID_SEARCH, "HybridSearch"),
     ):
         call, acall = _with_qid(name)
-        ops.append(Op(name, weight, "read", _query_text, call, acall, need))
+        ops.append(Op(name, weight, "read", _query_text, call, acall, need, server))
     ops += [
         Op("sparse_search", 2, "read", lambda st: (st.query_sparse(), Probe()), _sync("sparse_search"),
-           _async("sparse_search"), cap.SPARSE_VECTORS),
+           _async("sparse_search"), cap.SPARSE_VECTORS, "Search"),
         Op("text_match_query", 2, "read", lambda st: (st.pick_word(), Probe()), _sync("text_match_query"),
-           _async("text_match_query"), cap.TEXT_MATCH),
-        Op("range_search", 1, "read", _vector, _sync("range_search"), _async("range_search"), cap.RANGE_SEARCH),
+           _async("text_match_query"), cap.TEXT_MATCH, "Query"),
+        Op("range_search", 1, "read", _vector, _sync("range_search"), _async("range_search"), cap.RANGE_SEARCH,
+           "Search"),
         Op("grouping_search", 1, "read", _vector, _sync("grouping_search"), _async("grouping_search"),
-           cap.GROUPING_SEARCH),
+           cap.GROUPING_SEARCH, "Search"),
         Op("search_iterator", 1, "read", _vector, search_iterator, asearch_pages, cap.ITERATORS),
         Op("query_iterator", 1, "read", lambda st: (f"category < {CATEGORIES // 2}", Probe()), query_iterator,
            aquery_pages, cap.ITERATORS),
         Op("tenant_search", 3, "read", lambda st: (*_vector(st)[:1], st.tenant_sampler.pick(), Probe()),
-           _sync("tenant_search"), _async("tenant_search"), cap.PARTITION_KEY),
+           _sync("tenant_search"), _async("tenant_search"), cap.PARTITION_KEY, "Search"),
     ]  # fmt: skip
     return tuple(ops)
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from loadgen.clients import server_function
 from loadgen.report.load import Run
-from loadgen.stats.server_metrics import server_function
 
 _QS = ("p50_ms", "p99_ms", "mean_ms")
 

@@ -26,6 +26,7 @@ import os
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,37 +47,10 @@ LATENCY_SOURCES: tuple[tuple[str, str, dict[str, str] | None], ...] = (
     ("milvus_proxy_req_latency", "function_name", None),
 )
 
+
 # client operation (per layer: the request type's first word) -> the server function that serves it. Calls that
 # make several server calls (LlamaIndex delete by ref_doc_id queries first) are named by the one that does the work.
 # INTEGRATION: belongs in the clients' Operation records (issue 13) as a ``server`` field; kept here until then.
-SERVER_FUNCTIONS: dict[str, dict[str, str]] = {
-    "pymilvus": {
-        "insert": "Insert", "upsert": "Upsert", "search": "Search", "query": "Query", "get": "Query",
-        "delete": "Delete",
-    },
-    "langchain": {
-        "add_texts": "Insert", "add_documents": "Insert", "add_embeddings": "Insert", "from_texts": "Insert",
-        "similarity_search": "Search", "similarity_search_by_vector": "Search",
-        "similarity_search_with_score": "Search", "similarity_search_with_score_by_vector": "Search",
-        "max_marginal_relevance_search": "Search", "max_marginal_relevance_search_by_vector": "Search",
-        "delete": "Delete", "delete_expr": "Delete", "upsert": "Insert", "search_by_metadata": "Query",
-        "get_pks": "Query",
-    },
-    "llamaindex": {
-        "add": "Insert", "from_documents": "Insert", "query": "Search", "query_filtered": "Search",
-        "retrieve": "Search", "delete": "Delete", "delete_nodes": "Delete", "get_nodes": "Query",
-    },
-}  # fmt: skip
-
-
-def server_function(request_type: str, name: str) -> str | None:
-    """The Milvus function behind one of our request rows (``pymilvus-async`` ``search`` -> ``Search``)."""
-    table = SERVER_FUNCTIONS.get(request_type.split("-", 1)[0], {})
-    op = name.split("[", 1)[0]  # a labelled variant ("query[count]", "delete[expr]") calls the same function
-    op = op[1:] if op not in table and op.startswith("a") else op  # the async twin's name
-    return table.get(op)
-
-
 @dataclass
 class Histogram:
     """A cumulative Prometheus histogram: finite upper bounds (ms) with their cumulative counts, plus +Inf."""
@@ -291,9 +265,12 @@ def timeline(samples: list[Snapshot]) -> list[dict[str, Any]]:
     return points
 
 
-def summary_lines(section: dict[str, Any], requests: list[dict[str, Any]]) -> list[str]:
+def summary_lines(
+    section: dict[str, Any], requests: list[dict[str, Any]], server_function: Callable[[str, str], str | None]
+) -> list[str]:
     """One line per Milvus operation: "client p99 X ms / server p99 Y ms", each client row (sync, async...) that
     calls it named, then the server process's load. The server cannot tell our rows apart: its figure covers them all.
+    ``server_function``: a row's Milvus function (``loadgen.clients.server_function``, from the operation records).
     """
     if not section or not section.get("available"):
         return []

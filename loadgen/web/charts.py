@@ -23,7 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from loadgen.stats.server_metrics import server_function
+from loadgen.clients import server_function
 from loadgen.web.table import operation_of
 
 FORMAT = "milvus-loadgen/charts/v1"
