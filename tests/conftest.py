@@ -26,6 +26,12 @@ from loadgen.milvus.server import EmbeddedMilvus, ServerInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# A suite started in the background by a shell without job control inherits SIGINT *ignored*, and every `loadgen`
+# it starts would ignore it too: the tests that press Ctrl-C on a run (test_lifecycle, test_signals) then waited out
+# the whole run (seen in a fresh-clone run started that way). An ignored signal is inherited across exec, a handled
+# one is reset to the default: so this process handles it, as an interactive Python does.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture(scope="session")
 def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
