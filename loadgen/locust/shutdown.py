@@ -23,15 +23,26 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from typing import Any
 
 import gevent
-from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPED, WorkerRunner
+from locust.runners import (
+    STATE_INIT,
+    STATE_MISSING,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPED,
+    MasterRunner,
+    WorkerRunner,
+)
 from locust.stats import StatsCSVFileWriter
 
 from loadgen.locust import partial_report
 
 log = logging.getLogger("loadgen")
+STOP_GRACE_S = 5.0  # beyond --stop-timeout: how long quitting waits for the users' last calls and on_stop
+_STOPPED = (STATE_INIT, STATE_STOPPED, STATE_MISSING)  # a worker in one of these runs no user
 
 
 class _Sigint:
@@ -60,6 +71,18 @@ def stop_users_first(environment: Any, **_: Any) -> None:
         partial_report.mark_stopped_early()  # issue 12: its report.html is rewritten once the users have stopped
     if runner.state not in (STATE_INIT, STATE_STOPPED):
         runner.stop()  # each user ends its current call and runs on_stop; Locust kills them after --stop-timeout
+    # A stop begun elsewhere (the run time ran out: Locust's runner.quit() from its timer greenlet) may still be
+    # waiting for users to end their calls, and a second stop() returns at once: the results and the cleanup (which
+    # drops the collection) must come after the last call, never during it (a search in flight then failed with
+    # "context canceled" at the end of a CI run).
+    deadline = time.monotonic() + (getattr(environment, "stop_timeout", 0) or 0) + STOP_GRACE_S
+    users = getattr(runner, "user_greenlets", None)
+    if users is not None and len(users):
+        users.join(timeout=max(deadline - time.monotonic(), 0.0))
+    if isinstance(runner, MasterRunner):  # the same for the workers' users: they stop when the master's message
+        # reaches them (a web UI's /stop, then SIGTERM: the master dropped the collection under their last searches)
+        while time.monotonic() < deadline and any(w.state not in _STOPPED for w in runner.clients.values()):
+            gevent.sleep(0.1)  # the master's listener greenlet takes the workers' "stopped" meanwhile
 
 
 def _quiet_csv_writer() -> None:
