@@ -27,7 +27,7 @@ import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
 # isort: split
 import gevent
 from locust import events
-from locust.runners import WorkerRunner
+from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from loadgen import clients as adapters
 from loadgen.config.settings import Settings, add_options
@@ -85,6 +85,14 @@ def _fail(environment: Any, exc: LoadgenError) -> None:
 
 def _layers(environment: Any) -> list[str]:
     return sorted({layer for cls in environment.user_classes or [] if (layer := getattr(cls, "layer", None))})
+
+
+def _sets_up(environment: Any) -> bool:
+    """Only the master (or a local runner) prepares collections. Not "anything but a worker": a worker that joins a
+    running test gets its spawn message while Locust still constructs its runner, so its test_start fires with
+    ``environment.runner`` still None; taken for a master, it prepared the collection again (and released and
+    reloaded it under the other workers' searches: "channel not found" in a CI run)."""
+    return isinstance(environment.runner, MasterRunner | LocalRunner)
 
 
 def _prepare(environment: Any) -> None:
@@ -192,7 +200,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     state.peak_users = 0
     try:
         settings_for(environment)
-        if not isinstance(environment.runner, WorkerRunner):
+        if _sets_up(environment):
             _prepare(environment)
     except LoadgenError as exc:
         _fail(environment, exc)
