@@ -54,6 +54,8 @@ def test_rows_are_store_calls_and_every_figure_is_defined_once(tmp_path: Path) -
     assert batch["name"] == "asearch[10]" and fanout["requests"] == 10 * batch["count"] > 0
     # embedding time is each row's own statistic, never a row, and spent inside the calls that embed
     assert "embedding" in rows[("fake", "embed_search")] and "embedding" not in rows[("fake", "search")]
+    # prepared once, at init: test_start (with the master's total_users) must not prepare again
+    assert proc.stderr.count("fake collection fake ready:") == 1, proc.stderr[-3000:]
     # one fail ratio: failed store calls / store calls, over every row
     t = res["totals"]
     failed = rows[("fake", "fail")]["requests"] + rows[("fake-async", "afail")]["requests"]

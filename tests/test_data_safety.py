@@ -37,6 +37,7 @@ def _run(milvus: ServerInfo, out: Path, *args: str) -> dict:
 def _run_logged(milvus: ServerInfo, out: Path, *args: str, run: list[str] = RUN) -> tuple[dict, str]:
     proc = run_cli("run", "--host", milvus.uri, *run, "--out", str(out), *args, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count(" ready: ") == 1, proc.stderr[-3000:]  # prepared once (at init, not again at test_start)
     return json.loads((out / "results.json").read_text()), proc.stderr
 
 

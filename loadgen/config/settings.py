@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
 
 from loadgen.config import values as v
@@ -195,6 +195,10 @@ class Settings:
     # the master after it checked they are the dataset's first rows: the ground truth is computed over these
     truth_rows: int = 0
     openai_api_key: str = field(default="", repr=False)  # from OPENAI_API_KEY only
+
+    def same_setup(self, other: Settings) -> bool:
+        """Whether ``other`` prepares the same collections: equal but for what loadgen sets at test start."""
+        return replace(self, total_users=other.total_users) == other
 
     @classmethod
     def from_options(cls, options: argparse.Namespace, host: str | None, token: str = "") -> Settings:
