@@ -85,6 +85,10 @@ def soak(uri: str, args: argparse.Namespace, out: Path) -> dict:
             samples.append((time.monotonic() - start, rss, fds, cpu))
         time.sleep(args.sample)
     log = log_path.read_text()
+    if args.log:  # the temporary directory goes with the run: keep the run's output where the user asked
+        Path(args.log).write_text(log)
+    if not (out / "results.json").exists():
+        raise SystemExit(f"the run wrote no results.json (exit code {cli.returncode}); its output ends:\n{log[-3000:]}")
     results = json.loads((out / "results.json").read_text())
     steady = [s for s in samples if s[0] >= args.warmup and s[0] <= args.seconds]
     if len(steady) < 2:
@@ -130,6 +134,7 @@ def main() -> None:
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--processes", type=int, default=0)
+    parser.add_argument("--log", help="also write the run's output (loadgen and Locust) to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="loadgen-soak-") as tmp:
         if args.host:

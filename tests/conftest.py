@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from certs import Pki, make_pki
@@ -31,6 +32,25 @@ ROOT = Path(__file__).resolve().parent.parent
 # the whole run (seen in a fresh-clone run started that way). An ignored signal is inherited across exec, a handled
 # one is reset to the default: so this process handles it, as an interactive Python does.
 signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's (`make browser`); Playwright drives it
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium (a playwright ``Browser``), closed after the test."""
+    from playwright.sync_api import sync_playwright  # only the browser tests pay for the import
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make browser`"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 @pytest.fixture(scope="session")

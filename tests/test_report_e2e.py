@@ -5,43 +5,32 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import run_cli
+from conftest import CHROMIUM, run_cli
 
 from loadgen.milvus.server import ServerInfo
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]  # fmt: skip
 
-
-def open_in_chromium(page_file: Path) -> tuple[list[str], list[dict[str, float]], str]:
+def open_in_chromium(browser: Any, page_file: Path) -> tuple[list[str], list[dict[str, float]], str]:
     """Console errors and page errors, every <img>'s natural size, and the page text."""
-    from playwright.sync_api import sync_playwright
-
     errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
-            page.goto(page_file.as_uri(), wait_until="load")
-            images = page.eval_on_selector_all(
-                "img", "els => els.map(e => ({w: e.naturalWidth, h: e.naturalHeight, complete: e.complete}))"
-            )
-            text = page.inner_text("body")
-        finally:
-            browser.close()
-    return errors, images, text
+    page = browser.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+    page.goto(page_file.as_uri(), wait_until="load")
+    images = page.eval_on_selector_all(
+        "img", "els => els.map(e => ({w: e.naturalWidth, h: e.naturalHeight, complete: e.complete}))"
+    )
+    return errors, images, page.inner_text("body")
 
 
 @pytest.mark.milvus
 @pytest.mark.slow
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium: make browser")
-def test_report_from_a_real_sweep_opens_in_chromium(milvus: ServerInfo, tmp_path: Path) -> None:
+def test_report_from_a_real_sweep_opens_in_chromium(milvus: ServerInfo, browser: Any, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     proc = run_cli(
         "run", "--host", milvus.uri, "--sweep-users", "1,4", "-t", "4s", "--rows", "1000", "--dim", "32",
@@ -70,7 +59,7 @@ def test_report_from_a_real_sweep_opens_in_chromium(milvus: ServerInfo, tmp_path
     assert any(r["operation"] == "pymilvus-async search" and r["replicas"] >= 1 for r in doc["sizing"]["rows"])
     assert doc["diff"]["rows"] and all(r["level"] == 4 for r in doc["diff"]["rows"])
 
-    errors, images, text = open_in_chromium(out / "report.html")
+    errors, images, text = open_in_chromium(browser, out / "report.html")
     assert errors == []
     # per layer: QPS, latency, error rate; plus sync vs async and the diff
     assert len(images) >= 5

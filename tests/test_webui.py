@@ -12,12 +12,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli, server_counter
-from playwright.sync_api import Browser, Locator, Page, Response, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Response
 from pymilvus import MilvusClient
 
 from loadgen.clients import row_kind, row_operation
@@ -25,9 +25,6 @@ from loadgen.milvus.server import ServerInfo, _group_members, free_ports
 from loadgen.web.page import render_html
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]  # fmt: skip
 TOKEN = "tok-webui-s3cr3t-9f2c"
 # every endpoint the page reads, plus ours: none may carry the token
 ENDPOINTS = ("/", "/stats/requests", "/tasks", "/logs", "/exceptions", "/worker-count", "/stats/report",
@@ -84,17 +81,6 @@ class UI:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
             raise
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make browser`"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 # ---- no server needed ------------------------------------------------------------------------------------------

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from pymilvus import MilvusClient
-from test_webui import CHROMIUM, CHROMIUM_ARGS, UI, _artifact, _cells, _number, _row_with, _wait
+from test_webui import UI, _artifact, _cells, _number, _row_with, _wait
 
 from loadgen.milvus.server import ServerInfo
 
@@ -37,16 +36,6 @@ for _path in sorted(Path({str(ROOT / "examples")!r}).glob("*.py")):
     globals().update({{name: obj for name, obj in vars(_module).items()
                       if isinstance(obj, type) and issubclass(obj, User) and obj.__module__ == _module.__name__}})
 '''
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _fails(page: Page, kind: str, name: str) -> float:

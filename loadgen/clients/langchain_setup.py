@@ -19,7 +19,7 @@ from pymilvus import MilvusClient, MilvusException
 
 from loadgen.clients.lazy import lazy
 from loadgen.config.settings import Settings
-from loadgen.errors import CallTimeout, LoadgenError
+from loadgen.errors import CallTimeout
 from loadgen.milvus import collection, held_rows, ownership, readiness
 from loadgen.workload import dataset_texts, truth
 from loadgen.workload.embeddings import embedder_for, langchain_embeddings
@@ -153,8 +153,7 @@ def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
     collection.index_params(settings)  # validate before anything is created or dropped
     collection.search_params(settings)
     name, t = collection_name(settings), settings.timeout
-    client = collection.connect(settings)
-    try:
+    with collection.setup_client(settings, "LangChain collection", name) as client:
         version = str(client.get_server_version(timeout=t))
         c = ownership.claim(client, settings, name, LAYOUT)
         ownership.clear_for_create(client, settings, c)
@@ -168,12 +167,6 @@ def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
                 client.drop_collection(name, timeout=t)
             raise
         return collection.Prepared(name, c.owned, c.create, rows, version, truth_rows)
-    except MilvusException as exc:
-        raise LoadgenError(f"Milvus refused the LangChain collection setup: {exc.message}") from None
-    except CallTimeout as exc:
-        raise LoadgenError(f"LangChain collection setup of {name!r} timed out: {exc}") from None
-    finally:
-        client.close()
 
 
 def drop(settings: Settings) -> bool:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 import numpy as np
-from pymilvus import AsyncMilvusClient, MilvusException
+from pymilvus import AsyncMilvusClient
 
 from loadgen.clients.lazy import lazy
 from loadgen.config.settings import Settings
-from loadgen.errors import CallTimeout, LoadgenError
+from loadgen.errors import CallTimeout
 from loadgen.milvus import collection, held_rows, ownership, readiness
 from loadgen.workload import dataset_texts, truth
 from loadgen.workload.embeddings import embedder_for
@@ -135,39 +135,34 @@ def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
     collection.index_params(settings)
     collection.search_params(settings)  # validate before anything is created
     counting = dataclasses.replace(settings, collection=name)
-    client = collection.connect(settings)
     store: MilvusVectorStore | None = None
-    try:
-        version = str(client.get_server_version(timeout=settings.timeout))
-        c = ownership.claim(client, settings, name, LAYOUT)
-        if c.create:
-            ownership.clear_for_create(client, settings, c)
-            store = store_for(settings)  # the library creates the collection and its index
-            # the library's schema has no description of ours: the ownership properties mark it
-            ownership.stamp(client, settings, name)
-        client.load_collection(name, timeout=max(settings.timeout, 60))
-        rows, truth_rows = collection.count_rows(client, counting), 0
-        if settings.dataset:
-            held, target, truth_rows = collection.dataset_fill_plan(client, settings, c, KEYS)
-            if held < target:
+    with collection.setup_client(settings, "LlamaIndex collection", name) as client:
+        try:
+            version = str(client.get_server_version(timeout=settings.timeout))
+            c = ownership.claim(client, settings, name, LAYOUT)
+            if c.create:
+                ownership.clear_for_create(client, settings, c)
+                store = store_for(settings)  # the library creates the collection and its index
+                # the library's schema has no description of ours: the ownership properties mark it
+                ownership.stamp(client, settings, name)
+            client.load_collection(name, timeout=max(settings.timeout, 60))
+            rows, truth_rows, filled = collection.count_rows(client, counting), 0, False
+            if settings.dataset:
+                held, target, truth_rows = collection.dataset_fill_plan(client, settings, c, KEYS)
+                if filled := held < target:
+                    store = store or store_for(settings)
+                    _fill_dataset(store, settings, start=held, progress=progress)
+            elif filled := c.owned and rows < settings.rows:
                 store = store or store_for(settings)
-                _fill_dataset(store, settings, start=held, progress=progress)
-        elif c.owned and rows < settings.rows:
-            store = store or store_for(settings)
-            _fill(store, settings, start=rows, progress=progress)
-        if store is not None:  # filled
-            client.flush(name, timeout=max(settings.timeout, 120))
-            rows = collection.count_rows(client, counting)
-        readiness.wait_until_indexed(client, settings, name, "embedding", owned=c.owned)
-        return collection.Prepared(name, c.owned, c.create, rows, version, truth_rows)
-    except MilvusException as exc:
-        raise LoadgenError(f"Milvus refused the llamaindex collection setup: {exc.message}") from None
-    except CallTimeout as exc:
-        raise LoadgenError(f"llamaindex collection setup: {exc}") from None
-    finally:
-        if store is not None:
-            store.client.close()
-        client.close()
+                _fill(store, settings, start=rows, progress=progress)
+            if filled:
+                client.flush(name, timeout=max(settings.timeout, 120))
+                rows = collection.count_rows(client, counting)
+            readiness.wait_until_indexed(client, settings, name, "embedding", owned=c.owned)
+            return collection.Prepared(name, c.owned, c.create, rows, version, truth_rows)
+        finally:
+            if store is not None:
+                store.client.close()
 
 
 def drop(settings: Settings) -> bool:

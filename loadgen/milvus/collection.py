@@ -9,6 +9,8 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from loadgen.config.settings import Settings
-from loadgen.errors import LoadgenError
+from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.milvus import held_rows, ownership, readiness
 from loadgen.milvus.ownership import MARKER, OWNER_PROPERTY, is_owned
 from loadgen.workload import truth
@@ -77,6 +79,21 @@ def server_message(exc: BaseException) -> str:
     if isinstance(exc, grpc.RpcError) and hasattr(exc, "code") and hasattr(exc, "details"):
         return f"{exc.code().name}: {exc.details()}"
     return str(getattr(exc, "message", None) or exc)
+
+
+@contextmanager
+def setup_client(settings: Settings, what: str, name: str) -> Iterator[MilvusClient]:
+    """A client for one layer's collection setup, closed after it, and the setup's one-line errors: the server's
+    refusal in its own words, or a call that did not end within its deadline (``runtime.bounded``)."""
+    client = connect(settings)
+    try:
+        yield client
+    except (MilvusException, grpc.RpcError) as exc:
+        raise LoadgenError(f"Milvus refused the {what} setup of {name!r}: {server_message(exc)}") from None
+    except CallTimeout as exc:
+        raise LoadgenError(f"the {what} setup of {name!r} timed out: {exc}") from None
+    finally:
+        client.close()
 
 
 def connect(settings: Settings) -> MilvusClient:
@@ -203,8 +220,7 @@ def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
     search_params(settings)  # validate before anything is created
     workload = _workload(settings)  # a bad dataset (missing, corrupt, other dim) touches nothing either
     name = settings.collection
-    client = connect(settings)
-    try:
+    with setup_client(settings, "collection", name) as client:
         version = str(client.get_server_version(timeout=settings.timeout))
         c = ownership.claim(client, settings, name, LAYOUT)
         held = held_dataset_rows(
@@ -227,10 +243,6 @@ def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
         readiness.wait_until_indexed(client, settings, name, "vector", owned=c.owned)
         rows = count_rows(client, settings)
         return Prepared(name, c.owned, c.create, rows, version, truth_rows)
-    except (MilvusException, grpc.RpcError) as exc:
-        raise LoadgenError(f"Milvus refused the collection setup: {server_message(exc)}") from None
-    finally:
-        client.close()
 
 
 def _create(client: MilvusClient, settings: Settings, params: dict[str, Any]) -> None:

@@ -15,13 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
+from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from loadgen.config.settings import Settings
-from loadgen.errors import LoadgenError
 from loadgen.milvus import capabilities, ownership
-from loadgen.milvus.collection import FILL_BATCH, Prepared, connect, count_rows, release, server_message
+from loadgen.milvus.collection import FILL_BATCH, Prepared, count_rows, release, setup_client
 from loadgen.milvus.ownership import MARKER
 from loadgen.workload.corpus import MAX_TEXT_CHARS, Corpus
 from loadgen.workload.text_vectors import TextVectors, sparse_vector
@@ -114,8 +112,7 @@ def prepare(
 ) -> Prepared:
     """Check, then create (if needed), load and fill. Bad input or an old server: one line, nothing touched."""
     name = collection_name(settings)
-    client = connect(settings)
-    try:
+    with setup_client(settings, "retrieval collection", name) as client:
         found = check(client, settings, list(needs))
         c = found.claim
         if c.create:
@@ -135,10 +132,6 @@ def prepare(
             _fill(client, settings, corpus, start=have, progress=progress)
             have = _count(client, settings, name)
         return Prepared(name, c.owned, c.create, have, found.version)
-    except (MilvusException, grpc.RpcError) as exc:
-        raise LoadgenError(f"Milvus refused the retrieval collection setup: {server_message(exc)}") from None
-    finally:
-        client.close()
 
 
 def _count(client: MilvusClient, settings: Settings, name: str) -> int:

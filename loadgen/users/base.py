@@ -229,6 +229,8 @@ class StoreUser(User):
             if hooks.state.histograms is not None:
                 hooks.state.histograms.skip(self.request_type, op.request_name(self.use_async))
             return None
+        if op.follow is None:  # nearly every task: one call, without a chain generator per task on the hot path
+            return self._call(op, store, inputs, intended)
         first: Sample | None = None
         for step, step_inputs, pause in chain(self.ops, store, op, inputs):
             if pause:
