@@ -28,7 +28,20 @@ from loadgen.milvus.server import EmbeddedMilvus
 
 
 def generator(cli: psutil.Process) -> list[psutil.Process]:
-    return [p for p in cli.children(recursive=True) if "locust" in " ".join(p.cmdline())]
+    """The Locust processes under the CLI. One that ends between listing and reading (a zombie at the end of the
+    run, a worker that stops) is skipped: reading it raised and lost every sample of a 10-minute soak."""
+    procs = []
+    try:
+        children = cli.children(recursive=True)
+    except psutil.Error:
+        return procs
+    for p in children:
+        try:
+            if "locust" in " ".join(p.cmdline()):
+                procs.append(p)
+        except psutil.Error:
+            pass
+    return procs
 
 
 def sample(procs: list[psutil.Process]) -> tuple[float, int, float]:
@@ -39,7 +52,7 @@ def sample(procs: list[psutil.Process]) -> tuple[float, int, float]:
             fds += p.num_fds()
             times = p.cpu_times()
             cpu += times.user + times.system
-        except psutil.NoSuchProcess:
+        except psutil.Error:  # ended meanwhile (a zombie raises ZombieProcess, a subclass of NoSuchProcess)
             pass
     return rss / 2**20, fds, cpu
 
