@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, Response
 from pymilvus import MilvusClient
-from test_webui import UI, _wait, browser  # noqa: F401 - `browser` is a fixture used here
+from test_webui import UI, _wait
 
 from loadgen.milvus.server import ServerInfo
 from loadgen.web import charts
@@ -126,7 +126,7 @@ _STAND_IN = """<!doctype html><html><body><div role="tablist"><button role="tab"
 <script src="./loadgen/charts.js"></script></body></html>"""
 
 
-def test_script_draws_every_series_of_a_charts_document(browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+def test_script_draws_every_series_of_a_charts_document(browser: Browser, tmp_path: Path) -> None:
     history = charts.ChartHistory()
     history.clear(start=100.0)
     for i in range(4):
@@ -184,7 +184,7 @@ def _lines(page: Page) -> dict[str, dict[str, float]]:
 def test_charts_draw_the_tabs_figures_live(
     milvus: ServerInfo,
     client: MilvusClient,
-    browser: Browser,  # noqa: F811 - the fixture imported above
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     collection = f"lg_charts_{os.getpid()}"
