@@ -84,6 +84,20 @@ def loop_floor(a: argparse.Namespace) -> dict[str, Any]:
     return asyncio.run(run())
 
 
+def _wait_started(runner: Any, users: int) -> None:
+    """Until every user has connected: 1,000 sync clients take ~15 s of CPU to connect, and a window that starts
+    before they all have measures the ramp-up, not the rate."""
+    import gevent
+
+    deadline = time.perf_counter() + 120.0
+    while time.perf_counter() < deadline:
+        started = [g.args[0] for g in runner.user_greenlets]
+        if len(started) == users and all(u.store is not None for u in started):
+            return
+        gevent.sleep(0.2)
+    raise SystemExit(f"{users} users did not all start within 120 s")
+
+
 def child(a: argparse.Namespace) -> dict[str, Any]:
     import loadgen.runtime  # noqa: F401  - first: the gevent/asyncio policy
 
@@ -128,7 +142,8 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
 
     events.request.add_listener(on_request)
     runner.start(a.users, spawn_rate=a.users, wait=False)
-    gevent.sleep(2.0 + a.users / 500)  # every user connected and its schedule running
+    _wait_started(runner, a.users)
+    gevent.sleep(2.0)  # and every schedule running
     counts0 = hooks.state.arrivals.of(kind).to_dict() if hooks.state.arrivals else {}
     server0 = server_search_latency(a.metrics) if a.metrics else (0.0, 0.0)
     cpu0, t0 = time.process_time(), time.perf_counter()

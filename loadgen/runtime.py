@@ -53,12 +53,14 @@ _grpc_gevent.init_gevent()  # before any channel exists, or sync grpc calls bloc
 
 import asyncio  # noqa: E402
 import concurrent.futures  # noqa: E402
+import functools  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Callable, Coroutine  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
 
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
+import gevent.threadpool  # noqa: E402
 
 from loadgen.errors import CallTimeout  # noqa: E402
 
@@ -206,8 +208,19 @@ class BridgeStopped(CallTimeout):
 bridge = AsyncBridge()
 
 
+@functools.lru_cache(maxsize=1)
+def _setup_pool(pid: int) -> gevent.threadpool.ThreadPool:
+    """This process's pool for setup calls (by pid: a forked child, ``--processes``, has none of its parent's
+    threads)."""
+    return gevent.threadpool.ThreadPool(10)  # as many as the hub's: a frozen server holds each for --timeout
+
+
 def off_hub(fn: Callable[..., T], *args: Any) -> T:
     """Run a call that may block its OS thread (a library's sync constructor: pymilvus waits for a new channel on a
-    real ``threading.Condition``, since threads are not patched) on gevent's thread pool: the calling greenlet waits,
-    the hub and every other user keep running."""
-    return gevent.get_hub().threadpool.apply(fn, args)
+    real ``threading.Condition``, since threads are not patched) on a thread pool of its own: the calling greenlet
+    waits, the hub and every other user keep running.
+
+    Not on the hub's thread pool: grpc's gevent integration waits for every sync call's completion there, and 1,000
+    users starting at once queued 1,000 constructors (~20 ms of CPU each) ahead of those waits, so the calls of the
+    users already running took seconds (bench/bench_scale.py --sync, 1,000 users: p99 8.9 s)."""
+    return _setup_pool(os.getpid()).apply(fn, args)

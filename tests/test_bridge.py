@@ -33,3 +33,19 @@ def test_bridge_results_errors_timeouts_and_concurrency() -> None:
     assert out["stop_woke_waiter_s"] < 5.0
     assert out["after_stop"] == "refused"
     assert out["loop_threads"] == 0
+
+
+def test_setup_calls_leave_the_hubs_thread_pool_to_grpc() -> None:
+    # 1,000 sync users connecting at once queued their constructors ahead of grpc's completion waits on the hub's
+    # pool, and the running users' calls took seconds; with setup on a pool of its own the hub's answers at once
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "scripts" / "setup_pool_check.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["value"] == "answered"
+    assert out["waited_s"] < 5.0  # on the shared pool: 10 s, until the blocked setup calls gave up
+    assert out["setup_calls_done"] == 12

@@ -36,7 +36,7 @@ from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.locust import hooks
 from loadgen.runtime import bridge, off_hub
 from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure, report
-from loadgen.workload.arrival_rate import Pacer, admit
+from loadgen.workload.arrival_rate import PACED_NAP_S, Pacer, admit
 
 
 def _task(op: str) -> Callable[[StoreUser], None]:
@@ -54,7 +54,7 @@ def _fanout(user: StoreUser) -> None:
 def _paced(user: StoreUser) -> None:
     """The open model's task: the schedule runs in greenlets (see ``start_schedules``); this only keeps the user
     alive and lets Locust stop it between naps."""
-    gevent.sleep(0.25)
+    gevent.sleep(PACED_NAP_S)
 
 
 def _placeholder(user: StoreUser) -> None:  # pragma: no cover - replaced per instance in __init__
@@ -174,7 +174,7 @@ class StoreUser(User):
                     counts.intended += 1
                     counts.window_end = max(counts.window_end, intended + wall_offset + 1.0 / rate)
                 self._send(pick(), intended, kind)
-            gevent.sleep(min(max(pacer.next_due - time.perf_counter(), 0.0), 0.25))
+            gevent.sleep(max(pacer.next_due - time.perf_counter(), 0.0))  # until the next send, killable
 
     @staticmethod
     def _counts(kind: str) -> Any:

@@ -58,7 +58,7 @@ from loadgen.stats.flows import FlowListener
 from loadgen.stats.timing import Sample
 from loadgen.users import handles
 from loadgen.workload import dataset_texts
-from loadgen.workload.arrival_rate import Pacer, admit
+from loadgen.workload.arrival_rate import PACED_NAP_S, Pacer, admit
 from loadgen.workload.rows import CATEGORIES, WORDS
 
 TASK_TYPE = "task"  # request type of a task that crashed outside any store call or flow (failures only)
@@ -93,7 +93,7 @@ def _passthrough(exc: BaseException) -> bool:
 
 
 def _paced(user: VectorStoreUser) -> None:
-    gevent.sleep(0.25)  # the open model: sends run in greenlets of their own; this keeps the user stoppable
+    gevent.sleep(PACED_NAP_S)  # the open model: sends run in greenlets of their own; this keeps the user stoppable
 
 
 class VectorStoreUser(User):
@@ -299,7 +299,7 @@ class VectorStoreUser(User):
                     counts.intended += 1
                     counts.window_end = max(counts.window_end, intended + wall_offset + 1.0 / rate)
                 self._send(intended, kind)
-            gevent.sleep(min(max(pacer.next_due - time.perf_counter(), 0.0), 0.25))
+            gevent.sleep(max(pacer.next_due - time.perf_counter(), 0.0))  # until the next send, killable
 
     def _send(self, intended: float, kind: str) -> None:
         if not admit(_counts(kind), intended, len(self._in_flight), self.settings.max_in_flight):
