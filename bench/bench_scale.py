@@ -49,37 +49,83 @@ def server_search_latency(metrics_url: str) -> tuple[float, float]:
     return total, count
 
 
+def _options(a: argparse.Namespace) -> argparse.Namespace:
+    from loadgen.config.settings import add_options
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, locust=False)
+    opts = ["--weights", "search=1,fanout=0", "--arrival-rate", str(a.rate), "--max-in-flight", "1000"]
+    opts += ["--collection", "lg_bench_scale", "--dim", "64", "--rows", "5000", "--keep-data"]
+    return parser.parse_args(opts)
+
+
 def loop_floor(a: argparse.Namespace) -> dict[str, Any]:
-    """The design floor for async users' open model: the schedule itself on the asyncio loop (one task per process,
-    the fake call started there), no greenlet and no hand-off per send. No Locust: what the loop alone costs."""
+    """The floor for the open model: the schedule on a plain asyncio loop (one task per send; no Locust, no greenlet,
+    no hand-off). Without ``--host`` each call is the fake sleep; with it, a real search on one of ``--users``
+    ``AsyncMilvusClient``s in turn: what an app with that many clients sees at that rate, next to which our users'
+    figures are read."""
     import asyncio
 
     from loadgen.workload.arrival_rate import LATE_MS, Pacer
 
+    clients: list[Any] = []
+    if a.host:
+        import numpy as np
+        from pymilvus import AsyncMilvusClient
+
+        from loadgen.config.settings import Settings
+        from loadgen.milvus import collection
+
+        s = Settings.from_options(_options(a), a.host)
+        collection.prepare(s, progress=False)  # the collection the users' runs search (kept between levels)
+        params = {"metric_type": s.metric_type, "params": collection.search_params(s)}
+        queries = (np.random.default_rng(1).random((1024, s.dim), dtype=np.float32) - 0.5).tolist()
+
     async def run() -> dict[str, Any]:
         lat: list[float] = []
         late = [0]
+        if a.host:
+            for i in range(a.users):
+                clients.append(AsyncMilvusClient(uri=a.host, alias=f"floor-{i}"))
+                await clients[-1].has_collection(s.collection)  # connected before the window
 
-        async def call(intended: float) -> None:
-            await asyncio.sleep(a.fake_ms / 1000.0)
-            lat.append((time.perf_counter() - intended) * 1000.0)
+        async def call(k: int, intended: float) -> None:
+            if a.host:
+                await clients[k % len(clients)].search(s.collection, data=[queries[k % 1024]], limit=s.top_k,
+                                                       search_params=params, consistency_level=s.consistency_level,
+                                                       timeout=s.timeout)  # fmt: skip
+            else:
+                await asyncio.sleep(a.fake_ms / 1000.0)
+            if intended >= window:
+                lat.append((time.perf_counter() - intended) * 1000.0)
 
         pacer = Pacer(a.rate, start=time.perf_counter() + 1.0)
-        end = pacer.start + a.seconds
+        window = pacer.start + 2.0  # the first 2 s of sends are warm-up
+        end = window + a.seconds
+        server0 = server_search_latency(a.metrics) if a.metrics else (0.0, 0.0)
         cpu0 = time.process_time()
         tasks = set()
+        k = 0
         while time.perf_counter() < end:
             for intended in pacer.due(time.perf_counter()):
-                late[0] += (time.perf_counter() - intended) * 1000.0 > LATE_MS
-                task = asyncio.get_running_loop().create_task(call(intended))
+                late[0] += (time.perf_counter() - intended) * 1000.0 > LATE_MS and intended >= window
+                task = asyncio.get_running_loop().create_task(call(k, intended))
+                k += 1
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             await asyncio.sleep(max(pacer.next_due - time.perf_counter(), 0.0))
         cpu = time.process_time() - cpu0
         await asyncio.gather(*tasks)
-        per_call = cpu / max(len(lat), 1) * 1e6
-        return {"users": "loop", "calls": len(lat), "mean_ms": statistics.fmean(lat), "p50_ms": _pct(lat, 0.5),
-                "p99_ms": _pct(lat, 0.99), "late": late[0], "cpu_us_per_call": per_call}  # fmt: skip
+        server1 = server_search_latency(a.metrics) if a.metrics else (0.0, 0.0)
+        for c in clients:
+            await c.close()
+        n_server = server1[1] - server0[1]
+        return {"users": f"{a.users} bare" if a.host else "loop", "rate": a.rate, "calls": len(lat),
+                "achieved_rate": len(lat) / a.seconds, "mean_ms": statistics.fmean(lat), "p50_ms": _pct(lat, 0.5),
+                "p99_ms": _pct(lat, 0.99), "queued_mean_ms": 0.0, "service_mean_ms": 0.0, "late": late[0],
+                "sent": len(lat), "dropped": 0, "send_lag_mean_ms": 0.0,
+                "server_mean_ms": (server1[0] - server0[0]) / n_server if n_server else None,
+                "cpu_share_of_core": cpu / (a.seconds + 2.0), "cpu_us_per_call": cpu / max(k, 1) * 1e6}  # fmt: skip
 
     return asyncio.run(run())
 
@@ -107,7 +153,6 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     from locust.env import Environment
 
     from loadgen.clients import fake
-    from loadgen.config.settings import add_options
     from loadgen.locust import hooks
     from loadgen.users.fake import AsyncFakeUser, FakeUser
     from loadgen.users.pymilvus import AsyncPymilvusUser, PymilvusUser
@@ -117,11 +162,7 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
         sys.setswitchinterval(a.switch_interval)
 
     host = a.host or "http://127.0.0.1:9"  # fake: nothing connects
-    parser = argparse.ArgumentParser()
-    add_options(parser, locust=False)
-    opts = ["--weights", "search=1,fanout=0", "--arrival-rate", str(a.rate), "--max-in-flight", "1000"]
-    opts += ["--collection", "lg_bench_scale", "--dim", "64", "--rows", "5000", "--keep-data"]
-    ns = parser.parse_args(opts)
+    ns = _options(a)
     ns.headless, ns.autostart, ns.users, ns.total_users = True, False, a.users, a.users
     user_cls = (PymilvusUser if a.sync else AsyncPymilvusUser) if a.host else (FakeUser if a.sync else AsyncFakeUser)
     kind = user_cls.layer + ("" if a.sync else "-async")
@@ -182,10 +223,16 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "out" / "scale.json"))
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--loop-floor", action="store_true", help="the schedule on the asyncio loop itself (no Locust)")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="with --host: a bare asyncio row (N AsyncMilvusClients, no Locust) before each level's",
+    )
     ap.add_argument("--sync", action="store_true", help="sync users (no asyncio hand-off) instead of async ones")
     ap.add_argument("--switch-interval", type=float, default=0.0, help="sys.setswitchinterval in the generator")
     a = ap.parse_args()
     if a.loop_floor:
+        a.users = int(a.users)
         print(json.dumps(loop_floor(a)))
         return
     if a.child:
@@ -197,10 +244,11 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--child", "--users", str(n), "--rate", str(a.rate), "--seconds",
                str(a.seconds), "--fake-ms", str(a.fake_ms), "--host", a.host, "--metrics", a.metrics,
                "--switch-interval", str(a.switch_interval), *(["--sync"] if a.sync else [])]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120 + a.seconds, check=False)
-        if proc.returncode != 0:
-            raise SystemExit(f"{n} users failed:\n{proc.stderr[-3000:]}")
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        for run in ([[*cmd, "--loop-floor"]] if a.floor and a.host else []) + [cmd]:
+            proc = subprocess.run(run, capture_output=True, text=True, timeout=180 + a.seconds, check=False)
+            if proc.returncode != 0:
+                raise SystemExit(f"{n} users failed:\n{proc.stderr[-3000:]}")
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(f"{'users':>6} {'rate':>6} {'mean':>7} {'p50':>7} {'p99':>7} {'queued':>7} {'service':>7} {'server':>7}"
           f" {'lag':>6} {'late':>5} {'sent':>5} {'CPU %':>6} {'CPU us/call':>11}")  # fmt: skip
     for r in rows:

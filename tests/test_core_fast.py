@@ -147,3 +147,17 @@ def test_a_freshness_probe_is_a_write_row_then_a_row_per_query(tmp_path: Path) -
         assert writes > users and writes - users <= seen <= writes, (kind, writes, seen)
         assert LAG_QUERIES * seen <= queries <= LAG_QUERIES * seen + (LAG_QUERIES - 1) * users, (kind, queries, seen)
     assert res["totals"]["requests"] == sum(m["requests"] for m in res["requests"])
+
+
+def test_query_vectors_are_fresh_shaped_and_normalized() -> None:
+    import numpy as np
+
+    from loadgen.workload.rows import RowFactory
+
+    rows = RowFactory(8, "COSINE", seed=3)
+    drawn = [rows.query() for _ in range(600)]  # more than one block
+    assert all(len(q) == 1 and len(q[0]) == 8 and isinstance(q[0][0], float) for q in drawn)
+    assert len({tuple(q[0]) for q in drawn}) == 600  # every search gets a vector of its own
+    assert np.allclose([np.linalg.norm(q[0]) for q in drawn], 1.0, atol=1e-5)
+    again = RowFactory(8, "COSINE", seed=3)
+    assert [again.query() for _ in range(600)] == drawn  # seeded: the same run draws the same queries

@@ -60,7 +60,7 @@ def _upsert_in(s: Store) -> tuple[Any, ...]:
 
 def _search_in(s: Store) -> tuple[Any, ...]:
     if s.workload is None:
-        return (s.rows.vectors(1).tolist(), None)
+        return (s.rows.query(), None)
     i = int(s.rows.rng.integers(0, len(s.workload.queries)))
     return (s.workload.queries[i : i + 1].tolist(), i)
 

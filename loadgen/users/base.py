@@ -36,7 +36,8 @@ from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.locust import hooks
 from loadgen.runtime import bridge, off_hub
 from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure, report
-from loadgen.workload.arrival_rate import PACED_NAP_S, Pacer, admit
+from loadgen.users import schedule
+from loadgen.workload.arrival_rate import PACED_NAP_S, admit
 
 
 def _task(op: str) -> Callable[[StoreUser], None]:
@@ -49,6 +50,10 @@ def _task(op: str) -> Callable[[StoreUser], None]:
 
 def _fanout(user: StoreUser) -> None:
     user.run_fanout()
+
+
+def _always(op: str) -> Callable[[], str]:
+    return lambda: op
 
 
 def _paced(user: StoreUser) -> None:
@@ -136,12 +141,22 @@ class StoreUser(User):
         if s.arrival_rate:
             ops, weights = zip(*self._open_ops, strict=True)
             pick = lambda: self._rng.choices(ops, weights)[0]  # noqa: E731
-            self._spawn(self._schedules.append, self._run_schedule, s.arrival_rate * share, pick, self.request_type)
+            kind = self.request_type
+            self._spawn(self._schedules.append, self._schedule, s.arrival_rate * share, kind, self._sender(pick, kind))
+        stream_kind = f"{self.request_type}[stream]"
         for op, rate in s.stream_rates.items():
             if op not in self.ops:
                 continue  # another layer's operation
-            kind = f"{self.request_type}[stream]"
-            self._spawn(self._schedules.append, self._run_schedule, rate * share, lambda op=op: op, kind, op)
+            sender = self._sender(_always(op), stream_kind)
+            self._spawn(self._schedules.append, self._schedule, rate * share, stream_kind, sender, op)
+
+    def _sender(self, pick: Callable[[], str], kind: str) -> Callable[[float], None]:
+        """What a schedule calls at each due slot: one send of the operation ``pick`` names, counted under ``kind``
+        (bound here, once: a closure over the caller's loop variables sent the rate's calls as streams)."""
+        return lambda intended: self._send(pick(), intended, kind)
+
+    def _schedule(self, rate: float, kind: str, send: Callable[[float], None], stream_op: str = "") -> None:
+        schedule.run(rate, kind, send, process=self.settings.arrival_process, rng=self._rng, stream_op=stream_op)
 
     def _spawn(self, keep: Callable[[gevent.Greenlet], Any], fn: Callable[..., Any], *args: Any) -> None:
         """A greenlet of loadgen's that reports its own crash through Locust (``user_error``), never only to stderr."""
@@ -156,41 +171,14 @@ class StoreUser(User):
 
         keep(gevent.spawn(guarded))
 
-    def _run_schedule(self, rate: float, pick: Callable[[], str], kind: str, stream_op: str = "") -> None:
-        # users start together: each schedule gets a phase of its own, or their sends bunch up (bench/bench_scale.py)
-        seed, phase = self._rng.randrange(1 << 30), self._rng.random()
-        pacer = Pacer(rate, process=self.settings.arrival_process, seed=seed, phase=phase)
-        wall_offset = time.time() - time.perf_counter()
-        counts = self._counts(kind)
-        if counts is not None:
-            counts.target_rate += rate
-            counts.window_start = min(counts.window_start, pacer.start + wall_offset)
-            if stream_op:
-                counts.streams[stream_op] = counts.streams.get(stream_op, 0.0) + rate
-        while True:
-            for intended in pacer.due(time.perf_counter()):
-                counts = self._counts(kind)
-                if counts is not None:
-                    counts.intended += 1
-                    counts.window_end = max(counts.window_end, intended + wall_offset + 1.0 / rate)
-                self._send(pick(), intended, kind)
-            gevent.sleep(max(pacer.next_due - time.perf_counter(), 0.0))  # until the next send, killable
-
-    @staticmethod
-    def _counts(kind: str) -> Any:
-        """This process's counts for ``kind``, looked up each time: a worker's are handed to the master and
-        replaced at every stats report."""
-        arrivals = hooks.state.arrivals
-        return arrivals.of(kind) if arrivals is not None else None
-
     def _send(self, op: str, intended: float, kind: str) -> None:
-        if not admit(self._counts(kind), intended, len(self._in_flight), self.settings.max_in_flight):
+        if not admit(schedule.counts(kind), intended, len(self._in_flight), self.settings.max_in_flight):
             return
         self._spawn(self._in_flight.add, self._run_sent, op, intended, kind)  # one client, many calls in flight
 
     def _run_sent(self, op: str, intended: float, kind: str) -> None:
         if self.run_op(op, intended) is None:  # nothing of its own to do yet: counted as skipped, not as sent
-            counts = self._counts(kind)
+            counts = schedule.counts(kind)
             if counts is not None:
                 counts.sent -= 1
                 counts.skipped += 1

@@ -56,9 +56,9 @@ from loadgen.milvus import existing
 from loadgen.runtime import bridge
 from loadgen.stats.flows import FlowListener
 from loadgen.stats.timing import Sample
-from loadgen.users import handles
+from loadgen.users import handles, schedule
 from loadgen.workload import dataset_texts
-from loadgen.workload.arrival_rate import PACED_NAP_S, Pacer, admit
+from loadgen.workload.arrival_rate import PACED_NAP_S, admit
 from loadgen.workload.rows import CATEGORIES, WORDS
 
 TASK_TYPE = "task"  # request type of a task that crashed outside any store call or flow (failures only)
@@ -219,7 +219,10 @@ class VectorStoreUser(User):
         if s.arrival_rate:
             runner = self.environment.runner
             share = 1.0 / max(s.total_users or (runner.user_count if runner is not None else 1), 1)
-            self._schedules.append(gevent.spawn(self._run_schedule, s.arrival_rate * share))
+            kind = type(self).__name__
+            send = lambda intended: self._send(intended, kind)  # noqa: E731
+            self._schedules.append(gevent.spawn(schedule.run, s.arrival_rate * share, kind, send,
+                                                process=s.arrival_process, rng=self._pick))  # fmt: skip
 
     def _end(self) -> None:
         gevent.killall(self._schedules)
@@ -284,25 +287,8 @@ class VectorStoreUser(User):
         return bridge.run(guarded(), timeout + _GUARD)  # a killed greenlet cancels the coroutine there too
 
     # ---- the open model -----------------------------------------------------------------------------------------
-    def _run_schedule(self, rate: float) -> None:
-        kind = type(self).__name__
-        pacer = Pacer(rate, process=self.settings.arrival_process, seed=self._pick.randrange(1 << 30))
-        wall_offset = time.time() - time.perf_counter()
-        counts = _counts(kind)
-        if counts is not None:
-            counts.target_rate += rate
-            counts.window_start = min(counts.window_start, pacer.start + wall_offset)
-        while True:
-            for intended in pacer.due(time.perf_counter()):
-                counts = _counts(kind)
-                if counts is not None:
-                    counts.intended += 1
-                    counts.window_end = max(counts.window_end, intended + wall_offset + 1.0 / rate)
-                self._send(intended, kind)
-            gevent.sleep(max(pacer.next_due - time.perf_counter(), 0.0))  # until the next send, killable
-
     def _send(self, intended: float, kind: str) -> None:
-        if not admit(_counts(kind), intended, len(self._in_flight), self.settings.max_in_flight):
+        if not admit(schedule.counts(kind), intended, len(self._in_flight), self.settings.max_in_flight):
             return
         self._in_flight.spawn(self._sent_task, self._pick.choice(self._task_fns), intended)
 
@@ -353,11 +339,6 @@ class VectorStoreUser(User):
 
             self._workload = truth.workload_for(self.settings)
         return self._workload
-
-
-def _counts(kind: str) -> Any:
-    arrivals = hooks.state.arrivals
-    return arrivals.of(kind) if arrivals is not None else None
 
 
 def _wrap(fn: Callable[..., Any]) -> Callable[[VectorStoreUser], None]:

@@ -17,12 +17,20 @@ class RowFactory:
         self.dim = dim
         self.normalize = metric_type in ("COSINE", "IP")
         self.rng = np.random.default_rng(seed)
+        self._queries: list[list[float]] = []
 
     def vectors(self, count: int) -> np.ndarray:
         vecs = self.rng.random((count, self.dim), dtype=np.float32) - 0.5
         if self.normalize:
             vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
         return vecs
+
+    def query(self) -> list[list[float]]:
+        """One fresh random query vector, as the client libraries take it (``[[...]]``): drawn from a block made
+        256 at a time (a vector made per call cost a search ~18 us of the generator's CPU, from a block ~2 us)."""
+        if not self._queries:
+            self._queries = self.vectors(256).tolist()
+        return [self._queries.pop()]
 
     def rows(self, ids: list[int] | np.ndarray) -> list[dict[str, Any]]:
         ids = [int(i) for i in ids]
