@@ -35,7 +35,7 @@ from loadgen.errors import LoadgenError
 from loadgen.locust import observe, partial_report, shutdown
 from loadgen.locust.workers import WorkerWatch, apply_master_timeout
 from loadgen.milvus import collection
-from loadgen.runtime import bridge
+from loadgen.runtime import bridge, thaw_heap
 from loadgen.stats import checks, results
 from loadgen.stats.arrivals import ArrivalStats
 from loadgen.stats.histograms import HistogramListener
@@ -211,6 +211,11 @@ def _on_test_start(environment: Any, **_: Any) -> None:
         _fail(environment, exc)
         if environment.runner is not None:
             environment.runner.quit()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(**_: Any) -> None:
+    thaw_heap()  # users froze what they hold once connected (runtime.freeze_heap); stopped, it is collectable again
 
 
 @events.worker_report.add_listener

@@ -34,7 +34,7 @@ from loadgen.clients import layer_weights
 from loadgen.clients.base import Operation, Outcome, Skip, chain
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.locust import hooks
-from loadgen.runtime import bridge, off_hub
+from loadgen.runtime import bridge, freeze_heap, off_hub
 from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure, report
 from loadgen.users import schedule
 from loadgen.workload.arrival_rate import PACED_NAP_S, admit
@@ -111,6 +111,7 @@ class StoreUser(User):
                 self._close_store(store)
                 raise
         self.store = store
+        freeze_heap()  # the user's long-lived objects are made: out of the full collections' way (see runtime)
         self.start_schedules()
 
     def on_stop(self) -> None:

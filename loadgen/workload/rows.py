@@ -17,7 +17,8 @@ class RowFactory:
         self.dim = dim
         self.normalize = metric_type in ("COSINE", "IP")
         self.rng = np.random.default_rng(seed)
-        self._queries: list[list[float]] = []
+        self._queries = np.empty((0, dim), dtype=np.float32)
+        self._next_query = 0
 
     def vectors(self, count: int) -> np.ndarray:
         vecs = self.rng.random((count, self.dim), dtype=np.float32) - 0.5
@@ -26,11 +27,14 @@ class RowFactory:
         return vecs
 
     def query(self) -> list[list[float]]:
-        """One fresh random query vector, as the client libraries take it (``[[...]]``): drawn from a block made
-        256 at a time (a vector made per call cost a search ~18 us of the generator's CPU, from a block ~2 us)."""
-        if not self._queries:
-            self._queries = self.vectors(256).tolist()
-        return [self._queries.pop()]
+        """One fresh random query vector, as the client libraries take it (``[[...]]``): drawn from a small numpy
+        block (a vector made per call cost a search ~18 us of the generator's CPU). The block stays an array: as
+        lists, 256 vectors per user held 256,000 objects for the garbage collector at 1,000 users, and its full
+        collections stalled every user for up to half a second (bench/bench_scale.py)."""
+        if self._next_query >= len(self._queries):
+            self._queries, self._next_query = self.vectors(16), 0
+        self._next_query += 1
+        return [self._queries[self._next_query - 1].tolist()]
 
     def rows(self, ids: list[int] | np.ndarray) -> list[dict[str, Any]]:
         ids = [int(i) for i in ids]
