@@ -3,7 +3,7 @@ users of the fake store in a local runner, as a run has them. Prints one JSON li
 
 from __future__ import annotations
 
-import loadgen.runtime  # noqa: F401  - first: the gevent/asyncio policy
+import loadgen.runtime
 
 # isort: split
 import argparse
@@ -15,8 +15,8 @@ import gevent
 from locust import events
 from locust.env import Environment
 
+import loadgen.locust.hooks  # noqa: F401  - our listeners, as in a locustfile (a test stop thaws the heap)
 from loadgen.config.settings import add_options
-from loadgen.locust import hooks
 from loadgen.users.fake import AsyncFakeUser, FakeUser
 
 parser = argparse.ArgumentParser()
