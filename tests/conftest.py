@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 
 # A test that imports locust in-process (a listener's unit test) must not have it monkey-patch this process after
@@ -90,6 +91,22 @@ def run_cli(*args: str, timeout: float = 240, env: dict[str, str] | None = None)
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+def run_script(name: str, *args: str, timeout: float = 60) -> dict[str, Any]:
+    """``tests/scripts/NAME`` in a process of its own (it sets up gevent and Locust its own way): it must exit 0, and
+    its last line of output is the JSON it measured."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "scripts" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
 
 
 def server_counter(info: ServerInfo, function: str, status: str = "success") -> int:

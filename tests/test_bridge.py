@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from conftest import ROOT
+from conftest import run_script
 
 
 def test_bridge_results_errors_timeouts_and_concurrency() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "scripts" / "bridge_check.py")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_script("bridge_check.py")
     assert out["value"] == 42
     assert out["error"] == "server said no"
     assert out["timeout_message"] == "no answer within 0.5 s"
@@ -38,14 +27,7 @@ def test_bridge_results_errors_timeouts_and_concurrency() -> None:
 def test_setup_calls_leave_the_hubs_thread_pool_to_grpc() -> None:
     # 1,000 sync users connecting at once queued their constructors ahead of grpc's completion waits on the hub's
     # pool, and the running users' calls took seconds; with setup on a pool of its own the hub's answers at once
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "scripts" / "setup_pool_check.py")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_script("setup_pool_check.py")
     assert out["value"] == "answered"
     assert out["waited_s"] < 5.0  # on the shared pool: 10 s, until the blocked setup calls gave up
     assert out["setup_calls_done"] == 12
@@ -53,14 +35,7 @@ def test_setup_calls_leave_the_hubs_thread_pool_to_grpc() -> None:
 
 def test_users_freeze_what_they_hold_and_a_stop_thaws_it() -> None:
     # 1,000 async users hold ~675,000 objects; every full collection of them stalled the process for 250-500 ms
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "scripts" / "heap_check.py")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_script("heap_check.py")
     assert out["frozen_before"] == 0
     assert out["frozen_running"] > 10_000  # the process's long-lived objects, Locust's and the users' clients
     assert out["requests_running"] > 0  # the users ran calls while frozen

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_script
 
 from loadgen.clients.flow import REST, Flow
 from loadgen.clients.timed import (
@@ -186,12 +186,7 @@ def test_filters_fit_the_sampled_rows() -> None:
 
 
 def test_custom_user_tasks_sync_async_failures_and_deadlines() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "scripts" / "custom_user_check.py")],
-        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_script("custom_user_check.py")
     assert out["wrapped_tasks"] == ["async_flow", "sync_flow"] and out["on_start_ran_on_loop"]
     rows = [(r["type"], r["name"], r["error"] is None) for r in out["rows"]]
     # a sync and an async task of one user both report; the user goes on after every failure

@@ -3,12 +3,8 @@ a request is bad, reported through Locust like the library users' failures."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
-from conftest import ROOT
+from conftest import run_script
 
 from loadgen.milvus.server import ServerInfo
 
@@ -16,12 +12,7 @@ pytestmark = [pytest.mark.milvus]
 
 
 def test_fast_path_matches_milvus_client_and_fails_with_the_servers_message(milvus: ServerInfo) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "scripts" / "fastpath_check.py"), milvus.uri],
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_script("fastpath_check.py", milvus.uri, timeout=180)
     reference = out["reference"]
     assert len(reference) == 20 and all(len(ids) == 5 for ids in reference)
     assert out["sync"] == reference  # same ids, same order, query for query
