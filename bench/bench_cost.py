@@ -16,6 +16,8 @@ Paths:
 - ``fast-sync`` / ``fast-async``: the same with ``FastPymilvusUser`` / ``AsyncFastPymilvusUser``.
 - ``loop-gevent``: a bare ``MilvusClient.search`` loop in N greenlets under loadgen's gevent policy (the users'
   runtime, without Locust): where the gevent integration's own cost shows.
+- ``grpc-gevent``: the fast path's floor: the same greenlets sending its prebuilt requests on the raw channel, no
+  Locust, no users: what the fast sync user costs beyond it is Locust's and loadgen's per-call work.
 
 Prints a table and writes bench/out/cost.json. Ratios are per round (same round, same machine state), then medians.
 """
@@ -39,7 +41,7 @@ OPTIONS = [
     "--collection", COLLECTION, "--dim", "64", "--rows", "20000", "--index-type", "HNSW", "--top-k", "10",
     "--consistency-level", "Bounded", "--weights", "search=1,fanout=0", "--keep-data",
 ]  # fmt: skip
-PATHS = ("grpc", "client", "loop-gevent", "user-sync", "user-async", "fast-sync", "fast-async")
+PATHS = ("grpc", "client", "loop-gevent", "grpc-gevent", "user-sync", "user-async", "fast-sync", "fast-async")
 USERS = {
     "user-sync": ("loadgen.users.pymilvus", "PymilvusUser", "pymilvus"),
     "user-async": ("loadgen.users.pymilvus", "AsyncPymilvusUser", "pymilvus-async"),
@@ -132,8 +134,9 @@ def _threads_loop(path: str, host: str, n: int, warmup: float, seconds: float) -
     return _summary(lat, counts[0], cpu, wall, counts[1])
 
 
-def _gevent_loop(host: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
-    """loop-gevent: N greenlets calling MilvusClient.search under loadgen's runtime (no Locust)."""
+def _gevent_loop(host: str, n: int, warmup: float, seconds: float, raw: bool = False) -> dict[str, Any]:
+    """loop-gevent: N greenlets calling MilvusClient.search under loadgen's runtime (no Locust); ``raw``
+    (grpc-gevent): the same greenlets sending the fast path's prebuilt requests on the client's raw channel."""
     import loadgen.runtime  # noqa: F401
 
     # isort: split
@@ -141,10 +144,11 @@ def _gevent_loop(host: str, n: int, warmup: float, seconds: float) -> dict[str, 
     import numpy as np
     from pymilvus import MilvusClient
 
-    from loadgen.clients.fastpath import POOL
+    from loadgen.clients.fastpath import POOL, Requests, Store
     from loadgen.milvus.collection import search_params
 
     s = _settings(host)
+    requests: Any = None
     vectors = (np.random.default_rng(1).random((POOL, s.dim), dtype=np.float32) - 0.5).tolist()
     param = {"metric_type": s.metric_type, "params": search_params(s)}
     state = {"on": False, "stop": False}
@@ -152,13 +156,21 @@ def _gevent_loop(host: str, n: int, warmup: float, seconds: float) -> dict[str, 
     counts = [0, 0]
 
     def worker(i: int) -> None:
+        nonlocal requests
         c = MilvusClient(uri=host, timeout=s.timeout, alias=f"cost-g{i}-{os.getpid()}")
+        st = Store(s)
+        if raw:
+            requests = requests or Requests(s, c, c.describe_collection(s.collection))
+            st.bind(c._get_connection()._channel, c._db_name)
         k = i
         while not state["stop"]:
             k = (k + 1) % POOL
             t0 = time.perf_counter()
-            res = c.search(s.collection, data=[vectors[k]], limit=s.top_k, search_params=param,
-                           consistency_level=s.consistency_level, timeout=s.timeout)  # fmt: skip
+            if raw:
+                res = [st.search(requests.search[k], timeout=s.timeout, metadata=st.md).results.ids.int_id.data]
+            else:
+                res = c.search(s.collection, data=[vectors[k]], limit=s.top_k, search_params=param,
+                               consistency_level=s.consistency_level, timeout=s.timeout)  # fmt: skip
             if state["on"]:
                 lat.append((time.perf_counter() - t0) * 1000.0)
                 counts[0] += 1
@@ -232,8 +244,8 @@ def child(path: str, host: str, n: int, seconds: float) -> dict[str, Any]:
     warmup = 1.0 + n / 50  # 100 users open 100 connections first
     if path in ("grpc", "client"):
         return _threads_loop(path, host, n, warmup, seconds)
-    if path == "loop-gevent":
-        return _gevent_loop(host, n, warmup, seconds)
+    if path in ("loop-gevent", "grpc-gevent"):
+        return _gevent_loop(host, n, warmup, seconds, raw=path == "grpc-gevent")
     return _locust_users(path, host, n, warmup, seconds)
 
 

@@ -90,6 +90,7 @@ class Requests:
 
 _pools: list[tuple[Settings, Requests]] = []
 _pools_lock = threading.Lock()
+_build_lock = threading.Lock()  # one builder per process (threads are not patched: a real lock)
 
 
 def _cached(settings: Settings) -> Requests | None:
@@ -137,9 +138,14 @@ class Store:
         self.query: Any = None
 
     def pool(self, schema: dict[str, Any]) -> Requests:
-        """The process's pool. Fetching ``schema`` may have yielded (a greenlet, an await): the cache is checked
-        again here, and building has no yield, so 1,000 users starting at once build it once."""
-        return _cached(self.s) or _keep(self.s, Requests(self.s, self.client, schema))
+        """The process's pool, built once. Sync users open in threads of their own (``runtime.off_hub``), so without
+        the lock ten users starting at once built ten pools side by side (~0.13 s of CPU each, fighting for the
+        interpreter lock into the first seconds of the test); the others wait here for the one build and share it.
+        Async users build on the loop's thread, one at a time anyway."""
+        if (kept := _cached(self.s)) is not None:
+            return kept
+        with _build_lock:
+            return _cached(self.s) or _keep(self.s, Requests(self.s, self.client, schema))
 
     def bind(self, channel: Any, db_name: str) -> None:
         """Search and Query on pymilvus's *raw* channel: its interceptors only add headers, which go along here as

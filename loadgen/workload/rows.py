@@ -57,7 +57,7 @@ class RowFactory:
         return [int(x) for x in self.rng.integers(2**40, 2**62, count)]
 
     def existing_ids(self, count: int, rows: int) -> list[int]:
-        return [int(x) for x in self.rng.integers(0, max(rows, 1), count)]
+        return list(self.rng.integers(0, max(rows, 1), count).tolist())
 
 
 def dataset_categories(ids: np.ndarray | list[int], seed: int) -> np.ndarray:
