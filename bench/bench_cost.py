@@ -148,7 +148,10 @@ def _gevent_loop(host: str, n: int, warmup: float, seconds: float, raw: bool = F
     from loadgen.milvus.collection import search_params
 
     s = _settings(host)
-    requests: Any = None
+    if raw:  # built once, before the greenlets start (as the fast users share one per process)
+        first = MilvusClient(uri=host, timeout=s.timeout, alias=f"cost-build-{os.getpid()}")
+        requests = Requests(s, first, first.describe_collection(s.collection))
+        first.close()
     vectors = (np.random.default_rng(1).random((POOL, s.dim), dtype=np.float32) - 0.5).tolist()
     param = {"metric_type": s.metric_type, "params": search_params(s)}
     state = {"on": False, "stop": False}
@@ -156,11 +159,9 @@ def _gevent_loop(host: str, n: int, warmup: float, seconds: float, raw: bool = F
     counts = [0, 0]
 
     def worker(i: int) -> None:
-        nonlocal requests
         c = MilvusClient(uri=host, timeout=s.timeout, alias=f"cost-g{i}-{os.getpid()}")
         st = Store(s)
         if raw:
-            requests = requests or Requests(s, c, c.describe_collection(s.collection))
             st.bind(c._get_connection()._channel, c._db_name)
         k = i
         while not state["stop"]:

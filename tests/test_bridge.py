@@ -40,3 +40,13 @@ def test_users_freeze_what_they_hold_and_a_stop_thaws_it() -> None:
     assert out["frozen_running"] > 10_000  # the process's long-lived objects, Locust's and the users' clients
     assert out["requests_running"] > 0  # the users ran calls while frozen
     assert out["frozen_after_stop"] == 0
+
+
+def test_open_model_users_wait_in_locusts_wait_not_in_a_task() -> None:
+    # they napped 1 s in their task: 1,000 users woke 1,000 times a second, and a graceful stop waited for the nap
+    out = run_script("paced_wait_check.py")
+    assert out["users"] == 20
+    assert out["task_runs"] == [1] * 20  # each user's own task ran once; the class's constant(0) pacing did not apply
+    assert out["states"] == ["waiting"]  # where Locust stops a user at once
+    assert out["requests"] > 0  # the schedules sent meanwhile
+    assert out["users_after_stop"] == 0

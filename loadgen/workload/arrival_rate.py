@@ -24,9 +24,10 @@ from typing import Any
 
 LATE_MS = 10.0  # a send this much behind schedule is late (gevent's hub on a busy core jitters by a few ms)
 PROCESSES = ("uniform", "poisson")
-# an open-model user's own task only keeps it alive while its schedule's greenlets send: it naps this long (a
-# shorter nap woke 1,000 idle users 4,000 times a second); a graceful stop (--stop-timeout) waits at most one nap
-PACED_NAP_S = 1.0
+# an open-model user's own task does nothing (its schedule's greenlets send): the user waits this long in Locust's
+# wait between two of them, where a stop ends it at once. It napped 1 s in the task before: 1,000 users woke 1,000
+# times a second, ~0.5 ms of the generator's CPU per call at 150 calls/s (bench/bench_scale.py)
+PACED_WAIT_S = 60.0
 
 
 class Pacer:
