@@ -3,6 +3,7 @@
 
     python bench/bench_scale.py --fake-ms 30 [--rate 150 --seconds 12 --users 10,100,1000]   # no server at all
     python bench/bench_scale.py --host URI --metrics URL [--rate 150 ...]                      # real Milvus
+    ... --rounds 3   # the levels in alternating order, 3 times; a row per level: the median of its rounds
 
 ``--fake-ms``: each call is ``asyncio.sleep(fake_ms)`` on the loop, behind the real ``AsyncPymilvusUser`` machinery
 (schedule, send greenlets, ``AsyncBridge``, ``ameasure``, ``report``, Locust's stats): whatever the reported time
@@ -47,6 +48,17 @@ def server_search_latency(metrics_url: str) -> tuple[float, float]:
         elif line.startswith("milvus_proxy_sq_latency_count{"):
             count += float(line.rsplit(" ", 1)[1])
     return total, count
+
+
+def _median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out = dict(rows[0])
+    for key, value in rows[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and key not in ("round", "users"):
+            values = [x[key] for x in rows if x.get(key) is not None]
+            out[key] = statistics.median(values) if values else None
+    out["round"] = f"median of {len(rows)}"
+    out["rounds"] = rows
+    return out
 
 
 def _options(a: argparse.Namespace) -> argparse.Namespace:
@@ -219,6 +231,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=150.0)
     ap.add_argument("--seconds", type=float, default=12.0)
     ap.add_argument("--users", default="10,100,1000")
+    ap.add_argument("--rounds", type=int, default=1, help="levels in alternating order, then medians per level")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", default=str(HERE / "out" / "scale.json"))
     ap.add_argument("--child", action="store_true")
@@ -240,15 +253,29 @@ def main() -> None:
         print(json.dumps(child(a)))
         return
     rows = []
-    for n in (int(x) for x in a.users.split(",")):
+    levels = [int(x) for x in a.users.split(",")]
+
+    def level(n: int, seconds: float) -> list[list[str]]:
         cmd = [sys.executable, __file__, "--child", "--users", str(n), "--rate", str(a.rate), "--seconds",
-               str(a.seconds), "--fake-ms", str(a.fake_ms), "--host", a.host, "--metrics", a.metrics,
+               str(seconds), "--fake-ms", str(a.fake_ms), "--host", a.host, "--metrics", a.metrics,
                "--switch-interval", str(a.switch_interval), *(["--sync"] if a.sync else [])]  # fmt: skip
-        for run in ([[*cmd, "--loop-floor"]] if a.floor and a.host else []) + [cmd]:
-            proc = subprocess.run(run, capture_output=True, text=True, timeout=180 + a.seconds, check=False)
-            if proc.returncode != 0:
-                raise SystemExit(f"{n} users failed:\n{proc.stderr[-3000:]}")
-            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        return ([[*cmd, "--loop-floor"]] if a.floor and a.host else []) + [cmd]
+
+    def measure(run: list[str], n: int) -> dict[str, Any]:
+        proc = subprocess.run(run, capture_output=True, text=True, timeout=180 + a.seconds, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"{n} users failed:\n{proc.stderr[-3000:]}")
+        return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+    if a.host:  # discarded: the first level after an idle server ran 10-60 % slower than the same level later
+        for run in level(levels[0], min(a.seconds, 5.0)):
+            measure(run, levels[0])
+    for r in range(a.rounds):  # rounds alternate the order of the levels: drift lands on every level alike
+        for n in levels if r % 2 == 0 else levels[::-1]:
+            for run in level(n, a.seconds):
+                rows.append({**measure(run, n), "round": r + 1})
+    if a.rounds > 1:  # then one row per level: the median of its rounds, field by field
+        rows = [_median_row([x for x in rows if x["users"] == key]) for key in dict.fromkeys(x["users"] for x in rows)]
     print(f"{'users':>6} {'rate':>6} {'mean':>7} {'p50':>7} {'p99':>7} {'queued':>7} {'service':>7} {'server':>7}"
           f" {'lag':>6} {'late':>5} {'sent':>5} {'CPU %':>6} {'CPU us/call':>11}")  # fmt: skip
     for r in rows:
