@@ -37,7 +37,7 @@ from loadgen.locust import hooks
 from loadgen.runtime import bridge, freeze_heap, off_hub
 from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure, report
 from loadgen.users import schedule
-from loadgen.workload.arrival_rate import PACED_WAIT_S, admit
+from loadgen.workload.arrival_rate import admit, paced_wait
 
 
 def _task(op: str) -> Callable[[StoreUser], None]:
@@ -58,11 +58,7 @@ def _always(op: str) -> Callable[[], str]:
 
 def _paced(user: StoreUser) -> None:
     """The open model's task: nothing. The schedule runs in greenlets (see ``start_schedules``); the user waits in
-    Locust's wait (``_paced_wait``), where Locust stops a user at once."""
-
-
-def _paced_wait() -> float:
-    return PACED_WAIT_S
+    Locust's wait (``paced_wait``), where Locust stops a user at once."""
 
 
 def _placeholder(user: StoreUser) -> None:  # pragma: no cover - replaced per instance in __init__
@@ -97,7 +93,7 @@ class StoreUser(User):
             raise LoadgenError(f"{type(self).__name__}: --arrival-rate needs a task other than fanout in --weights")
         if self.settings.arrival_rate:
             self.tasks = [_paced]
-            self.wait_time = _paced_wait  # type: ignore[method-assign]  # a subclass's closed-model pacing: not here
+            self.wait_time = paced_wait  # type: ignore[method-assign]
         self._in_flight = gevent.pool.Group()
         self._schedules: list[gevent.Greenlet] = []
         self._rng = random.Random(self.settings.seed + id(self))

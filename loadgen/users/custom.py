@@ -58,7 +58,7 @@ from loadgen.stats.flows import FlowListener
 from loadgen.stats.timing import Sample
 from loadgen.users import handles, schedule
 from loadgen.workload import dataset_texts
-from loadgen.workload.arrival_rate import PACED_WAIT_S, admit
+from loadgen.workload.arrival_rate import admit, paced_wait
 from loadgen.workload.rows import CATEGORIES, WORDS
 
 TASK_TYPE = "task"  # request type of a task that crashed outside any store call or flow (failures only)
@@ -96,10 +96,6 @@ def _paced(user: VectorStoreUser) -> None:
     """The open model: sends run in greenlets of their own; the user waits in Locust's wait (a stop ends it there)."""
 
 
-def _paced_wait() -> float:
-    return PACED_WAIT_S
-
-
 class VectorStoreUser(User):
     abstract = True
     layer: str | None = "pymilvus"  # the loadgen collection to prepare and search; None: none
@@ -128,7 +124,7 @@ class VectorStoreUser(User):
         self.tasks = [t if isinstance(t, type) else wrapped.setdefault(t, _wrap(t)) for t in declared]
         if self.settings.arrival_rate:
             self.tasks = [_paced]
-            self.wait_time = _paced_wait  # type: ignore[method-assign]  # the closed model's pacing: not here
+            self.wait_time = paced_wait  # type: ignore[method-assign]
         self._handles: dict[str, Any] = {}
         self._handle_lock = gevent.lock.RLock()
         self._started = False

@@ -26,8 +26,13 @@ LATE_MS = 10.0  # a send this much behind schedule is late (gevent's hub on a bu
 PROCESSES = ("uniform", "poisson")
 # an open-model user's own task does nothing (its schedule's greenlets send): the user waits this long in Locust's
 # wait between two of them, where a stop ends it at once. It napped 1 s in the task before: 1,000 users woke 1,000
-# times a second, ~0.5 ms of the generator's CPU per call at 150 calls/s (bench/bench_scale.py)
+# times a second, 0.1-0.2 ms of the generator's CPU per call at 150 calls/s (bench/COST.md, run G)
 PACED_WAIT_S = 60.0
+
+
+def paced_wait() -> float:
+    """An open-model user's ``wait_time``, set per instance: its class's closed-model pacing does not apply."""
+    return PACED_WAIT_S
 
 
 class Pacer:
