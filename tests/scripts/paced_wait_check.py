@@ -4,20 +4,16 @@ the users' Locust states while their schedules send. Prints one JSON line."""
 
 from __future__ import annotations
 
-import loadgen.runtime
+import loadgen.runtime  # noqa: F401  - first: the gevent/asyncio policy
 
 # isort: split
-import argparse
 import json
-import time
 from collections import Counter
 
 import gevent
-from locust import constant, events
-from locust.env import Environment
+from fake_runner import start
+from locust import constant
 
-import loadgen.locust.hooks  # noqa: F401  - our listeners, as in a locustfile
-from loadgen.config.settings import add_options
 from loadgen.users import base
 from loadgen.users.fake import FakeUser
 
@@ -37,20 +33,8 @@ class BusyPacing(FakeUser):
     wait_time = constant(0)  # would spin, if the open model's user still ran tasks back to back
 
 
-parser = argparse.ArgumentParser()
-add_options(parser, locust=False)
-ns = parser.parse_args(["--weights", "search=1,fanout=0", "--rows", "100", "--dim", "8", "--arrival-rate", "40"])
-ns.headless, ns.autostart, ns.users = True, False, 20
-env = Environment(user_classes=[BusyPacing], events=events, host="http://127.0.0.1:9", parsed_options=ns)
-runner = env.create_local_runner()
-events.init.fire(environment=env, runner=runner, web_ui=None)
-runner.start(20, spawn_rate=100, wait=False)
-deadline = time.perf_counter() + 30
-while time.perf_counter() < deadline:
-    users = [g.args[0] for g in runner.user_greenlets]
-    if len(users) == 20 and all(u.store is not None for u in users):
-        break
-    gevent.sleep(0.1)
+argv = ["--weights", "search=1,fanout=0", "--rows", "100", "--dim", "8", "--arrival-rate", "40"]
+runner, _ = start([BusyPacing], argv, 20)
 gevent.sleep(2.5)
 users = [g.args[0] for g in runner.user_greenlets]
 out = {
