@@ -50,3 +50,25 @@ def test_open_model_users_wait_in_locusts_wait_not_in_a_task() -> None:
     assert out["states"] == ["waiting"]  # where Locust stops a user at once
     assert out["requests"] > 0  # the schedules sent meanwhile
     assert out["users_after_stop"] == 0
+
+
+def test_async_open_model_sends_from_the_loop_and_reports_every_call() -> None:
+    # the async users' reads go from the asyncio loop itself (no thread hand-off per call); counts and rows still
+    # come out on the hub, and a stop with 50 ms calls in flight reports each one that answered
+    out = run_script("loop_sends_check.py")
+    assert out["async_on_loop"] == [True] * 6 and out["async_greenlet_schedules"] == 0
+    assert out["sync_on_loop"] == [False] * 6  # sync users keep their greenlets
+    sent = out["counts"]["fake-async"]
+    assert sent["sent"] > 50 and sent["intended"] == sent["sent"] + sent["dropped"] and sent["dropped"] == 0
+    assert out["rows"]["fake-async asearch"] == sent["sent"]  # one row per send, none lost at the stop
+    assert out["rows"]["fake search"] == out["counts"]["fake"]["sent"]
+    assert out["failures"] == 0
+
+
+def test_async_users_with_a_write_keep_the_greenlet_schedule() -> None:
+    # an insert stream is a write (bookkeeping of its ids on the hub): those users send from greenlets, as before
+    out = run_script("loop_sends_check.py", "--stream-rates", "insert=5")
+    assert out["async_on_loop"] == [False] * 6 and out["async_greenlet_schedules"] == 12
+    streamed = out["counts"]["fake-async[stream]"]
+    assert out["rows"]["fake-async ainsert"] == streamed["sent"] > 0
+    assert out["rows"]["fake-async asearch"] == out["counts"]["fake-async"]["sent"]

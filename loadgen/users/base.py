@@ -37,6 +37,7 @@ from loadgen.locust import hooks
 from loadgen.runtime import bridge, freeze_heap, off_hub
 from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure, report
 from loadgen.users import schedule
+from loadgen.users.loop_sends import LoopSends, eligible
 from loadgen.workload.arrival_rate import admit, paced_wait
 
 
@@ -71,6 +72,8 @@ class StoreUser(User):
     abstract = True
     layer = "pymilvus"
     use_async = False
+    # async users whose open-model operations are all single reads send from the asyncio loop (loop_sends)
+    loop_sends = False
     tasks = [_placeholder]  # noqa: RUF012 - Locust wants it non-empty; instances get weighted lists
 
     def __init__(self, environment: Any) -> None:
@@ -96,6 +99,7 @@ class StoreUser(User):
             self.wait_time = paced_wait  # type: ignore[method-assign]
         self._in_flight = gevent.pool.Group()
         self._schedules: list[gevent.Greenlet] = []
+        self._loop_sends: LoopSends | None = None
         self._rng = random.Random(self.settings.seed + id(self))
 
     # ---- the store ------------------------------------------------------------------------------------------------
@@ -117,6 +121,9 @@ class StoreUser(User):
     def on_stop(self) -> None:
         gevent.killall(self._schedules)
         self._schedules = []
+        if self._loop_sends is not None:
+            self._loop_sends.stop(self._timeout)
+            self._loop_sends = None
         self._in_flight.join(timeout=self._timeout)  # sends already made get their answer (or their timeout)
         self._in_flight.kill()
         store, self.store = self.store, None
@@ -139,17 +146,24 @@ class StoreUser(User):
         s = self.settings
         runner = self.environment.runner
         share = 1.0 / max(s.total_users or (runner.user_count if runner is not None else 1), 1)
+        plans: list[tuple[float, str, Callable[[], str], str]] = []  # (rate, kind, pick, stream op)
         if s.arrival_rate:
             ops, weights = zip(*self._open_ops, strict=True)
             pick = lambda: self._rng.choices(ops, weights)[0]  # noqa: E731
-            kind = self.request_type
-            self._spawn(self._schedules.append, self._schedule, s.arrival_rate * share, kind, self._sender(pick, kind))
+            plans.append((s.arrival_rate * share, self.request_type, pick, ""))
         stream_kind = f"{self.request_type}[stream]"
         for op, rate in s.stream_rates.items():
-            if op not in self.ops:
-                continue  # another layer's operation
-            sender = self._sender(_always(op), stream_kind)
-            self._spawn(self._schedules.append, self._schedule, rate * share, stream_kind, sender, op)
+            if op in self.ops:  # else another layer's operation
+                plans.append((rate * share, stream_kind, _always(op), op))
+        if not plans:
+            return
+        names = [op for _, _, _, op in plans if op] + ([op for op, _ in self._open_ops] if s.arrival_rate else [])
+        if self.use_async and self.loop_sends and eligible(self.ops[name] for name in names):
+            self._loop_sends = LoopSends(self)
+            self._loop_sends.start(plans)
+            return
+        for rate, kind, pick, stream_op in plans:
+            self._spawn(self._schedules.append, self._schedule, rate, kind, self._sender(pick, kind), stream_op)
 
     def _sender(self, pick: Callable[[], str], kind: str) -> Callable[[float], None]:
         """What a schedule calls at each due slot: one send of the operation ``pick`` names, counted under ``kind``
@@ -179,10 +193,23 @@ class StoreUser(User):
 
     def _run_sent(self, op: str, intended: float, kind: str) -> None:
         if self.run_op(op, intended) is None:  # nothing of its own to do yet: counted as skipped, not as sent
-            counts = schedule.counts(kind)
-            if counts is not None:
-                counts.sent -= 1
-                counts.skipped += 1
+            self._unsent(kind)
+
+    @staticmethod
+    def _unsent(kind: str) -> None:
+        counts = schedule.counts(kind)
+        if counts is not None:
+            counts.sent -= 1
+            counts.skipped += 1
+
+    def skipped_send(self, op: Operation, kind: str) -> None:
+        """A loop-side send (``loop_sends``) whose operation had nothing of its own to do yet."""
+        self._skipped(op)
+        self._unsent(kind)
+
+    def _skipped(self, op: Operation) -> None:
+        if hooks.state.histograms is not None:
+            hooks.state.histograms.skip(self.request_type, op.request_name(self.use_async))
 
     # ---- tasks ------------------------------------------------------------------------------------------------------
     def _context(self, op: Operation, inputs: tuple[Any, ...]) -> dict[str, Any]:
@@ -215,8 +242,7 @@ class StoreUser(User):
         try:
             inputs = op.inputs(store)
         except Skip:
-            if hooks.state.histograms is not None:
-                hooks.state.histograms.skip(self.request_type, op.request_name(self.use_async))
+            self._skipped(op)
             return None
         if op.follow is None:  # nearly every task: one call, without a chain generator per task on the hot path
             return self._call(op, store, inputs, intended)
@@ -232,7 +258,6 @@ class StoreUser(User):
 
     def _call(self, op: Operation, store: Any, inputs: tuple[Any, ...], intended: float | None) -> Sample:
         """One store call, measured and reported as one request row."""
-        label = op.request_name(self.use_async)
         if not self.use_async:
             sample = measure(op.call, store, *inputs)
         else:
@@ -243,13 +268,19 @@ class StoreUser(User):
             except CallTimeout as exc:
                 sample = Sample(None, self._timeout * 1000.0, exc, 0.0, begun)
         sample, outcome = self._settle(store, op, inputs, sample)
+        self.report_call(op, inputs, sample, outcome, intended)
+        return sample
+
+    def report_call(
+        self, op: Operation, inputs: tuple[Any, ...], sample: Sample, outcome: Outcome, intended: float | None
+    ) -> None:
+        """A settled call's request row (on the hub: Locust's events are not the loop thread's)."""
         context = self._context(op, inputs)
         if outcome.recall is not None:
             context["recall"] = outcome.recall
         context.update(outcome.extra or {})
-        events = self.environment.events
-        report(events, self.request_type, label, sample, length=outcome.length, context=context, intended=intended)
-        return sample
+        report(self.environment.events, self.request_type, op.request_name(self.use_async), sample,
+               length=outcome.length, context=context, intended=intended)  # fmt: skip
 
     def run_fanout(self) -> None:
         k, op, store = self.settings.fanout, self.adapter.search, self.store

@@ -17,3 +17,4 @@ class FakeUser(StoreUser):
 class AsyncFakeUser(StoreUser):
     layer = "fake"
     use_async = True
+    loop_sends = True

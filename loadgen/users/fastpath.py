@@ -22,3 +22,4 @@ class AsyncFastPymilvusUser(StoreUser):
 
     layer = "pymilvus-fast"
     use_async = True
+    loop_sends = True

@@ -17,3 +17,4 @@ class AsyncPymilvusUser(StoreUser):
 
     layer = "pymilvus"
     use_async = True
+    loop_sends = True

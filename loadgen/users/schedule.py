@@ -35,15 +35,11 @@ def run(rate: float, kind: str, send: Callable[[float], None], *, process: str, 
     wall_offset = time.time() - time.perf_counter()
     now = counts(kind)
     if now is not None:
-        now.target_rate += rate
-        now.window_start = min(now.window_start, pacer.start + wall_offset)
-        if stream_op:
-            now.streams[stream_op] = now.streams.get(stream_op, 0.0) + rate
+        now.started(rate, pacer.start + wall_offset, stream_op)
     while True:
         for intended in pacer.due(time.perf_counter()):
             now = counts(kind)
             if now is not None:
-                now.intended += 1
-                now.window_end = max(now.window_end, intended + wall_offset + 1.0 / rate)
+                now.slot(intended + wall_offset + 1.0 / rate)
             send(intended)
         gevent.sleep(max(pacer.next_due - time.perf_counter(), 0.0))

@@ -100,6 +100,24 @@ class Counts:
     window_end: float = 0.0  # wall-clock end of the latest schedule slot handed out
     streams: dict[str, float] = field(default_factory=dict)  # op -> rate, for --stream-rates schedules
 
+    def started(self, rate: float, window_start: float, stream_op: str = "") -> None:
+        """A schedule at ``rate`` began (``window_start``: its first slot, wall clock)."""
+        self.target_rate += rate
+        self.window_start = min(self.window_start, window_start)
+        if stream_op:
+            self.streams[stream_op] = self.streams.get(stream_op, 0.0) + rate
+
+    def slot(self, window_end: float) -> None:
+        """One slot came due (``window_end``: the end of its interval, wall clock)."""
+        self.intended += 1
+        self.window_end = max(self.window_end, window_end)
+
+    def sent_one(self, lag_ms: float) -> None:
+        self.sent += 1
+        self.lag_sum_ms += lag_ms
+        self.lag_max_ms = max(self.lag_max_ms, lag_ms)
+        self.late += lag_ms > LATE_MS
+
     def add(self, other: Counts) -> None:
         self.target_rate += other.target_rate
         self.intended += other.intended
@@ -135,9 +153,10 @@ def admit(counts: Counts | None, intended: float, in_flight: int, limit: int) ->
             counts.dropped += 1
         return False
     if counts is not None:
-        lag_ms = max((time.perf_counter() - intended) * 1000.0, 0.0)
-        counts.sent += 1
-        counts.lag_sum_ms += lag_ms
-        counts.lag_max_ms = max(counts.lag_max_ms, lag_ms)
-        counts.late += lag_ms > LATE_MS
+        counts.sent_one(lag_ms(intended))
     return True
+
+
+def lag_ms(intended: float) -> float:
+    """How late a send leaves, in milliseconds (never negative)."""
+    return max((time.perf_counter() - intended) * 1000.0, 0.0)

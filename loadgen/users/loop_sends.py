@@ -1,0 +1,185 @@
+"""The open model of the async pymilvus users on the asyncio loop itself: no thread hand-off per call.
+
+Elsewhere an open-model send crosses threads twice: the user's schedule greenlet wakes at the slot, spawns a send
+greenlet, which hands the call to the loop (``runtime.bridge``) and sleeps until the loop wakes the hub with the
+answer. At 150 sends/s that is hundreds of thread wake-ups a second, each paid in the generator's CPU and in the
+latency we report (bench/bench_scale.py; a schedule on the loop with no Locust at all reported 6.1-6.5 ms against
+our users' 7.4-9.1 ms on the same server, bench/COST.md run F).
+
+Here a user's schedules are asyncio tasks on the process's loop; each due slot starts its call there as a task of
+its own (as many in flight as the schedule needs, up to ``--max-in-flight``). Only what must happen on the hub
+goes back to it: the open-model counts and each call's request row, posted to the process's ``Outbox`` and done
+in order by one greenlet per batch (one wake-up of the hub for every batch of posts, not two per call). Nothing of
+the hub's is touched from the loop's thread.
+
+Only for users whose every open-model operation is a single read (``eligible``): its inputs, call and outcome touch
+nothing but the user's own store, so they run on the loop's thread; a user with writes, follow-up calls or
+bookkeeping keeps the greenlet schedule (``loadgen.users.schedule``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
+
+# isort: split
+import gevent
+
+from loadgen.clients.base import Operation, Skip
+from loadgen.errors import CallTimeout
+from loadgen.runtime import bridge
+from loadgen.stats.timing import ameasure
+from loadgen.users import schedule
+from loadgen.workload.arrival_rate import Pacer, lag_ms
+
+StoreUser = Any  # loadgen.users.base.StoreUser, which imports this module
+
+# what the loop posts waits up to this long for the hub, so one wake-up carries a batch (at 150 calls/s, one wake-up
+# per call cost as much as the two hand-offs it replaced). A row's time is measured on the loop: only Locust sees
+# it later; a user's stop flushes what is left
+BATCH_S = 0.02
+
+
+def eligible(ops: Iterable[Operation]) -> bool:
+    """Every operation a single read with no bookkeeping: safe to prepare, call and settle on the loop's thread."""
+    return all(op.kind == "read" and op.follow is None and op.done is None for op in ops)
+
+
+class Outbox:
+    """Work for the hub, posted from the loop's thread: done in order, in a greenlet, one wake-up per batch."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[StoreUser, Callable[..., None], tuple[Any, ...]]] = deque()
+        self._armed = False
+        self._hub_loop = gevent.get_hub().loop  # made on the hub's thread (a user's start)
+
+    def post(self, user: StoreUser, fn: Callable[..., None], *args: Any) -> None:
+        """From any thread. ``deque.append`` is atomic; the flag only saves wake-ups (a spare one is harmless)."""
+        self._items.append((user, fn, args))
+        if not self._armed:
+            self._armed = True
+            self._hub_loop.run_callback_threadsafe(self._wake)
+
+    def _wake(self) -> None:  # a hub callback may not block: the work runs in a greenlet, a batch's time later
+        gevent.spawn_later(BATCH_S, self.flush)
+
+    def flush(self) -> None:
+        """On the hub: everything posted so far, in order. A failure is the user's error, reported through Locust."""
+        self._armed = False
+        while self._items:
+            user, fn, args = self._items.popleft()
+            try:
+                fn(*args)
+            except Exception as exc:
+                user.environment.events.user_error.fire(user_instance=user, exception=exc, tb=sys.exc_info()[2])
+
+
+@functools.lru_cache(maxsize=1)
+def outbox(pid: int) -> Outbox:
+    """This process's outbox (by pid: a forked ``--processes`` child makes its own, on its own hub)."""
+    return Outbox()
+
+
+# ---- on the hub: what a loop-side send leaves to it ------------------------------------------------------------
+def _started(kind: str, rate: float, window_start: float, stream_op: str) -> None:
+    if (now := schedule.counts(kind)) is not None:
+        now.started(rate, window_start, stream_op)
+
+
+def _due(kind: str, window_end: float, lag: float | None) -> None:
+    """A slot came due; ``lag``: sent that late (ms), or None: dropped (``--max-in-flight`` calls still out)."""
+    if (now := schedule.counts(kind)) is not None:
+        now.slot(window_end)
+        if lag is None:
+            now.dropped += 1
+        else:
+            now.sent_one(lag)
+
+
+class LoopSends:
+    """One user's open-model schedules (``(rate, kind, pick, stream_op)`` each) as tasks on the loop."""
+
+    def __init__(self, user: StoreUser) -> None:
+        self.user = user
+        self.outbox = outbox(os.getpid())
+        self._tasks: list[asyncio.Task[None]] = []
+        self._calls: set[asyncio.Task[None]] = set()
+
+    def start(self, schedules: list[tuple[float, str, Callable[[], str], str]]) -> None:
+        loop = bridge.loop
+
+        def begin() -> None:  # on the loop's thread
+            for rate, kind, pick, stream_op in schedules:
+                task = loop.create_task(self._schedule(loop, rate, kind, pick, stream_op))
+                task.add_done_callback(self._crashed)
+                self._tasks.append(task)
+
+        loop.call_soon_threadsafe(begin)
+
+    def stop(self, timeout: float) -> None:
+        """On the hub (the user's stop): no more sends; calls already made get their answer (or their timeout),
+        within ``timeout``, then are cancelled unreported, as the greenlet path kills its sends; every row of the
+        calls that answered is reported before this returns."""
+
+        async def halt() -> None:
+            for task in self._tasks:
+                task.cancel()
+            if self._calls:
+                _, pending = await asyncio.wait(list(self._calls), timeout=timeout)
+                for task in pending:
+                    task.cancel()
+
+        with contextlib.suppress(CallTimeout):  # the loop is stopped (quitting) or stuck: nothing more answers
+            bridge.run(halt(), timeout + 1.0)
+        self.outbox.flush()
+
+    def _crashed(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            user = self.user
+            self.outbox.post(user, lambda: user.environment.events.user_error.fire(
+                user_instance=user, exception=exc, tb=exc.__traceback__))  # fmt: skip
+
+    async def _schedule(
+        self, loop: asyncio.AbstractEventLoop, rate: float, kind: str, pick: Callable[[], str], stream_op: str
+    ) -> None:
+        """``schedule.run`` on the loop: the same pacer, phase and counts."""
+        user, post = self.user, self.outbox.post
+        seed, phase = user._rng.randrange(1 << 30), user._rng.random()
+        pacer = Pacer(rate, process=user.settings.arrival_process, seed=seed, phase=phase)
+        wall_offset = time.time() - time.perf_counter()
+        post(user, _started, kind, rate, pacer.start + wall_offset, stream_op)
+        limit = user.settings.max_in_flight
+        while True:
+            for intended in pacer.due(time.perf_counter()):
+                window_end = intended + wall_offset + 1.0 / rate
+                if len(self._calls) >= limit:
+                    post(user, _due, kind, window_end, None)
+                    continue
+                post(user, _due, kind, window_end, lag_ms(intended))
+                task = loop.create_task(self._call(pick(), intended, kind))
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
+                task.add_done_callback(self._crashed)
+            await asyncio.sleep(max(pacer.next_due - time.perf_counter(), 0.0))
+
+    async def _call(self, name: str, intended: float, kind: str) -> None:
+        """One send on the loop: inputs, the timed call, its outcome; the row is the hub's."""
+        user = self.user
+        op, store = user.ops[name], user.store
+        try:
+            inputs = op.inputs(store)
+        except Skip:
+            self.outbox.post(user, user.skipped_send, op, kind)
+            return
+        sample = await ameasure(lambda: op.async_call(store, *inputs), user.settings.timeout)
+        sample, outcome = user._settle(store, op, inputs, sample)
+        self.outbox.post(user, user.report_call, op, inputs, sample, outcome, intended)

@@ -1,0 +1,42 @@
+"""The async users' open model on the asyncio loop (``loadgen.users.loop_sends``): 12 fake-store users (6 async, 6
+sync) at 100 calls/s in all, each call 50 ms (so a stop finds calls in flight), the hub taking the loop's posts once
+a second (so a stop finds some not taken yet), in a local runner; with ``--stream-rates insert=5`` the async users
+have a write (they keep the greenlet schedule). Prints one JSON line: which path each user took, the open-model
+counts and the rows reported."""
+
+from __future__ import annotations
+
+import loadgen.runtime  # noqa: F401  - first: the gevent/asyncio policy
+
+# isort: split
+import json
+import sys
+
+import gevent
+from fake_runner import start
+
+from loadgen.clients import fake
+from loadgen.locust import hooks
+from loadgen.users import loop_sends
+from loadgen.users.fake import AsyncFakeUser, FakeUser
+
+fake.DELAY_S = 0.05
+loop_sends.BATCH_S = 1.0  # the hub takes a batch a second: what a stop leaves unflushed would be missing below
+streams = sys.argv[1:]  # e.g. --stream-rates insert=5
+argv = ["--weights", "search=1,fanout=0", "--rows", "100", "--dim", "8", "--arrival-rate", "100", *streams]
+runner, users = start([AsyncFakeUser, FakeUser], argv, 12)
+gevent.sleep(2.5)
+out = {
+    "async_on_loop": sorted(u._loop_sends is not None for u in users if u.use_async),
+    "async_greenlet_schedules": sum(len(u._schedules) for u in users if u.use_async),
+    "sync_on_loop": sorted(u._loop_sends is not None for u in users if not u.use_async),
+}
+runner.stop()  # every user's stop: calls in flight answer and are reported before it returns
+assert hooks.state.arrivals is not None
+counts = {k: c.to_dict() for k, c in hooks.state.arrivals.counts.items()}
+rows = {}
+for (name, kind), entry in runner.stats.entries.items():
+    rows[f"{kind} {name}"] = entry.num_requests
+out.update(counts=counts, rows=rows, failures=runner.stats.total.num_failures)
+runner.quit()
+print(json.dumps(out))
