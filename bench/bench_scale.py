@@ -5,9 +5,10 @@
     python bench/bench_scale.py --host URI --metrics URL [--rate 150 ...]                      # real Milvus
     ... --rounds 3   # the levels in alternating order, 3 times; a row per level: the median of its rounds
 
-``--fake-ms``: each call is ``asyncio.sleep(fake_ms)`` on the loop, behind the real ``AsyncPymilvusUser`` machinery
-(schedule, send greenlets, ``AsyncBridge``, ``ameasure``, ``report``, Locust's stats): whatever the reported time
-has on top of ``fake_ms`` is the generator's own. With ``--host`` the calls are real searches (AsyncPymilvusUser)
+``--fake-ms``: each call is ``asyncio.sleep(fake_ms)`` on the loop, behind the real async user's machinery
+(its schedule and sends on the loop, ``loadgen.users.loop_sends``; ``ameasure``, ``report``, Locust's stats; with
+``--sync``, send greenlets): whatever the reported time has on top of ``fake_ms`` is the generator's own. With
+``--host`` the calls are real searches (AsyncPymilvusUser; ``--fast``: AsyncFastPymilvusUser, prebuilt requests)
 and the server's own mean comes from ``milvus_proxy_sq_latency`` on its /metrics.
 
 Per level (a child process each): reported mean / p50 / p99 (from the intended send time, as the open model
@@ -167,6 +168,7 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     from loadgen.clients import fake
     from loadgen.locust import hooks
     from loadgen.users.fake import AsyncFakeUser, FakeUser
+    from loadgen.users.fastpath import AsyncFastPymilvusUser, FastPymilvusUser
     from loadgen.users.pymilvus import AsyncPymilvusUser, PymilvusUser
 
     fake.DELAY_S = a.fake_ms / 1000.0  # each fake call: an asyncio.sleep on the loop, nothing else
@@ -177,6 +179,8 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     ns = _options(a)
     ns.headless, ns.autostart, ns.users, ns.total_users = True, False, a.users, a.users
     user_cls = (PymilvusUser if a.sync else AsyncPymilvusUser) if a.host else (FakeUser if a.sync else AsyncFakeUser)
+    if a.fast and a.host:
+        user_cls = FastPymilvusUser if a.sync else AsyncFastPymilvusUser
     kind = user_cls.layer + ("" if a.sync else "-async")
     env = Environment(user_classes=[user_cls], events=events, host=host, parsed_options=ns)
     runner = env.create_local_runner()
@@ -242,6 +246,7 @@ def main() -> None:
         help="with --host: a bare asyncio row (N AsyncMilvusClients, no Locust) before each level's",
     )
     ap.add_argument("--sync", action="store_true", help="sync users (no asyncio hand-off) instead of async ones")
+    ap.add_argument("--fast", action="store_true", help="with --host: the fast-path users (prebuilt requests)")
     ap.add_argument("--switch-interval", type=float, default=0.0, help="sys.setswitchinterval in the generator")
     a = ap.parse_args()
     if a.loop_floor:
@@ -258,7 +263,8 @@ def main() -> None:
     def level(n: int, seconds: float) -> list[list[str]]:
         cmd = [sys.executable, __file__, "--child", "--users", str(n), "--rate", str(a.rate), "--seconds",
                str(seconds), "--fake-ms", str(a.fake_ms), "--host", a.host, "--metrics", a.metrics,
-               "--switch-interval", str(a.switch_interval), *(["--sync"] if a.sync else [])]  # fmt: skip
+               "--switch-interval", str(a.switch_interval), *(["--sync"] if a.sync else []),
+               *(["--fast"] if a.fast else [])]  # fmt: skip
         return ([[*cmd, "--loop-floor"]] if a.floor and a.host else []) + [cmd]
 
     def measure(run: list[str], n: int) -> dict[str, Any]:

@@ -72,3 +72,14 @@ def test_async_users_with_a_write_keep_the_greenlet_schedule() -> None:
     streamed = out["counts"]["fake-async[stream]"]
     assert out["rows"]["fake-async ainsert"] == streamed["sent"] > 0
     assert out["rows"]["fake-async asearch"] == out["counts"]["fake-async"]["sent"]
+
+
+def test_async_closed_model_tasks_run_on_the_loop_with_the_class_pacing() -> None:
+    out = run_script("loop_sends_check.py", "--closed")
+    assert out["async_on_loop"] == [True] * 6 and out["sync_on_loop"] == [False] * 6
+    single, fanned = out["rows"].get("fake-async asearch", 0), out["rows"].get("fake-async-fanout asearch", 0)
+    assert single > 0 and fanned > 0 and out["failures"] == 0
+    assert fanned % 4 == 0  # a fan-out's rows are reported together, a stop included
+    # constant(0.1) between two tasks: each user's tasks are at least 0.1 s apart (0.15 s with the 50 ms call;
+    # without the pacing, 0.05 s apart: twice this bound)
+    assert single + fanned // 4 <= 6 * (out["ran_s"] / 0.1 + 1), out

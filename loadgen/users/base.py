@@ -101,6 +101,27 @@ class StoreUser(User):
         self._schedules: list[gevent.Greenlet] = []
         self._loop_sends: LoopSends | None = None
         self._rng = random.Random(self.settings.seed + id(self))
+        self._on_loop = self._sends_from_loop(weights)
+        self._closed_plan: list[str] = []  # closed-model tasks run by the loop (``loop_sends``), by weight
+        self._closed_wait: Callable[[], float] = self.wait_time
+        if self._on_loop and not self.settings.arrival_rate:
+            self._closed_plan = [op for op, w in weights.items() for _ in range(w)]
+            self.tasks = [_paced]  # the user waits in Locust's wait meanwhile, where a stop ends it at once
+            self.wait_time = paced_wait  # type: ignore[method-assign]
+
+    def _sends_from_loop(self, weights: dict[str, int]) -> bool:
+        """Whether this user's calls go from the asyncio loop itself (``loadgen.users.loop_sends``): an async user
+        of a layer that allows it, every operation it sends a single read, and no ``--iterations`` (Locust counts
+        those in its own task loop)."""
+        if not (self.use_async and self.loop_sends) or getattr(self.environment.parsed_options, "iterations", None):
+            return False
+        s = self.settings
+        used = [self.ops[op] for op in s.stream_rates if op in self.ops]
+        if s.arrival_rate:
+            used += [self.ops[op] for op, _ in self._open_ops]
+        else:
+            used += [self.adapter.search if op == "fanout" else self.ops[op] for op, w in weights.items() if w > 0]
+        return eligible(used)
 
     # ---- the store ------------------------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -155,12 +176,9 @@ class StoreUser(User):
         for op, rate in s.stream_rates.items():
             if op in self.ops:  # else another layer's operation
                 plans.append((rate * share, stream_kind, _always(op), op))
-        if not plans:
-            return
-        names = [op for _, _, _, op in plans if op] + ([op for op, _ in self._open_ops] if s.arrival_rate else [])
-        if self.use_async and self.loop_sends and eligible(self.ops[name] for name in names):
+        if self._on_loop and (plans or self._closed_plan):
             self._loop_sends = LoopSends(self)
-            self._loop_sends.start(plans)
+            self._loop_sends.start(plans, (self._closed_plan, self._closed_wait) if self._closed_plan else None)
             return
         for rate, kind, pick, stream_op in plans:
             self._spawn(self._schedules.append, self._schedule, rate, kind, self._sender(pick, kind), stream_op)
@@ -203,9 +221,11 @@ class StoreUser(User):
             counts.skipped += 1
 
     def skipped_send(self, op: Operation, kind: str) -> None:
-        """A loop-side send (``loop_sends``) whose operation had nothing of its own to do yet."""
+        """A loop-side call (``loop_sends``) whose operation had nothing of its own to do yet; ``kind``: the open
+        model's send it was ("" in the closed model)."""
         self._skipped(op)
-        self._unsent(kind)
+        if kind:
+            self._unsent(kind)
 
     def _skipped(self, op: Operation) -> None:
         if hooks.state.histograms is not None:
@@ -290,9 +310,16 @@ class StoreUser(User):
             samples, batch_ms = bridge.run(ameasure_many(makers, self.settings.timeout), self._timeout)
         except CallTimeout as exc:
             samples, batch_ms = [Sample(None, self._timeout * 1000.0, exc) for _ in all_inputs], self._timeout * 1e3
+        settled = [self._settle(store, op, inputs, x) for inputs, x in zip(all_inputs, samples, strict=True)]
+        self.report_fanout(all_inputs, settled, batch_ms)
+
+    def report_fanout(
+        self, all_inputs: list[tuple[Any, ...]], settled: list[tuple[Sample, Outcome]], batch_ms: float
+    ) -> None:
+        """A settled fan-out's rows, one per call, and the batch's time (on the hub)."""
+        k, op = self.settings.fanout, self.adapter.search
         kind, name = self.request_type + "-fanout", op.request_name(True)
-        for inputs, measured in zip(all_inputs, samples, strict=True):
-            sample, outcome = self._settle(store, op, inputs, measured)
+        for inputs, (sample, outcome) in zip(all_inputs, settled, strict=True):
             context = {**self._context(op, inputs), "fanout": k}
             if outcome.recall is not None:
                 context["recall"] = outcome.recall

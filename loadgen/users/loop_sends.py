@@ -37,7 +37,7 @@ import gevent
 from loadgen.clients.base import Operation, Skip
 from loadgen.errors import CallTimeout
 from loadgen.runtime import bridge
-from loadgen.stats.timing import ameasure
+from loadgen.stats.timing import ameasure, ameasure_many
 from loadgen.users import schedule
 from loadgen.workload.arrival_rate import Pacer, lag_ms
 
@@ -114,12 +114,20 @@ class LoopSends:
         self._tasks: list[asyncio.Task[None]] = []
         self._calls: set[asyncio.Task[None]] = set()
 
-    def start(self, schedules: list[tuple[float, str, Callable[[], str], str]]) -> None:
+    def start(
+        self,
+        schedules: list[tuple[float, str, Callable[[], str], str]],
+        closed: tuple[list[str], Callable[[], float]] | None = None,
+    ) -> None:
+        """The schedules, and ``closed``: the closed model's tasks (names by weight, and the wait between two)."""
         loop = bridge.loop
 
         def begin() -> None:  # on the loop's thread
-            for rate, kind, pick, stream_op in schedules:
-                task = loop.create_task(self._schedule(loop, rate, kind, pick, stream_op))
+            runs = [self._schedule(loop, rate, kind, pick, stream_op) for rate, kind, pick, stream_op in schedules]
+            if closed is not None:
+                runs.append(self._closed(loop, *closed))
+            for run in runs:
+                task = loop.create_task(run)
                 task.add_done_callback(self._crashed)
                 self._tasks.append(task)
 
@@ -171,7 +179,30 @@ class LoopSends:
                 task.add_done_callback(self._crashed)
             await asyncio.sleep(max(pacer.next_due - time.perf_counter(), 0.0))
 
-    async def _call(self, name: str, intended: float, kind: str) -> None:
+    async def _closed(self, loop: asyncio.AbstractEventLoop, plan: list[str], wait: Callable[[], float]) -> None:
+        """Locust's task loop for one user, on the loop: a task by weight, its call (or fan-out), the user's wait.
+        The call is a task of its own: a stop cancels this loop, and the call still gets its answer."""
+        rng = self.user._rng
+        while True:
+            name = rng.choice(plan)
+            call = loop.create_task(self._fanout() if name == "fanout" else self._call(name, None, ""))
+            self._calls.add(call)
+            call.add_done_callback(self._calls.discard)
+            call.add_done_callback(self._crashed)
+            await asyncio.shield(call)
+            await asyncio.sleep(wait())
+
+    async def _fanout(self) -> None:
+        """``StoreUser.run_fanout`` on the loop: ``--fanout`` searches gathered, settled here, reported on the hub."""
+        user = self.user
+        op, store = user.adapter.search, user.store
+        all_inputs = [op.inputs(store) for _ in range(user.settings.fanout)]
+        makers = [functools.partial(op.async_call, store, *inputs) for inputs in all_inputs]
+        samples, batch_ms = await ameasure_many(makers, user.settings.timeout)
+        settled = [user._settle(store, op, inputs, sample) for inputs, sample in zip(all_inputs, samples, strict=True)]
+        self.outbox.post(user, user.report_fanout, all_inputs, settled, batch_ms)
+
+    async def _call(self, name: str, intended: float | None, kind: str) -> None:
         """One send on the loop: inputs, the timed call, its outcome; the row is the hub's."""
         user = self.user
         op, store = user.ops[name], user.store

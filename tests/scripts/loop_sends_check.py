@@ -1,7 +1,8 @@
 """The async users' open model on the asyncio loop (``loadgen.users.loop_sends``): 12 fake-store users (6 async, 6
 sync) at 100 calls/s in all, each call 50 ms (so a stop finds calls in flight), the hub taking the loop's posts once
 a second (so a stop finds some not taken yet), in a local runner; with ``--stream-rates insert=5`` the async users
-have a write (they keep the greenlet schedule). Prints one JSON line: which path each user took, the open-model
+have a write (they keep the greenlet schedule); with ``--closed`` the closed model (search and a fan-out of 4, the
+async class paced at 0.1 s). Prints one JSON line: which path each user took, the open-model
 counts and the rows reported."""
 
 from __future__ import annotations
@@ -11,26 +12,37 @@ import loadgen.runtime  # noqa: F401  - first: the gevent/asyncio policy
 # isort: split
 import json
 import sys
+import time
 
 import gevent
 from fake_runner import start
+from locust import constant
 
 from loadgen.clients import fake
 from loadgen.locust import hooks
 from loadgen.users import loop_sends
 from loadgen.users.fake import AsyncFakeUser, FakeUser
 
+
+class PacedAsync(AsyncFakeUser):
+    wait_time = constant(0.1)  # the closed model's pacing: the loop applies it between two tasks
+
+
 fake.DELAY_S = 0.05
 loop_sends.BATCH_S = 1.0  # the hub takes a batch a second: what a stop leaves unflushed would be missing below
-streams = sys.argv[1:]  # e.g. --stream-rates insert=5
-argv = ["--weights", "search=1,fanout=0", "--rows", "100", "--dim", "8", "--arrival-rate", "100", *streams]
-runner, users = start([AsyncFakeUser, FakeUser], argv, 12)
+closed = sys.argv[1:] == ["--closed"]
+extra = [] if closed else sys.argv[1:]  # e.g. --stream-rates insert=5
+model = ["--weights", "search=2,fanout=1", "--fanout", "4"] if closed else ["--arrival-rate", "100"]
+argv = ["--weights", "search=1,fanout=0", "--rows", "100", "--dim", "8", *model, *extra]
+began = time.perf_counter()
+runner, users = start([PacedAsync if closed else AsyncFakeUser, FakeUser], argv, 12)
 gevent.sleep(2.5)
 out = {
     "async_on_loop": sorted(u._loop_sends is not None for u in users if u.use_async),
     "async_greenlet_schedules": sum(len(u._schedules) for u in users if u.use_async),
     "sync_on_loop": sorted(u._loop_sends is not None for u in users if not u.use_async),
 }
+out["ran_s"] = time.perf_counter() - began
 runner.stop()  # every user's stop: calls in flight answer and are reported before it returns
 assert hooks.state.arrivals is not None
 counts = {k: c.to_dict() for k, c in hooks.state.arrivals.counts.items()}
