@@ -12,6 +12,10 @@ in a greenlet of its own, all on the user's one client (as an app shares one cli
 multiplexes them; a pool of clients grew connections exactly when the server slowed down, and made it slower);
 ``--stream-rates`` adds fixed-rate schedules of single operations next to either model. See
 ``loadgen.workload.arrival_rate``.
+
+An async user whose class allows it (``loop_sends``: the pymilvus and fake-store layers) and whose every operation
+is a single read makes its calls from the asyncio loop itself, in either model, and only its rows come back to the
+hub, in batches (``loadgen.users.loop_sends``): no thread hand-off per call.
 """
 
 from __future__ import annotations

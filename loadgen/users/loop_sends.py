@@ -1,20 +1,22 @@
-"""The open model of the async pymilvus users on the asyncio loop itself: no thread hand-off per call.
+"""The async pymilvus users' calls made from the asyncio loop itself: no thread hand-off per call.
 
-Elsewhere an open-model send crosses threads twice: the user's schedule greenlet wakes at the slot, spawns a send
-greenlet, which hands the call to the loop (``runtime.bridge``) and sleeps until the loop wakes the hub with the
-answer. At 150 sends/s that is hundreds of thread wake-ups a second, each paid in the generator's CPU and in the
-latency we report (bench/bench_scale.py; a schedule on the loop with no Locust at all reported 6.1-6.5 ms against
-our users' 7.4-9.1 ms on the same server, bench/COST.md run F).
+Otherwise each call of an async user crosses threads twice: its greenlet hands the call to the loop
+(``runtime.bridge``) and sleeps until the loop wakes the hub with the answer; in the open model a schedule greenlet
+also wakes at each slot and spawns a send greenlet. That is hundreds of thread wake-ups a second, each paid in the
+generator's CPU and in the latency we report (bench/COST.md: a schedule on a bare asyncio loop reported 6.1-6.5 ms
+against our users' 7.4-9.1 ms on the same server, run F; one async user cost 2,300-2,500 us of CPU per search
+against a bare loop's 1,450).
 
-Here a user's schedules are asyncio tasks on the process's loop; each due slot starts its call there as a task of
-its own (as many in flight as the schedule needs, up to ``--max-in-flight``). Only what must happen on the hub
-goes back to it: the open-model counts and each call's request row, posted to the process's ``Outbox`` and done
-in order by one greenlet per batch (one wake-up of the hub for every batch of posts, not two per call). Nothing of
-the hub's is touched from the loop's thread.
+Here a user's open-model schedules, or in the closed model its task loop (a task by weight, the call or fan-out, the
+class's ``wait_time``), are asyncio tasks on the process's loop, and each call is a task of its own there. Only what
+must happen on the hub goes back to it: the open-model counts and each call's request row, posted to the process's
+``Outbox`` and done in order by one greenlet per batch (one wake-up of the hub per batch, not two per call). Nothing
+of the hub's is touched from the loop's thread; the Locust user itself waits in Locust's wait, where a stop ends it
+at once (its stop lets the calls already made answer, and reports them).
 
-Only for users whose every open-model operation is a single read (``eligible``): its inputs, call and outcome touch
-nothing but the user's own store, so they run on the loop's thread; a user with writes, follow-up calls or
-bookkeeping keeps the greenlet schedule (``loadgen.users.schedule``).
+Only for users whose every operation is a single read (``eligible``): its inputs, call and outcome touch nothing
+but the user's own store, so they run on the loop's thread. A user with writes, follow-up calls or bookkeeping,
+and any user under ``--iterations`` (counted by Locust's own task loop), keeps the greenlets.
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def _due(kind: str, window_end: float, lag: float | None) -> None:
 
 
 class LoopSends:
-    """One user's open-model schedules (``(rate, kind, pick, stream_op)`` each) as tasks on the loop."""
+    """One user's calls from the loop: its open-model schedules (``(rate, kind, pick, stream_op)`` each) and, in the
+    closed model, its task loop, as tasks on the loop; each call a task of its own."""
 
     def __init__(self, user: StoreUser) -> None:
         self.user = user
@@ -189,7 +192,8 @@ class LoopSends:
             self._calls.add(call)
             call.add_done_callback(self._calls.discard)
             call.add_done_callback(self._crashed)
-            await asyncio.shield(call)
+            with contextlib.suppress(Exception):  # reported by _crashed; like Locust, the user goes on
+                await asyncio.shield(call)
             await asyncio.sleep(wait())
 
     async def _fanout(self) -> None:
