@@ -66,6 +66,13 @@ def _paced(user: StoreUser) -> None:
     Locust's wait (``paced_wait``), where Locust stops a user at once."""
 
 
+def _from_loop(user: StoreUser) -> None:
+    """The closed model's task of a user whose calls go from the asyncio loop: it starts the loop's task loop (once;
+    Locust runs it again after each ``paced_wait``). Here, not in ``on_start``: a user driven by hand (``run_op``)
+    makes no calls of its own."""
+    user.start_closed_loop()
+
+
 def _placeholder(user: StoreUser) -> None:  # pragma: no cover - replaced per instance in __init__
     raise RuntimeError("tasks are set per instance")
 
@@ -110,7 +117,7 @@ class StoreUser(User):
         self._closed_wait: Callable[[], float] = self.wait_time
         if self._on_loop and not self.settings.arrival_rate:
             self._closed_plan = [op for op, w in weights.items() for _ in range(w)]
-            self.tasks = [_paced]  # the user waits in Locust's wait meanwhile, where a stop ends it at once
+            self.tasks = [_from_loop]  # then the user waits in Locust's wait, where a stop ends it at once
             self.wait_time = paced_wait  # type: ignore[method-assign]
 
     def _sends_from_loop(self, weights: dict[str, int]) -> bool:
@@ -180,12 +187,17 @@ class StoreUser(User):
         for op, rate in s.stream_rates.items():
             if op in self.ops:  # else another layer's operation
                 plans.append((rate * share, stream_kind, _always(op), op))
-        if self._on_loop and (plans or self._closed_plan):
-            self._loop_sends = LoopSends(self)
-            self._loop_sends.start(plans, (self._closed_plan, self._closed_wait) if self._closed_plan else None)
+        if self._on_loop and plans:
+            self._loop_sends = self._loop_sends or LoopSends(self)
+            self._loop_sends.start(plans)
             return
         for rate, kind, pick, stream_op in plans:
             self._spawn(self._schedules.append, self._schedule, rate, kind, self._sender(pick, kind), stream_op)
+
+    def start_closed_loop(self) -> None:
+        if self._closed_plan and (self._loop_sends is None or not self._loop_sends.closed):
+            self._loop_sends = self._loop_sends or LoopSends(self)
+            self._loop_sends.start([], (self._closed_plan, self._closed_wait))
 
     def _sender(self, pick: Callable[[], str], kind: str) -> Callable[[float], None]:
         """What a schedule calls at each due slot: one send of the operation ``pick`` names, counted under ``kind``

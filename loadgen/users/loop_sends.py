@@ -116,6 +116,7 @@ class LoopSends:
         self.outbox = outbox(os.getpid())
         self._tasks: list[asyncio.Task[None]] = []
         self._calls: set[asyncio.Task[None]] = set()
+        self.closed = False  # the closed model's task loop was started
 
     def start(
         self,
@@ -124,6 +125,7 @@ class LoopSends:
     ) -> None:
         """The schedules, and ``closed``: the closed model's tasks (names by weight, and the wait between two)."""
         loop = bridge.loop
+        self.closed = self.closed or closed is not None
 
         def begin() -> None:  # on the loop's thread
             runs = [self._schedule(loop, rate, kind, pick, stream_op) for rate, kind, pick, stream_op in schedules]
