@@ -83,7 +83,7 @@ class StoreUser(User):
     abstract = True
     layer = "pymilvus"
     use_async = False
-    # async users whose open-model operations are all single reads send from the asyncio loop (loop_sends)
+    # async users whose every operation is a single read call from the asyncio loop, in either model (loop_sends)
     loop_sends = False
     tasks = [_placeholder]  # noqa: RUF012 - Locust wants it non-empty; instances get weighted lists
 
