@@ -11,6 +11,9 @@ Paths:
 - ``grpc``: the floor. ``SearchRequest``s built once (pymilvus's ``Prepare``), ``MilvusServiceStub.Search`` called
   directly on pymilvus's channel; N OS threads, no gevent.
 - ``client``: a bare ``MilvusClient.search`` loop, N OS threads, no gevent.
+- ``client-async``: a bare ``AsyncMilvusClient.search`` loop, N tasks on one asyncio loop (``asyncio.run``), no
+  gevent: the async users' own bare loop (``QPS/bare`` reads the async paths against it, the others against
+  ``client``).
 - ``user-sync`` / ``user-async``: N ``PymilvusUser`` / ``AsyncPymilvusUser`` in a Locust local runner, loadgen's
   listeners attached as in a real run (``events.init``), task ``search`` only.
 - ``fast-sync`` / ``fast-async``: the same with ``FastPymilvusUser`` / ``AsyncFastPymilvusUser``.
@@ -41,7 +44,10 @@ OPTIONS = [
     "--collection", COLLECTION, "--dim", "64", "--rows", "20000", "--index-type", "HNSW", "--top-k", "10",
     "--consistency-level", "Bounded", "--weights", "search=1,fanout=0", "--keep-data",
 ]  # fmt: skip
-PATHS = ("grpc", "client", "loop-gevent", "grpc-gevent", "user-sync", "user-async", "fast-sync", "fast-async")
+PATHS = (
+    "grpc", "client", "client-async", "loop-gevent", "grpc-gevent",
+    "user-sync", "user-async", "fast-sync", "fast-async",
+)  # fmt: skip
 USERS = {
     "user-sync": ("loadgen.users.pymilvus", "PymilvusUser", "pymilvus"),
     "user-async": ("loadgen.users.pymilvus", "AsyncPymilvusUser", "pymilvus-async"),
@@ -69,19 +75,27 @@ def _settings(host: str) -> Any:
     return Settings.from_options(parser.parse_args(OPTIONS), host)
 
 
+def _queries(s: Any) -> tuple[list[list[float]], dict[str, Any]]:
+    """The bare loops' query vectors (``POOL``, one seed for every path) and search parameters."""
+    import numpy as np
+
+    from loadgen.clients.fastpath import POOL
+    from loadgen.milvus.collection import search_params
+
+    vectors = (np.random.default_rng(1).random((POOL, s.dim), dtype=np.float32) - 0.5).tolist()
+    return vectors, {"metric_type": s.metric_type, "params": search_params(s)}
+
+
 def _threads_loop(path: str, host: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
     """grpc / client: N OS threads, no gevent."""
     import threading
 
-    import numpy as np
     from pymilvus import MilvusClient
 
     from loadgen.clients.fastpath import POOL, Requests
-    from loadgen.milvus.collection import search_params
 
     s = _settings(host)
-    vectors = (np.random.default_rng(1).random((POOL, s.dim), dtype=np.float32) - 0.5).tolist()
-    param = {"metric_type": s.metric_type, "params": search_params(s)}
+    vectors, param = _queries(s)
     state = {"on": False, "stop": False}
     lat: list[float] = []
     counts = [0, 0]  # calls, hits (in the window)
@@ -141,19 +155,16 @@ def _gevent_loop(host: str, n: int, warmup: float, seconds: float, raw: bool = F
 
     # isort: split
     import gevent
-    import numpy as np
     from pymilvus import MilvusClient
 
     from loadgen.clients.fastpath import POOL, Requests, Store
-    from loadgen.milvus.collection import search_params
 
     s = _settings(host)
     if raw:  # built once, before the greenlets start (as the fast users share one per process)
         first = MilvusClient(uri=host, timeout=s.timeout, alias=f"cost-build-{os.getpid()}")
         requests = Requests(s, first, first.describe_collection(s.collection))
         first.close()
-    vectors = (np.random.default_rng(1).random((POOL, s.dim), dtype=np.float32) - 0.5).tolist()
-    param = {"metric_type": s.metric_type, "params": search_params(s)}
+    vectors, param = _queries(s)
     state = {"on": False, "stop": False}
     lat: list[float] = []
     counts = [0, 0]
@@ -241,10 +252,57 @@ def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -
     return out
 
 
+def _asyncio_loop(host: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
+    """client-async: N tasks on one asyncio loop, each a bare ``AsyncMilvusClient.search`` loop, no gevent."""
+    import asyncio
+
+    from pymilvus import AsyncMilvusClient
+
+    from loadgen.clients.fastpath import POOL
+
+    s = _settings(host)
+    vectors, param = _queries(s)
+    state = {"on": False, "stop": False}
+    lat: list[float] = []
+    counts = [0, 0]
+
+    async def worker(c: Any, i: int) -> None:
+        k = i
+        while not state["stop"]:
+            k = (k + 1) % POOL
+            t0 = time.perf_counter()
+            res = await c.search(s.collection, data=[vectors[k]], limit=s.top_k, search_params=param,
+                                 consistency_level=s.consistency_level, timeout=s.timeout)  # fmt: skip
+            dt = (time.perf_counter() - t0) * 1000.0
+            if state["on"]:
+                lat.append(dt)
+                counts[0] += 1
+                counts[1] += sum(len(h) for h in res)
+
+    async def run() -> dict[str, Any]:
+        clients = [AsyncMilvusClient(uri=host, timeout=s.timeout, alias=f"cost-a{i}-{os.getpid()}") for i in range(n)]
+        tasks = [asyncio.create_task(worker(c, i)) for i, c in enumerate(clients)]
+        await asyncio.sleep(warmup)
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        state["on"] = True
+        await asyncio.sleep(seconds)
+        state["on"] = False
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        state["stop"] = True
+        await asyncio.gather(*tasks)
+        for c in clients:
+            await c.close()
+        return _summary(lat, counts[0], cpu, wall, counts[1])
+
+    return asyncio.run(run())
+
+
 def child(path: str, host: str, n: int, seconds: float) -> dict[str, Any]:
     warmup = 1.0 + n / 50  # 100 users open 100 connections first
     if path in ("grpc", "client"):
         return _threads_loop(path, host, n, warmup, seconds)
+    if path == "client-async":
+        return _asyncio_loop(host, n, warmup, seconds)
     if path in ("loop-gevent", "grpc-gevent"):
         return _gevent_loop(host, n, warmup, seconds, raw=path == "grpc-gevent")
     return _locust_users(path, host, n, warmup, seconds)
@@ -282,7 +340,8 @@ def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[di
             med = {k: statistics.median(x[k] for x in runs) for k in ("cpu_us_per_call", "qps", "p50_ms", "mean_ms")}
             row: dict[str, Any] = {"path": p, "inflight": n, **med, "hits_per_call": runs[0]["hits_per_call"]}
             twin = {"fast-sync": "user-sync", "fast-async": "user-async"}.get(p, "")
-            for base, key in (("client", "client"), ("grpc", "grpc"), (twin, "user")):
+            bare = "client-async" if p in ("user-async", "fast-async") else "client"  # the same layer without us
+            for base, key in (("client", "client"), ("grpc", "grpc"), (twin, "user"), (bare, "bare")):
                 if base in raw:  # the same round's base: ratios measured side by side
                     row[f"cpu_vs_{key}"] = statistics.median(
                         a["cpu_us_per_call"] / b["cpu_us_per_call"] for a, b in zip(runs, raw[base][n], strict=True)
@@ -296,13 +355,13 @@ def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[di
 
 def render(rows: list[dict[str, Any]]) -> str:
     head = f"{'in flight':>9} {'path':<12} {'CPU us/call':>11} {'QPS':>7} {'p50 ms':>7} {'mean ms':>8} {'hits':>5}"
-    head += f" {'CPU/client':>10} {'CPU/grpc':>8} {'QPS/client':>10} {'CPU/user':>8}"
+    head += f" {'CPU/client':>10} {'CPU/grpc':>8} {'QPS/client':>10} {'QPS/bare':>8} {'CPU/user':>8}"
     lines = [head]
     for r in rows:
         lines.append(
             f"{r['inflight']:>9} {r['path']:<12} {r['cpu_us_per_call']:>11.0f} {r['qps']:>7.0f} {r['p50_ms']:>7.2f}"
             f" {r['mean_ms']:>8.2f} {r['hits_per_call']:>5.1f} {r.get('cpu_vs_client', 0):>10.2f}"
-            f" {r.get('cpu_vs_grpc', 0):>8.2f} {r.get('qps_vs_client', 0):>10.2f}"
+            f" {r.get('cpu_vs_grpc', 0):>8.2f} {r.get('qps_vs_client', 0):>10.2f} {r.get('qps_vs_bare', 0):>8.2f}"
             + (f" {r['cpu_vs_user']:>8.2f}" if "cpu_vs_user" in r else "")
         )
     return "\n".join(lines)

@@ -61,6 +61,7 @@ def test_async_open_model_sends_from_the_loop_and_reports_every_call() -> None:
     sent = out["counts"]["fake-async"]
     assert sent["sent"] > 50 and sent["intended"] == sent["sent"] + sent["dropped"] and sent["dropped"] == 0
     assert out["rows"]["fake-async asearch"] == sent["sent"]  # one row per send, none lost at the stop
+    assert out["in_flight_at_stop"] > 0 and out["async_calls"] == sent["sent"]  # ... and each send one call
     assert out["rows"]["fake search"] == out["counts"]["fake"]["sent"]
     assert out["failures"] == 0
 
@@ -80,6 +81,8 @@ def test_async_closed_model_tasks_run_on_the_loop_with_the_class_pacing() -> Non
     single, fanned = out["rows"].get("fake-async asearch", 0), out["rows"].get("fake-async-fanout asearch", 0)
     assert single > 0 and fanned > 0 and out["failures"] == 0
     assert fanned % 4 == 0  # a fan-out's rows are reported together, a stop included
+    assert out["in_flight_at_stop"] > 0  # the stop came while a user's call was out ...
+    assert single + fanned == out["async_calls"]  # ... and that call answered and has its row
     # constant(0.1) between two tasks: each user's tasks are at least 0.1 s apart (0.15 s with the 50 ms call;
     # without the pacing, 0.05 s apart: twice this bound)
     assert single + fanned // 4 <= 6 * (out["ran_s"] / 0.1 + 1), out

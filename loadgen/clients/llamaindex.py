@@ -8,7 +8,7 @@ What 1.2.0 does, and how this adapter lives with it (checked against Milvus 2.3.
   async stores get an ``AsyncMilvusClient`` of their own (own alias), made on the loop that awaits it.
 - The store passes no ``timeout`` to Milvus except through ``delete_nodes(**kwargs)``; the client-level
   ``timeout`` only bounds connecting. Sync calls are bounded with ``gevent.Timeout``, async ones by the user's
-  ``asyncio.wait_for`` (``timing.ameasure``).
+  ``asyncio.timeout`` (``timing.ameasure``).
 - ``VectorStoreIndex.from_documents(..., use_async=True)`` runs its inserts through llama-index's
   ``asyncio_run``: ``get_event_loop()``, then ``run_until_complete`` if that loop is idle, else a fresh loop in a
   new thread. A sync store has no async client (AssertionError "Async Client should be non-null ..."); inside a

@@ -9,7 +9,7 @@ time measured with ``perf_counter`` by ``loadgen.stats.timing`` (async calls on 
 
 - A call nested in another timed call (a library method calling its own public twin) is not reported twice.
 - Deadlines: pymilvus calls get ``timeout=--timeout`` unless the caller passed one; every call is bounded by
-  ``--timeout`` (``gevent.Timeout`` in a greenlet, ``asyncio.wait_for`` on the loop).
+  ``--timeout`` (``gevent.Timeout`` in a greenlet, ``asyncio.timeout`` on the loop).
 - A failed call is reported with the server's text (``timing.ReportedError``) and re-raised to the caller, marked
   as reported (``was_reported``) so the task runner does not count it a second time.
 - Recall: with ``--dataset``, a search that runs one of its queries on a collection holding its rows is scored

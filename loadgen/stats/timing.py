@@ -53,7 +53,11 @@ async def ameasure(make: Callable[[], Awaitable[Any]], timeout: float | None = N
         start = time.perf_counter()
         try:
             awaitable = make()
-            value = await (asyncio.wait_for(awaitable, timeout) if timeout else awaitable)
+            if timeout:  # asyncio.timeout, not wait_for: in 3.11 wait_for runs the call in a task of its own
+                async with asyncio.timeout(timeout):
+                    value = await awaitable
+            else:
+                value = await awaitable
         except TimeoutError:
             elapsed = (time.perf_counter() - start) * 1000.0
             return Sample(None, elapsed, CallTimeout(f"no answer within {timeout:g} s"), sum(embed), start)

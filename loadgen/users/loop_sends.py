@@ -8,7 +8,8 @@ against our users' 7.4-9.1 ms on the same server, run F; one async user cost 2,3
 against a bare loop's 1,450).
 
 Here a user's open-model schedules, or in the closed model its task loop (a task by weight, the call or fan-out, the
-class's ``wait_time``), are asyncio tasks on the process's loop, and each call is a task of its own there. Only what
+class's ``wait_time``), are asyncio tasks on the process's loop; an open-model send is a task of its own there, a
+closed-model call runs in its user's task (one task per user, not one per call). Only what
 must happen on the hub goes back to it: the open-model counts and each call's request row, posted to the process's
 ``Outbox`` and done in order by one greenlet per batch (one wake-up of the hub per batch, not two per call). Nothing
 of the hub's is touched from the loop's thread; the Locust user itself waits in Locust's wait, where a stop ends it
@@ -115,7 +116,9 @@ class LoopSends:
         self.user = user
         self.outbox = outbox(os.getpid())
         self._tasks: list[asyncio.Task[None]] = []
-        self._calls: set[asyncio.Task[None]] = set()
+        self._calls: set[asyncio.Task[None]] = set()  # open-model sends in flight
+        self._busy: set[asyncio.Task[None]] = set()  # closed-model loops in a call (a stop waits for these)
+        self._halting = False
         self.closed = False  # the closed model's task loop was started
 
     def start(
@@ -130,7 +133,7 @@ class LoopSends:
         def begin() -> None:  # on the loop's thread
             runs = [self._schedule(loop, rate, kind, pick, stream_op) for rate, kind, pick, stream_op in schedules]
             if closed is not None:
-                runs.append(self._closed(loop, *closed))
+                runs.append(self._closed(*closed))
             for run in runs:
                 task = loop.create_task(run)
                 task.add_done_callback(self._crashed)
@@ -143,11 +146,13 @@ class LoopSends:
         within ``timeout``, then are cancelled unreported, as the greenlet path kills its sends; every row of the
         calls that answered is reported before this returns."""
 
-        async def halt() -> None:
+        async def halt() -> None:  # on the loop: every task here is at an await, in a call (busy) or not
+            self._halting = True
             for task in self._tasks:
-                task.cancel()
-            if self._calls:
-                _, pending = await asyncio.wait(list(self._calls), timeout=timeout)
+                if task not in self._busy:
+                    task.cancel()
+            if waiting := [*self._calls, *self._busy]:  # a busy closed loop ends after its call (_halting)
+                _, pending = await asyncio.wait(waiting, timeout=timeout)
                 for task in pending:
                     task.cancel()
 
@@ -157,9 +162,12 @@ class LoopSends:
 
     def _crashed(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and (exc := task.exception()) is not None:
-            user = self.user
-            self.outbox.post(user, lambda: user.environment.events.user_error.fire(
-                user_instance=user, exception=exc, tb=exc.__traceback__))  # fmt: skip
+            self._error(exc)
+
+    def _error(self, exc: BaseException) -> None:
+        user = self.user
+        self.outbox.post(user, lambda: user.environment.events.user_error.fire(
+            user_instance=user, exception=exc, tb=exc.__traceback__))  # fmt: skip
 
     async def _schedule(
         self, loop: asyncio.AbstractEventLoop, rate: float, kind: str, pick: Callable[[], str], stream_op: str
@@ -184,19 +192,24 @@ class LoopSends:
                 task.add_done_callback(self._crashed)
             await asyncio.sleep(max(pacer.next_due - time.perf_counter(), 0.0))
 
-    async def _closed(self, loop: asyncio.AbstractEventLoop, plan: list[str], wait: Callable[[], float]) -> None:
+    async def _closed(self, plan: list[str], wait: Callable[[], float]) -> None:
         """Locust's task loop for one user, on the loop: a task by weight, its call (or fan-out), the user's wait.
-        The call is a task of its own: a stop cancels this loop, and the call still gets its answer."""
-        rng = self.user._rng
-        while True:
+        The call runs in this task (no task and no shield per call: at one call in flight each cost a trip round
+        the loop between two calls); while it does, the task is ``busy``: a stop cancels it only between calls,
+        and otherwise lets the call answer, then the loop ends."""
+        rng, me = self.user._rng, asyncio.current_task()
+        assert me is not None
+        while not self._halting:
             name = rng.choice(plan)
-            call = loop.create_task(self._fanout() if name == "fanout" else self._call(name, None, ""))
-            self._calls.add(call)
-            call.add_done_callback(self._calls.discard)
-            call.add_done_callback(self._crashed)
-            with contextlib.suppress(Exception):  # reported by _crashed; like Locust, the user goes on
-                await asyncio.shield(call)
-            await asyncio.sleep(wait())
+            self._busy.add(me)
+            try:
+                await (self._fanout() if name == "fanout" else self._call(name, None, ""))
+            except Exception as exc:  # like Locust: the user's error is reported, the user goes on
+                self._error(exc)
+            finally:
+                self._busy.discard(me)
+            if not self._halting:
+                await asyncio.sleep(wait())
 
     async def _fanout(self) -> None:
         """``StoreUser.run_fanout`` on the loop: ``--fanout`` searches gathered, settled here, reported on the hub."""
