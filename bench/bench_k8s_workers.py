@@ -15,28 +15,21 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from loadgen.milvus.server import EmbeddedMilvus
+from loadgen.milvus.server import EmbeddedMilvus, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "k8s" / "locust" / "locustfiles" / "locustfile.py"
 OPTIONS = ["--collection", "bench_k8s", "--rows", "5000", "--dim", "32", "--weights", "search=1"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def one_run(uri: str, workers: int, users: int, seconds: int, out: Path) -> dict[str, float]:
-    port = free_port()
+    (port,) = free_ports(1)
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1"}
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
     master = subprocess.Popen(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,17 +25,11 @@ from conftest import server_counter
 from k8s_render import container, locustfiles, one, options, rendered
 from pymilvus import MilvusClient
 
-from loadgen.milvus.server import ServerInfo
+from loadgen.milvus.server import ServerInfo, free_ports
 
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 BIN = str(Path(sys.executable).parent)  # the image's `python` and `loadgen` are this venv's
 TOKEN = "root:k8s-Secret-Token-42"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Pods:
@@ -44,7 +37,7 @@ class Pods:
 
     def __init__(self, tmp: Path, milvus: ServerInfo, overlay: str, collection: str) -> None:
         self.tmp, self.milvus, self.docs = tmp, milvus, rendered(overlay)
-        self.master_port, self.web_port = free_port(), free_port()
+        self.master_port, self.web_port = free_ports(2)
         self.files = tmp / "locustfiles"
         self.files.mkdir()
         for name, text in locustfiles(self.docs).items():

@@ -52,7 +52,14 @@ def milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
         yield args.host, keep
         return
     data_dir = Path(tempfile.mkdtemp(prefix="loadgen-milvus-"))
-    server = EmbeddedMilvus(data_dir, engine=args.engine, startup_timeout=args.startup_timeout, die_with_parent=True)
+    ours = [getattr(args, name, None) for name in ("web_port", "prometheus_port")]  # bound once the server runs
+    server = EmbeddedMilvus(
+        data_dir,
+        engine=args.engine,
+        startup_timeout=args.startup_timeout,
+        die_with_parent=True,
+        avoid_ports=[port for port in ours if isinstance(port, int) and port > 0],
+    )
     print(f"loadgen: starting embedded Milvus ({args.engine}); logs: {data_dir / 'logs'}", file=sys.stderr)
     ok = False
     try:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -54,18 +57,51 @@ def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "milvus-loadgen" / "server"
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free right now, all distinct (sockets held until all are chosen)."""
-    socks = []
+def free_ports(count: int, avoid: Iterable[int] = ()) -> list[int]:
+    """``count`` distinct ports free right now, for a server or web UI to bind a moment later.
+
+    They are drawn at random below the kernel's ephemeral range (``ip_local_port_range``), never from it: the
+    kernel gives ports of that range to every outgoing connection (Milvus alone opens a few dozen while it starts),
+    and one of those could take a port chosen from there before its owner binds it ("Address already in use").
+    ``avoid``: ports the caller will bind itself (a command's ``--web-port``), never handed out here."""
+    low, high = _ephemeral_range()
+    below, above = range(max(1024, low - 12768), low), range(high + 1, 65536)
+    skip = set(avoid)
+    pool = [p for p in max(below, above, key=len) if p not in skip]
+    chosen: list[int] = []
+    for port in random.SystemRandom().sample(pool, min(len(pool), 64 * count)):
+        if _bindable(port):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise ServerError(f"could not find {count} free TCP ports in {pool[0]}-{pool[-1]}")
+
+
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return low, high
+
+
+def _bindable(port: int) -> bool:
+    """Nothing holds ``port`` on any IPv4 address (nor on IPv6, where the host has it); binds, never listens."""
+    families = [(socket.AF_INET, "0.0.0.0")] + ([(socket.AF_INET6, "::")] if socket.has_ipv6 else [])
+    for family, host in families:
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            continue  # no IPv6 here
+        with sock:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE or family == socket.AF_INET:
+                    return False
+    return True
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
@@ -138,6 +174,7 @@ class EmbeddedMilvus:
         startup_timeout: float = 120.0,
         die_with_parent: bool = False,
         config: dict[str, Any] | None = None,
+        avoid_ports: Iterable[int] = (),
     ) -> None:
         if engine not in ENGINES:
             raise ServerError(f"unknown embedded engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -147,6 +184,7 @@ class EmbeddedMilvus:
         self.die_with_parent = die_with_parent
         # extra values for the wheel's milvus.yaml template, e.g. authorization_enabled, tls_mode, server_pem_path
         self.config = dict(config or {})
+        self.avoid_ports = set(avoid_ports)  # what the command binds itself after the server starts (its web UI)
         self._proc: subprocess.Popen[bytes] | None = None
         self._launch: tuple[list[str], dict[str, str], int, int] | None = None  # kept for a restart
         self.info: ServerInfo | None = None
@@ -210,7 +248,7 @@ class EmbeddedMilvus:
     def _command(self, log_dir: Path) -> tuple[list[str], dict[str, str], int, int]:
         env = dict(os.environ)
         if self.engine == "lite":
-            (port,) = free_ports(1)
+            (port,) = free_ports(1, self.avoid_ports)
             exe = str(Path(sys.executable).parent / "milvus-lite")
             if not Path(exe).exists():
                 exe = shutil.which("milvus-lite") or ""
@@ -224,18 +262,18 @@ class EmbeddedMilvus:
             raise ServerError("the `milvus` wheel is not installed; run `pip install -e .`") from exc
         config = milvus.MilvusServerConfig(data_dir=str(self.data_dir))
         port_keys = [k for k in config.configurable_items if k.endswith("_port")]
-        ports = free_ports(len(port_keys) + 1)
+        ports = free_ports(len(port_keys) + 2, self.avoid_ports)  # the last two: metrics, etcd's peer port
         config.update(**dict(zip(port_keys, ports, strict=False)))
         for key, value in self.config.items():  # update() only takes ports
             if key not in config.configurable_items and "." not in key:
                 raise ServerError(f"unknown embedded Milvus config item {key!r}")
             config.set(key, value)  # a template item, or a dotted milvus.yaml path such as common.session.ttl
-        health_port = ports[-1]
+        health_port, etcd_peer_port = ports[-2:]
         try:
             config.resolve()  # writes configs/milvus.yaml with our ports, data and log paths
         except RuntimeError as exc:
             raise ServerError(f"could not reserve ports for the embedded Milvus: {exc}") from exc
-        _pin_embedded_etcd(Path(config.base_data_dir), int(config.get("etcd_port")), free_ports(1)[0])
+        _pin_embedded_etcd(Path(config.base_data_dir), int(config.get("etcd_port")), etcd_peer_port)
         milvus._initialize_data_files(config.base_data_dir)  # unpacks the engine binaries once
         bin_dir = Path(config.base_data_dir) / "bin"
         env.update(
