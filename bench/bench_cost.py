@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,18 @@ def _summary(lat_ms: list[float], calls: int, cpu_s: float, wall_s: float, hits:
         "cpu_us_per_call": cpu_s / max(calls, 1) * 1e6, "mean_ms": statistics.fmean(lat) if lat else 0.0,
         "p50_ms": pick(0.5), "p99_ms": pick(0.99), "hits_per_call": hits / max(calls, 1),
     }  # fmt: skip
+
+
+def _window(
+    sleep: Callable[[float], Any], state: dict[str, bool], warmup: float, seconds: float
+) -> tuple[float, float]:
+    """The measured window, after the warm-up: ``state["on"]`` while it lasts; the process's CPU and wall seconds."""
+    sleep(warmup)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    state["on"] = True
+    sleep(seconds)
+    state["on"] = False
+    return time.process_time() - cpu0, time.perf_counter() - t0
 
 
 def _settings(host: str) -> Any:
@@ -134,12 +147,7 @@ def _threads_loop(path: str, host: str, n: int, warmup: float, seconds: float) -
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
     for t in threads:
         t.start()
-    time.sleep(warmup)
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    state["on"] = True
-    time.sleep(seconds)
-    state["on"] = False
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    cpu, wall = _window(time.sleep, state, warmup, seconds)
     state["stop"] = True
     for t in threads:
         t.join(s.timeout + 1)
@@ -190,12 +198,7 @@ def _gevent_loop(host: str, n: int, warmup: float, seconds: float, raw: bool = F
         c.close()
 
     greenlets = [gevent.spawn(worker, i) for i in range(n)]
-    gevent.sleep(warmup)
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    state["on"] = True
-    gevent.sleep(seconds)
-    state["on"] = False
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    cpu, wall = _window(gevent.sleep, state, warmup, seconds)
     state["stop"] = True
     gevent.joinall(greenlets, timeout=s.timeout + 1)
     return _summary(lat, counts[0], cpu, wall, counts[1])
@@ -240,12 +243,7 @@ def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -
     want = request_type
     events.request.add_listener(on_request)
     runner.start(n, spawn_rate=n, wait=False)
-    gevent.sleep(warmup)
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    state["on"] = True
-    gevent.sleep(seconds)
-    state["on"] = False
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    cpu, wall = _window(gevent.sleep, state, warmup, seconds)
     runner.quit()
     out = _summary(lat, counts[0], cpu, wall, counts[1])
     out["failures"] = counts[2]
