@@ -64,10 +64,8 @@ def free_ports(count: int, avoid: Iterable[int] = ()) -> list[int]:
     kernel gives ports of that range to every outgoing connection (Milvus alone opens a few dozen while it starts),
     and one of those could take a port chosen from there before its owner binds it ("Address already in use").
     ``avoid``: ports the caller will bind itself (a command's ``--web-port``), never handed out here."""
-    low, high = _ephemeral_range()
-    below, above = range(max(1024, low - 12768), low), range(high + 1, 65536)
     skip = set(avoid)
-    pool = [p for p in max(below, above, key=len) if p not in skip]
+    pool = [p for p in port_pool() if p not in skip]
     chosen: list[int] = []
     for port in random.SystemRandom().sample(pool, min(len(pool), 64 * count)):
         if _bindable(port):
@@ -75,6 +73,13 @@ def free_ports(count: int, avoid: Iterable[int] = ()) -> list[int]:
             if len(chosen) == count:
                 return chosen
     raise ServerError(f"could not find {count} free TCP ports in {pool[0]}-{pool[-1]}")
+
+
+def port_pool() -> range:
+    """Where ``free_ports`` draws from: the wider of the ranges just below and just above the ephemeral one."""
+    low, high = _ephemeral_range()
+    below, above = range(max(1024, low - 12768), low), range(high + 1, 65536)
+    return max(below, above, key=len)
 
 
 def _ephemeral_range() -> tuple[int, int]:
