@@ -17,18 +17,27 @@ Paths:
 - ``user-sync`` / ``user-async``: N ``PymilvusUser`` / ``AsyncPymilvusUser`` in a Locust local runner, loadgen's
   listeners attached as in a real run (``events.init``), task ``search`` only.
 - ``fast-sync`` / ``fast-async``: the same with ``FastPymilvusUser`` / ``AsyncFastPymilvusUser``.
+- ``user-sync-greenlets`` / ``fast-sync-greenlets``: the sync users as they were before their closed-model loop ran
+  in a thread of its own (``thread_sends = False``): each call in the user's greenlet, its completion waited for on
+  the hub's thread pool (grpc's gevent integration).
 - ``loop-gevent``: a bare ``MilvusClient.search`` loop in N greenlets under loadgen's gevent policy (the users'
   runtime, without Locust): where the gevent integration's own cost shows.
 - ``grpc-gevent``: the fast path's floor: the same greenlets sending its prebuilt requests on the raw channel, no
   Locust, no users: what the fast sync user costs beyond it is Locust's and loadgen's per-call work.
 
 Prints a table and writes bench/out/cost.json. Ratios are per round (same round, same machine state), then medians.
+
+``--interleave``: every path's child of a round runs at once and they take turns in slices of ``SLICE_S`` (a shared
+wall-clock schedule, ``Gate``): a call begins only in its own path's slice, so the paths measure the server of the
+same moments (at one call in flight, separate 3 s windows moved a path's ratio to its bare loop by a third between
+rounds, bench/COST.md section 8). ``--seconds`` is then each path's measured time, in slices.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -47,7 +56,7 @@ OPTIONS = [
 ]  # fmt: skip
 PATHS = (
     "grpc", "client", "client-async", "loop-gevent", "grpc-gevent",
-    "user-sync", "user-async", "fast-sync", "fast-async",
+    "user-sync", "user-sync-greenlets", "user-async", "fast-sync", "fast-sync-greenlets", "fast-async",
 )  # fmt: skip
 USERS = {
     "user-sync": ("loadgen.users.pymilvus", "PymilvusUser", "pymilvus"),
@@ -68,10 +77,75 @@ def _summary(lat_ms: list[float], calls: int, cpu_s: float, wall_s: float, hits:
     }  # fmt: skip
 
 
+SLICE_S = 0.2  # --interleave: one path's turn at up to 5 calls in flight (longer in proportion above)
+MARGIN_S = 0.03  # ... of which the last part begins no call: a call rarely runs into the next path's turn
+
+
+class Gate:
+    """``--interleave``: this child's turns. Slice ``s`` (from the shared wall-clock ``epoch``) is child
+    ``s % count``'s; cycle ``k`` holds one slice of each child. Measured: this child's slices of cycles ``first`` to
+    ``first + cycles - 1``, the calls begun in them and the process's CPU sampled at their edges."""
+
+    def __init__(self, spec: str) -> None:
+        epoch, index, count, first, cycles, slice_s, margin_s = spec.split(",")
+        self.epoch, self.index, self.count = float(epoch), int(index), int(count)
+        self.first, self.cycles = int(first), int(cycles)
+        self.slice, self.margin = float(slice_s), float(margin_s)
+        self.offset = time.time() - time.perf_counter()
+
+    def _where(self, t: float) -> tuple[int, float]:
+        """Slice and seconds into it of the perf_counter time ``t``."""
+        x = (t + self.offset - self.epoch) / self.slice
+        s = math.floor(x)
+        return s, (x - s) * self.slice
+
+    def pause(self) -> float:
+        """0 if a call may begin now, else the seconds until this child's next turn."""
+        s, into = self._where(time.perf_counter())
+        if s % self.count == self.index and into < self.slice - self.margin:
+            return 0.0
+        following = s + 1 + (self.index - s - 1) % self.count
+        return max(self.epoch + following * self.slice - time.time(), 0.0)
+
+    def counts(self, begun: float) -> bool:
+        s, into = self._where(begun)
+        return s % self.count == self.index and self.first <= s // self.count < self.first + self.cycles and (
+            into < self.slice - self.margin)  # fmt: skip
+
+    def window(self, sleep: Callable[[float], Any]) -> tuple[float, float]:
+        """Sleeps through the measured cycles; this child's CPU seconds in its turns, and its turns' call time."""
+        cpu = 0.0
+        for k in range(self.first, self.first + self.cycles):
+            start = self.epoch + (k * self.count + self.index) * self.slice
+            sleep(max(start - time.time(), 0.0))
+            cpu0 = time.process_time()
+            sleep(max(start + self.slice - time.time(), 0.0))
+            cpu += time.process_time() - cpu0
+        return cpu, self.cycles * (self.slice - self.margin)
+
+
+GATE: Gate | None = None  # set in a child of --interleave
+
+
+def _go(sleep: Callable[[float], Any]) -> bool:
+    """Before a call: False (after a sleep) if it is not this child's turn (--interleave)."""
+    if GATE is not None and (pause := GATE.pause()):
+        sleep(pause)
+        return False
+    return True
+
+
+def _counted(state: dict[str, bool], begun: float) -> bool:
+    return GATE.counts(begun) if GATE is not None else state["on"]
+
+
 def _window(
     sleep: Callable[[float], Any], state: dict[str, bool], warmup: float, seconds: float
 ) -> tuple[float, float]:
-    """The measured window, after the warm-up: ``state["on"]`` while it lasts; the process's CPU and wall seconds."""
+    """The measured window, after the warm-up: ``state["on"]`` while it lasts; the process's CPU and wall seconds.
+    Under ``--interleave``, the gate's turns instead."""
+    if GATE is not None:
+        return GATE.window(sleep)
     sleep(warmup)
     cpu0, t0 = time.process_time(), time.perf_counter()
     state["on"] = True
@@ -128,6 +202,8 @@ def _threads_loop(path: str, host: str, n: int, warmup: float, seconds: float) -
         md = (("dbname", ""),)
         k = i
         while not state["stop"]:
+            if not _go(time.sleep):
+                continue
             k = (k + 1) % POOL
             t0 = time.perf_counter()
             if path == "grpc":
@@ -138,7 +214,7 @@ def _threads_loop(path: str, host: str, n: int, warmup: float, seconds: float) -
                                consistency_level=s.consistency_level, timeout=s.timeout)  # fmt: skip
                 hits = sum(len(h) for h in res)
             dt = (time.perf_counter() - t0) * 1000.0
-            if state["on"]:
+            if _counted(state, t0):
                 with lock:
                     lat.append(dt)
                     counts[0] += 1
@@ -184,6 +260,8 @@ def _gevent_loop(host: str, n: int, warmup: float, seconds: float, raw: bool = F
             st.bind(c._get_connection()._channel, c._db_name)
         k = i
         while not state["stop"]:
+            if not _go(gevent.sleep):
+                continue
             k = (k + 1) % POOL
             t0 = time.perf_counter()
             if raw:
@@ -191,7 +269,7 @@ def _gevent_loop(host: str, n: int, warmup: float, seconds: float, raw: bool = F
             else:
                 res = c.search(s.collection, data=[vectors[k]], limit=s.top_k, search_params=param,
                                consistency_level=s.consistency_level, timeout=s.timeout)  # fmt: skip
-            if state["on"]:
+            if _counted(state, t0):
                 lat.append((time.perf_counter() - t0) * 1000.0)
                 counts[0] += 1
                 counts[1] += sum(len(h) for h in res)
@@ -218,18 +296,35 @@ def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -
     import loadgen.locust.hooks  # noqa: F401  - our listeners, as in a locustfile
     from loadgen.config.settings import add_options
 
-    module, cls_name, request_type = USERS[path]
+    module, cls_name, request_type = USERS[path.removesuffix("-greenlets")]
     user_cls = getattr(importlib.import_module(module), cls_name)
+    if path.endswith("-greenlets"):  # the sync user as it was: each call in its greenlet, waited on the hub's pool
+        user_cls = type(cls_name, (user_cls,), {"thread_sends": False})
     parser = argparse.ArgumentParser()
     add_options(parser, locust=False)
     ns = parser.parse_args(OPTIONS)
     ns.headless, ns.autostart, ns.users = True, False, n
-    env = Environment(user_classes=[user_cls], events=events, host=host, parsed_options=ns)
-    runner = env.create_local_runner()
-    events.init.fire(environment=env, runner=runner, web_ui=None)
     state = {"on": False}
     lat: list[float] = []
     counts = [0, 0, 0]  # calls, hits, failures
+    if GATE is not None:  # a row comes to the hub after its call (in a batch): the call's own start decides
+        gate, base = GATE, user_cls
+
+        def report_call(user: Any, *args: Any) -> None:  # (op, inputs, sample, outcome, intended)
+            sample, outcome = args[2], args[3]
+            if gate.counts(sample.start):
+                if sample.error is not None:
+                    counts[2] += 1
+                else:
+                    lat.append(sample.elapsed_ms)
+                    counts[0] += 1
+                    counts[1] += outcome.length
+            base.report_call(user, *args)
+
+        user_cls = type(cls_name, (base,), {"wait_time": lambda _user: gate.pause(), "report_call": report_call})
+    env = Environment(user_classes=[user_cls], events=events, host=host, parsed_options=ns)
+    runner = env.create_local_runner()
+    events.init.fire(environment=env, runner=runner, web_ui=None)
 
     def on_request(request_type: str, response_time: float, response_length: int, exception: Any, **_: Any) -> None:
         if state["on"] and request_type == want:
@@ -241,7 +336,8 @@ def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -
             counts[1] += response_length
 
     want = request_type
-    events.request.add_listener(on_request)
+    if GATE is None:
+        events.request.add_listener(on_request)
     runner.start(n, spawn_rate=n, wait=False)
     cpu, wall = _window(gevent.sleep, state, warmup, seconds)
     runner.quit()
@@ -267,12 +363,15 @@ def _asyncio_loop(host: str, n: int, warmup: float, seconds: float) -> dict[str,
     async def worker(c: Any, i: int) -> None:
         k = i
         while not state["stop"]:
+            if GATE is not None and (pause := GATE.pause()):
+                await asyncio.sleep(pause)
+                continue
             k = (k + 1) % POOL
             t0 = time.perf_counter()
             res = await c.search(s.collection, data=[vectors[k]], limit=s.top_k, search_params=param,
                                  consistency_level=s.consistency_level, timeout=s.timeout)  # fmt: skip
             dt = (time.perf_counter() - t0) * 1000.0
-            if state["on"]:
+            if _counted(state, t0):
                 lat.append(dt)
                 counts[0] += 1
                 counts[1] += sum(len(h) for h in res)
@@ -280,12 +379,15 @@ def _asyncio_loop(host: str, n: int, warmup: float, seconds: float) -> dict[str,
     async def run() -> dict[str, Any]:
         clients = [AsyncMilvusClient(uri=host, timeout=s.timeout, alias=f"cost-a{i}-{os.getpid()}") for i in range(n)]
         tasks = [asyncio.create_task(worker(c, i)) for i, c in enumerate(clients)]
-        await asyncio.sleep(warmup)
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        state["on"] = True
-        await asyncio.sleep(seconds)
-        state["on"] = False
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        if GATE is not None:  # its sleeps in a thread of their own: the loop's tasks keep going
+            cpu, wall = await asyncio.to_thread(GATE.window, time.sleep)
+        else:
+            await asyncio.sleep(warmup)
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            state["on"] = True
+            await asyncio.sleep(seconds)
+            state["on"] = False
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
         state["stop"] = True
         await asyncio.gather(*tasks)
         for c in clients:
@@ -315,7 +417,30 @@ def run_child(path: str, host: str, n: int, seconds: float) -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def measure(host: str, paths: list[str], inflight: list[int], seconds: float, rounds: int) -> dict[str, Any]:
+def run_together(paths: list[str], host: str, n: int, seconds: float) -> list[dict[str, Any]]:
+    """--interleave: one child per path, all at once, taking turns (``Gate``); their results in ``paths``' order."""
+    scale = max(1.0, n / 5)  # turns long enough that n calls in flight seldom spill into the next one's
+    slice_s, margin_s = SLICE_S * scale, MARGIN_S * scale
+    cycles = math.ceil(seconds / (slice_s - margin_s))
+    first = math.ceil(1.0 / (slice_s - margin_s))  # each path's warm-up: a second of its own turns
+    epoch = time.time() + 6.0 + n / 20  # the children's start (imports, n connections) comes first
+    procs = []
+    for i, p in enumerate(paths):
+        gate = f"{epoch},{i},{len(paths)},{first},{cycles},{slice_s},{margin_s}"
+        cmd = [sys.executable, __file__, "--child", p, "--host", host, "--inflight", str(n), "--gate", gate]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    out = []
+    for p, proc in zip(paths, procs, strict=True):
+        stdout, stderr = proc.communicate(timeout=180 + n + 2 * (first + cycles) * len(paths) * slice_s)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{p} x{n} failed:\n{stderr[-3000:]}")
+        out.append(dict(json.loads(stdout.strip().splitlines()[-1])))
+    return out
+
+
+def measure(
+    host: str, paths: list[str], inflight: list[int], seconds: float, rounds: int, *, interleave: bool = False
+) -> dict[str, Any]:
     from loadgen.milvus import collection
 
     collection.prepare(_settings(host), progress=False)
@@ -324,8 +449,9 @@ def measure(host: str, paths: list[str], inflight: list[int], seconds: float, ro
     for r in range(rounds):
         for n in inflight:
             order = paths[r % len(paths) :] + paths[: r % len(paths)]
-            for p in order:
-                raw[p][n].append(run_child(p, host, n, seconds))
+            results = run_together(order, host, n, seconds) if interleave else None
+            for i, p in enumerate(order):
+                raw[p][n].append(results[i] if results is not None else run_child(p, host, n, seconds))
                 print(f"round {r + 1} x{n} {p}: {raw[p][n][-1]['cpu_us_per_call']:.0f} us/call", file=sys.stderr)
     return {"runs": raw, "table": table(raw, paths, inflight)}
 
@@ -337,7 +463,8 @@ def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[di
             runs = raw[p][n]
             med = {k: statistics.median(x[k] for x in runs) for k in ("cpu_us_per_call", "qps", "p50_ms", "mean_ms")}
             row: dict[str, Any] = {"path": p, "inflight": n, **med, "hits_per_call": runs[0]["hits_per_call"]}
-            twin = {"fast-sync": "user-sync", "fast-async": "user-async"}.get(p, "")
+            twin = {"fast-sync": "user-sync", "fast-async": "user-async", "fast-sync-greenlets": "user-sync-greenlets",
+                    "user-sync-greenlets": "user-sync"}.get(p, "")  # fmt: skip
             bare = "client-async" if p in ("user-async", "fast-async") else "client"  # the same layer without us
             for base, key in (("client", "client"), ("grpc", "grpc"), (twin, "user"), (bare, "bare")):
                 if base in raw:  # the same round's base: ratios measured side by side
@@ -373,8 +500,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--paths", default=",".join(PATHS))
     ap.add_argument("--out", default=str(HERE / "out" / "cost.json"))
+    ap.add_argument("--interleave", action="store_true", help="the paths of a round at once, taking turns")
     ap.add_argument("--child", default="")
+    ap.add_argument("--gate", default="", help=argparse.SUPPRESS)  # a child's turns under --interleave
     a = ap.parse_args()
+    if a.gate:
+        global GATE  # noqa: PLW0603 - a child's one setting, read by every path's loop
+        GATE = Gate(a.gate)
     if a.child:
         print(json.dumps(child(a.child, a.host, int(a.inflight), a.seconds)))
         return
@@ -382,13 +514,14 @@ def main() -> None:
     inflight = [int(x) for x in a.inflight.split(",")]
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if a.host:
-        result = measure(a.host, paths, inflight, a.seconds, a.rounds)
+        result = measure(a.host, paths, inflight, a.seconds, a.rounds, interleave=a.interleave)
     else:
         from loadgen.milvus.server import EmbeddedMilvus
 
         with tempfile.TemporaryDirectory() as tmp, EmbeddedMilvus(Path(tmp), die_with_parent=True) as info:
-            result = measure(info.uri, paths, inflight, a.seconds, a.rounds)
-    result.update(started=started, seconds=a.seconds, rounds=a.rounds, options=OPTIONS, cpus=os.cpu_count())
+            result = measure(info.uri, paths, inflight, a.seconds, a.rounds, interleave=a.interleave)
+    result.update(started=started, seconds=a.seconds, rounds=a.rounds, options=OPTIONS, cpus=os.cpu_count(),
+                  interleave=a.interleave)  # fmt: skip
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2))
     print(render(result["table"]))

@@ -15,7 +15,9 @@ multiplexes them; a pool of clients grew connections exactly when the server slo
 
 An async user whose class allows it (``loop_sends``: the pymilvus and fake-store layers) and whose every operation
 is a single read makes its calls from the asyncio loop itself, in either model, and only its rows come back to the
-hub, in batches (``loadgen.users.loop_sends``): no thread hand-off per call.
+hub, in batches (``loadgen.users.loop_sends``): no thread hand-off per call. A sync user of those layers does the
+same in the closed model from an OS thread of its own (``thread_sends``, ``loadgen.users.thread_sends``), where grpc
+waits for its call in the calling thread, as in an app's thread or a bare pymilvus loop.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.locust import hooks
 from loadgen.runtime import bridge, freeze_heap, off_hub
 from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure, report
-from loadgen.users import schedule
+from loadgen.users import schedule, thread_sends
 from loadgen.users.loop_sends import LoopSends, eligible
+from loadgen.users.thread_sends import ThreadSends
 from loadgen.workload.arrival_rate import admit, paced_wait
 
 
@@ -67,9 +70,9 @@ def _paced(user: StoreUser) -> None:
 
 
 def _from_loop(user: StoreUser) -> None:
-    """The closed model's task of a user whose calls go from the asyncio loop: it starts the loop's task loop (once;
-    Locust runs it again after each ``paced_wait``). Here, not in ``on_start``: a user driven by hand (``run_op``)
-    makes no calls of its own."""
+    """The closed model's task of a user whose calls go from the asyncio loop (or, sync, from a thread of its own):
+    it starts that task loop (once; Locust runs it again after each ``paced_wait``). Here, not in ``on_start``: a
+    user driven by hand (``run_op``) makes no calls of its own."""
     user.start_closed_loop()
 
 
@@ -85,6 +88,8 @@ class StoreUser(User):
     use_async = False
     # async users whose every operation is a single read call from the asyncio loop, in either model (loop_sends)
     loop_sends = False
+    # sync users whose every operation is a single read run the closed model's task loop in a thread (thread_sends)
+    thread_sends = False
     tasks = [_placeholder]  # noqa: RUF012 - Locust wants it non-empty; instances get weighted lists
 
     def __init__(self, environment: Any) -> None:
@@ -111,28 +116,38 @@ class StoreUser(User):
         self._in_flight = gevent.pool.Group()
         self._schedules: list[gevent.Greenlet] = []
         self._loop_sends: LoopSends | None = None
+        self._thread_sends: ThreadSends | None = None
+        self._thread_claimed = False  # a sync user that runs in a thread (thread_sends.claim) until its stop
         self._rng = random.Random(self.settings.seed + id(self))
-        self._on_loop = self._sends_from_loop(weights)
-        self._closed_plan: list[str] = []  # closed-model tasks run by the loop (``loop_sends``), by weight
+        off_hub = self._sends_off_hub(weights)
+        self._on_loop = off_hub and self.use_async
+        self._closed_plan: list[str] = []  # closed-model tasks run by the loop or a thread, by weight
         self._closed_wait: Callable[[], float] = self.wait_time
-        if self._on_loop and not self.settings.arrival_rate:
+        if off_hub and not self.settings.arrival_rate:
             self._closed_plan = [op for op, w in weights.items() for _ in range(w)]
             self.tasks = [_from_loop]  # then the user waits in Locust's wait, where a stop ends it at once
             self.wait_time = paced_wait  # type: ignore[method-assign]
 
-    def _sends_from_loop(self, weights: dict[str, int]) -> bool:
-        """Whether this user's calls go from the asyncio loop itself (``loadgen.users.loop_sends``): an async user
-        of a layer that allows it, every operation it sends a single read, and no ``--iterations`` (Locust counts
-        those in its own task loop)."""
-        if not (self.use_async and self.loop_sends) or getattr(self.environment.parsed_options, "iterations", None):
-            return False
+    def _sends_off_hub(self, weights: dict[str, int]) -> bool:
+        """Whether this user's calls go from the asyncio loop itself (``loadgen.users.loop_sends``: an async user, in
+        either model) or from a thread of its own (``loadgen.users.thread_sends``: a sync user, closed model): a
+        layer that allows it, every operation it sends a single read, and no ``--iterations`` (Locust counts those in
+        its own task loop); a sync user, only in a test of few users (``thread_sends.claim``)."""
         s = self.settings
+        allowed = self.loop_sends if self.use_async else self.thread_sends and not s.arrival_rate
+        if not allowed or getattr(self.environment.parsed_options, "iterations", None):
+            return False
         used = [self.ops[op] for op in s.stream_rates if op in self.ops]
         if s.arrival_rate:
             used += [self.ops[op] for op, _ in self._open_ops]
         else:
             used += [self.adapter.search if op == "fanout" else self.ops[op] for op, w in weights.items() if w > 0]
-        return eligible(used)
+        if not eligible(used):
+            return False
+        if not self.use_async:
+            self._thread_claimed = thread_sends.claim(s.total_users)
+            return self._thread_claimed
+        return True
 
     # ---- the store ------------------------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -153,6 +168,12 @@ class StoreUser(User):
     def on_stop(self) -> None:
         gevent.killall(self._schedules)
         self._schedules = []
+        if self._thread_sends is not None:
+            self._thread_sends.stop(self._timeout)
+            self._thread_sends = None
+        if self._thread_claimed:
+            thread_sends.release()
+            self._thread_claimed = False
         if self._loop_sends is not None:
             self._loop_sends.stop(self._timeout)
             self._loop_sends = None
@@ -195,6 +216,11 @@ class StoreUser(User):
             self._spawn(self._schedules.append, self._schedule, rate, kind, self._sender(pick, kind), stream_op)
 
     def start_closed_loop(self) -> None:
+        if self._closed_plan and not self.use_async:
+            if self._thread_sends is None:
+                self._thread_sends = ThreadSends(self)
+                self._thread_sends.start(self._closed_plan, self._closed_wait)
+            return
         if self._closed_plan and (self._loop_sends is None or not self._loop_sends.closed):
             self._loop_sends = self._loop_sends or LoopSends(self)
             self._loop_sends.start([], (self._closed_plan, self._closed_wait))

@@ -12,6 +12,7 @@ clients.register("fake", "loadgen.clients.fake")
 class FakeUser(StoreUser):
     layer = "fake"
     use_async = False
+    thread_sends = True
 
 
 class AsyncFakeUser(StoreUser):

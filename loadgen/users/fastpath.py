@@ -15,6 +15,7 @@ class FastPymilvusUser(StoreUser):
 
     layer = "pymilvus-fast"
     use_async = False
+    thread_sends = True
 
 
 class AsyncFastPymilvusUser(StoreUser):

@@ -10,6 +10,7 @@ class PymilvusUser(StoreUser):
 
     layer = "pymilvus"
     use_async = False
+    thread_sends = True
 
 
 class AsyncPymilvusUser(StoreUser):
