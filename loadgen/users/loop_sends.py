@@ -40,7 +40,7 @@ import gevent
 from loadgen.clients.base import Operation, Skip
 from loadgen.errors import CallTimeout
 from loadgen.runtime import bridge
-from loadgen.stats.timing import ameasure, ameasure_many
+from loadgen.stats.timing import Sample, ameasure, ameasure_many
 from loadgen.users import schedule
 from loadgen.workload.arrival_rate import Pacer, lag_ms
 
@@ -74,6 +74,25 @@ class Outbox:
 
     def _wake(self) -> None:  # a hub callback may not block: the work runs in a greenlet, a batch's time later
         gevent.spawn_later(BATCH_S, self.flush)
+
+    def post_error(self, user: StoreUser, exc: BaseException) -> None:
+        """A user's error raised off the hub, reported through Locust (``user_error``) as the hub would."""
+        self.post(user, lambda: user.environment.events.user_error.fire(
+            user_instance=user, exception=exc, tb=exc.__traceback__))  # fmt: skip
+
+    def post_settled(
+        self,
+        user: StoreUser,
+        store: Any,
+        op: Operation,
+        inputs: tuple[Any, ...],
+        sample: Sample,
+        *,
+        intended: float | None,
+    ) -> None:
+        """A call made off the hub: its outcome settled here, its request row the hub's."""
+        sample, outcome = user._settle(store, op, inputs, sample)
+        self.post(user, user.report_call, op, inputs, sample, outcome, intended)
 
     def flush(self) -> None:
         """On the hub: everything posted so far, in order. A failure is the user's error, reported through Locust."""
@@ -165,9 +184,7 @@ class LoopSends:
             self._error(exc)
 
     def _error(self, exc: BaseException) -> None:
-        user = self.user
-        self.outbox.post(user, lambda: user.environment.events.user_error.fire(
-            user_instance=user, exception=exc, tb=exc.__traceback__))  # fmt: skip
+        self.outbox.post_error(self.user, exc)
 
     async def _schedule(
         self, loop: asyncio.AbstractEventLoop, rate: float, kind: str, pick: Callable[[], str], stream_op: str
@@ -231,5 +248,4 @@ class LoopSends:
             self.outbox.post(user, user.skipped_send, op, kind)
             return
         sample = await ameasure(lambda: op.async_call(store, *inputs), user.settings.timeout)
-        sample, outcome = user._settle(store, op, inputs, sample)
-        self.outbox.post(user, user.report_call, op, inputs, sample, outcome, intended)
+        self.outbox.post_settled(user, store, op, inputs, sample, intended=intended)

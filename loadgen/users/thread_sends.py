@@ -115,12 +115,9 @@ class ThreadSends:
             self.outbox.post(user, user.skipped_send, op, "")
             return
         sample = measure(op.call, store, *inputs)
-        sample, outcome = user._settle(store, op, inputs, sample)
         if not self._abandoned:
-            self.outbox.post(user, user.report_call, op, inputs, sample, outcome, None)
+            self.outbox.post_settled(user, store, op, inputs, sample, intended=None)
 
     def _error(self, exc: BaseException) -> None:
-        user = self.user
         if not self._abandoned:
-            self.outbox.post(user, lambda: user.environment.events.user_error.fire(
-                user_instance=user, exception=exc, tb=exc.__traceback__))  # fmt: skip
+            self.outbox.post_error(self.user, exc)
