@@ -87,6 +87,28 @@ class _Loop(asyncio.SelectorEventLoop):
         self._add_reader(self._ssock.fileno(), self._read_from_self)  # type: ignore[attr-defined]
 
 
+def _grpc_aio_on_plain_sockets() -> None:
+    """grpc.aio's process-wide completion queue, made now with *unpatched* sockets, and kept for the process.
+
+    grpc.aio makes it at its first channel: a poller thread that signals the asyncio loop through a
+    ``socket.socketpair()``, which ``patch_all`` had turned into gevent sockets. Read from the loop's thread, that
+    made a gevent hub in the asyncio thread (a second event loop there), put every completion through gevent's
+    socket layer, and a read that found nothing (grpc's handler reads without checking; a plain socket raises
+    EAGAIN) would have waited in that hub, i.e. frozen the asyncio loop until the next completion. The extra
+    reference taken here keeps grpc from tearing the queue down (and making a patched one) when a test's last
+    channel closes."""
+    import socket
+
+    from grpc._cython import cygrpc
+
+    patched = socket.socketpair
+    socket.socketpair = gevent.monkey.get_original("socket", "socketpair")
+    try:
+        cygrpc.init_grpc_aio()
+    finally:
+        socket.socketpair = patched
+
+
 class _OSThreadPool(concurrent.futures.ThreadPoolExecutor):
     """The loop's default executor (``run_in_executor(None, ...)``, ``asyncio.to_thread``). The stock one hands work
     to its threads through ``queue.SimpleQueue``, which gevent patched: a real thread waiting on it has no hub and
@@ -125,6 +147,7 @@ class AsyncBridge:
         return self._loop if self._pid == os.getpid() else None
 
     def _start(self) -> None:
+        _grpc_aio_on_plain_sockets()
         selector_cls = gevent.monkey.get_original("selectors", "EpollSelector")
         loop = _Loop(selector_cls())
         loop.set_default_executor(_OSThreadPool())  # run_in_executor from user code (LangChain's sync fallbacks)

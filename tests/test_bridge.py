@@ -17,6 +17,9 @@ def test_bridge_results_errors_timeouts_and_concurrency() -> None:
     # the hub kept running other greenlets while they waited
     assert out["ticks_meanwhile"] >= 10
     assert out["killed_greenlet_cancelled_coroutine"] is True
+    # grpc.aio's completion queue signals the loop on plain sockets: no gevent hub in the asyncio thread
+    assert out["loop_thread_without_gevent_hub"] is True
+    assert out["after_aio_channel"] == 9
     # stop(): the waiting greenlet woke with BridgeStopped long before its 30 s timeout; no second loop was started
     assert out["stop_waiter_error"] == "BridgeStopped"
     assert out["stop_woke_waiter_s"] < 5.0

@@ -7,6 +7,8 @@ import threading
 import time
 
 import gevent
+import grpc
+from gevent._hub_local import get_hub_if_exists
 
 from loadgen.errors import CallTimeout
 from loadgen.runtime import BridgeStopped, bridge
@@ -61,6 +63,18 @@ gevent.sleep(0.2)
 victim.kill()
 gevent.sleep(0.3)
 out["killed_greenlet_cancelled_coroutine"] = cancelled == [True]
+
+
+# grpc.aio's first channel makes its completion queue, which signals the loop through a socket pair: a gevent one
+# (patched) put a gevent hub in the loop's thread; the bridge makes that queue with plain sockets first
+async def aio_channel() -> bool:
+    channel = grpc.aio.insecure_channel("127.0.0.1:1")  # never used: no connection is made
+    await channel.close()
+    return get_hub_if_exists() is None
+
+
+out["loop_thread_without_gevent_hub"] = bridge.run(aio_channel(), timeout=5)
+out["after_aio_channel"] = bridge.run(answer(9, 0.01), timeout=5)
 
 # stop() at quit: a greenlet still waiting wakes at once (not at its 30 s timeout), and a later call fails at once
 # instead of starting a second loop whose clients would not be the first loop's
