@@ -14,6 +14,9 @@ Paths:
 - ``client-async``: a bare ``AsyncMilvusClient.search`` loop, N tasks on one asyncio loop (``asyncio.run``), no
   gevent: the async users' own bare loop (``QPS/bare`` reads the async paths against it, the others against
   ``client``).
+- ``client-async-bridge``: the same bare loop on loadgen's asyncio loop, in a process under loadgen's gevent policy
+  (patched modules, the loop in a thread of its own, an idle hub): what the async users' surroundings cost, without
+  the users.
 - ``user-sync`` / ``user-async``: N ``PymilvusUser`` / ``AsyncPymilvusUser`` in a Locust local runner, loadgen's
   listeners attached as in a real run (``events.init``), task ``search`` only.
 - ``fast-sync`` / ``fast-async``: the same with ``FastPymilvusUser`` / ``AsyncFastPymilvusUser``.
@@ -55,7 +58,7 @@ OPTIONS = [
     "--consistency-level", "Bounded", "--weights", "search=1,fanout=0", "--keep-data",
 ]  # fmt: skip
 PATHS = (
-    "grpc", "client", "client-async", "loop-gevent", "grpc-gevent",
+    "grpc", "client", "client-async", "client-async-bridge", "loop-gevent", "grpc-gevent",
     "user-sync", "user-sync-greenlets", "user-async", "fast-sync", "fast-sync-greenlets", "fast-async",
 )  # fmt: skip
 USERS = {
@@ -346,8 +349,12 @@ def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -
     return out
 
 
-def _asyncio_loop(host: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
-    """client-async: N tasks on one asyncio loop, each a bare ``AsyncMilvusClient.search`` loop, no gevent."""
+def _asyncio_loop(host: str, n: int, warmup: float, seconds: float, bridged: bool = False) -> dict[str, Any]:
+    """client-async: N tasks on one asyncio loop, each a bare ``AsyncMilvusClient.search`` loop, no gevent.
+    ``bridged`` (client-async-bridge): the same loop, but loadgen's (gevent's patches, the loop in a thread of its
+    own, the hub idle): what the async users' surroundings cost without the users."""
+    if bridged:
+        import loadgen.runtime  # noqa: F401  - its policy before pymilvus, as in a run
     import asyncio
 
     from pymilvus import AsyncMilvusClient
@@ -380,7 +387,7 @@ def _asyncio_loop(host: str, n: int, warmup: float, seconds: float) -> dict[str,
         clients = [AsyncMilvusClient(uri=host, timeout=s.timeout, alias=f"cost-a{i}-{os.getpid()}") for i in range(n)]
         tasks = [asyncio.create_task(worker(c, i)) for i, c in enumerate(clients)]
         if GATE is not None:  # its sleeps in a thread of their own: the loop's tasks keep going
-            cpu, wall = await asyncio.to_thread(GATE.window, time.sleep)
+            cpu, wall = await asyncio.to_thread(GATE.window, real_sleep)
         else:
             await asyncio.sleep(warmup)
             cpu0, t0 = time.process_time(), time.perf_counter()
@@ -394,15 +401,23 @@ def _asyncio_loop(host: str, n: int, warmup: float, seconds: float) -> dict[str,
             await c.close()
         return _summary(lat, counts[0], cpu, wall, counts[1])
 
-    return asyncio.run(run())
+    real_sleep = time.sleep
+    if not bridged:
+        return asyncio.run(run())
+    import gevent.monkey
+
+    from loadgen.runtime import bridge
+
+    real_sleep = gevent.monkey.get_original("time", "sleep")  # the gate's thread has no hub
+    return bridge.run(run(), 120 + seconds + warmup + n)
 
 
 def child(path: str, host: str, n: int, seconds: float) -> dict[str, Any]:
     warmup = 1.0 + n / 50  # 100 users open 100 connections first
     if path in ("grpc", "client"):
         return _threads_loop(path, host, n, warmup, seconds)
-    if path == "client-async":
-        return _asyncio_loop(host, n, warmup, seconds)
+    if path in ("client-async", "client-async-bridge"):
+        return _asyncio_loop(host, n, warmup, seconds, bridged=path == "client-async-bridge")
     if path in ("loop-gevent", "grpc-gevent"):
         return _gevent_loop(host, n, warmup, seconds, raw=path == "grpc-gevent")
     return _locust_users(path, host, n, warmup, seconds)
@@ -465,7 +480,8 @@ def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[di
             row: dict[str, Any] = {"path": p, "inflight": n, **med, "hits_per_call": runs[0]["hits_per_call"]}
             twin = {"fast-sync": "user-sync", "fast-async": "user-async", "fast-sync-greenlets": "user-sync-greenlets",
                     "user-sync-greenlets": "user-sync"}.get(p, "")  # fmt: skip
-            bare = "client-async" if p in ("user-async", "fast-async") else "client"  # the same layer without us
+            # the same layer without us
+            bare = "client-async" if p in ("user-async", "fast-async", "client-async-bridge") else "client"
             for base, key in (("client", "client"), ("grpc", "grpc"), (twin, "user"), (bare, "bare")):
                 if base in raw:  # the same round's base: ratios measured side by side
                     row[f"cpu_vs_{key}"] = statistics.median(
