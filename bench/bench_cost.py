@@ -25,6 +25,8 @@ Paths:
   the hub's thread pool (grpc's gevent integration).
 - ``loop-gevent``: a bare ``MilvusClient.search`` loop in N greenlets under loadgen's gevent policy (the users'
   runtime, without Locust): where the gevent integration's own cost shows.
+- ``locust-milvus``: the peer: N of Locust's own ``locust.contrib.milvus.MilvusUser`` (``self.search`` in a task,
+  ``MilvusClient`` under ``patch_all`` and grpc's gevent integration) in a Locust local runner, no loadgen.
 - ``grpc-gevent``: the fast path's floor: the same greenlets sending its prebuilt requests on the raw channel, no
   Locust, no users: what the fast sync user costs beyond it is Locust's and loadgen's per-call work.
 
@@ -60,6 +62,7 @@ OPTIONS = [
 PATHS = (
     "grpc", "client", "client-async", "client-async-bridge", "loop-gevent", "grpc-gevent",
     "user-sync", "user-sync-greenlets", "user-async", "fast-sync", "fast-sync-greenlets", "fast-async",
+    "locust-milvus",
 )  # fmt: skip
 USERS = {
     "user-sync": ("loadgen.users.pymilvus", "PymilvusUser", "pymilvus"),
@@ -349,6 +352,59 @@ def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -
     return out
 
 
+def _locust_milvus(host: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
+    """locust-milvus: N ``locust.contrib.milvus.MilvusUser`` searching in a Locust local runner, no loadgen. The
+    bench's own clock around ``self.search`` (the user reports whole milliseconds); ``output_fields=[]`` as the other
+    paths (its default asks for ``id`` again)."""
+    from locust.contrib.milvus import MilvusUser  # its own gevent.monkey.patch_all() and grpc init_gevent() first
+
+    # isort: split
+    import gevent
+    from locust import constant, events, task
+    from locust.env import Environment
+
+    from loadgen.clients.fastpath import POOL
+
+    s = _settings(host)
+    vectors, param = _queries(s)
+    state = {"on": False}
+    lat: list[float] = []
+    counts = [0, 0, 0]  # calls, hits, failures
+    turn = (lambda _user: GATE.pause()) if GATE is not None else constant(0)
+    serial = iter(range(1 << 30))
+
+    class Peer(MilvusUser):
+        wait_time = turn
+
+        def __init__(self, environment: Any) -> None:
+            super().__init__(environment, uri=host, collection_name=s.collection, timeout=int(s.timeout))
+            self.k = next(serial)
+
+        @task
+        def search_one(self) -> None:
+            if GATE is not None and GATE.pause():
+                return
+            self.k = (self.k + 1) % POOL
+            t0 = time.perf_counter()
+            out = self.search([vectors[self.k]], "vector", s.top_k, search_params=param, output_fields=[])
+            if _counted(state, t0):
+                if not out.get("success"):
+                    counts[2] += 1
+                    return
+                lat.append((time.perf_counter() - t0) * 1000.0)
+                counts[0] += 1
+                counts[1] += sum(len(h) for h in out["result"])
+
+    env = Environment(user_classes=[Peer], events=events, host=host)
+    runner = env.create_local_runner()
+    runner.start(n, spawn_rate=n, wait=False)
+    cpu, wall = _window(gevent.sleep, state, warmup, seconds)
+    runner.quit()
+    out = _summary(lat, counts[0], cpu, wall, counts[1])
+    out["failures"] = counts[2]
+    return out
+
+
 def _asyncio_loop(host: str, n: int, warmup: float, seconds: float, bridged: bool = False) -> dict[str, Any]:
     """client-async: N tasks on one asyncio loop, each a bare ``AsyncMilvusClient.search`` loop, no gevent.
     ``bridged`` (client-async-bridge): the same loop, but loadgen's (gevent's patches, the loop in a thread of its
@@ -418,6 +474,8 @@ def child(path: str, host: str, n: int, seconds: float) -> dict[str, Any]:
         return _threads_loop(path, host, n, warmup, seconds)
     if path in ("client-async", "client-async-bridge"):
         return _asyncio_loop(host, n, warmup, seconds, bridged=path == "client-async-bridge")
+    if path == "locust-milvus":
+        return _locust_milvus(host, n, warmup, seconds)
     if path in ("loop-gevent", "grpc-gevent"):
         return _gevent_loop(host, n, warmup, seconds, raw=path == "grpc-gevent")
     return _locust_users(path, host, n, warmup, seconds)
