@@ -540,7 +540,8 @@ def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[di
                     "user-sync-greenlets": "user-sync"}.get(p, "")  # fmt: skip
             # the same layer without us
             bare = "client-async" if p in ("user-async", "fast-async", "client-async-bridge") else "client"
-            for base, key in (("client", "client"), ("grpc", "grpc"), (twin, "user"), (bare, "bare")):
+            bases = (("client", "client"), ("grpc", "grpc"), (twin, "user"), (bare, "bare"), ("locust-milvus", "peer"))
+            for base, key in bases:
                 if base in raw:  # the same round's base: ratios measured side by side
                     row[f"cpu_vs_{key}"] = statistics.median(
                         a["cpu_us_per_call"] / b["cpu_us_per_call"] for a, b in zip(runs, raw[base][n], strict=True)
@@ -553,15 +554,17 @@ def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[di
 
 
 def render(rows: list[dict[str, Any]]) -> str:
-    head = f"{'in flight':>9} {'path':<12} {'CPU us/call':>11} {'QPS':>7} {'p50 ms':>7} {'mean ms':>8} {'hits':>5}"
-    head += f" {'CPU/client':>10} {'CPU/grpc':>8} {'QPS/client':>10} {'QPS/bare':>8} {'CPU/user':>8}"
-    lines = [head]
+    """The table; a ratio whose base path was not in the run is ``-``."""
+    cols = (("CPU/client", "cpu_vs_client"), ("CPU/grpc", "cpu_vs_grpc"), ("QPS/client", "qps_vs_client"),
+            ("QPS/bare", "qps_vs_bare"), ("CPU/user", "cpu_vs_user"), ("QPS/peer", "qps_vs_peer"),
+            ("CPU/peer", "cpu_vs_peer"))  # fmt: skip
+    head = f"{'in flight':>9} {'path':<19} {'CPU us/call':>11} {'QPS':>7} {'p50 ms':>7} {'mean ms':>8} {'hits':>5}"
+    lines = [head + "".join(f" {title:>10}" for title, _ in cols)]
     for r in rows:
         lines.append(
-            f"{r['inflight']:>9} {r['path']:<12} {r['cpu_us_per_call']:>11.0f} {r['qps']:>7.0f} {r['p50_ms']:>7.2f}"
-            f" {r['mean_ms']:>8.2f} {r['hits_per_call']:>5.1f} {r.get('cpu_vs_client', 0):>10.2f}"
-            f" {r.get('cpu_vs_grpc', 0):>8.2f} {r.get('qps_vs_client', 0):>10.2f} {r.get('qps_vs_bare', 0):>8.2f}"
-            + (f" {r['cpu_vs_user']:>8.2f}" if "cpu_vs_user" in r else "")
+            f"{r['inflight']:>9} {r['path']:<19} {r['cpu_us_per_call']:>11.0f} {r['qps']:>7.0f} {r['p50_ms']:>7.2f}"
+            f" {r['mean_ms']:>8.2f} {r['hits_per_call']:>5.1f}"
+            + "".join(f" {r[key]:>10.2f}" if key in r else f" {'-':>10}" for _, key in cols)
         )
     return "\n".join(lines)
 
