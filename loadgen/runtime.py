@@ -96,7 +96,8 @@ def _grpc_aio_on_plain_sockets() -> None:
     socket layer, and a read that found nothing (grpc's handler reads without checking; a plain socket raises
     EAGAIN) would have waited in that hub, i.e. frozen the asyncio loop until the next completion. The extra
     reference taken here keeps grpc from tearing the queue down (and making a patched one) when a test's last
-    channel closes."""
+    channel closes. A process forked later would inherit the count without the poller thread, which is why this
+    runs only as the bridge starts: lazily, after any ``--processes`` fork (as grpc.aio's own first channel would)."""
     import socket
 
     from grpc._cython import cygrpc
