@@ -288,6 +288,20 @@ def _gevent_loop(host: str, n: int, warmup: float, seconds: float, raw: bool = F
     return _summary(lat, counts[0], cpu, wall, counts[1])
 
 
+def _locust_window(
+    runner: Any, n: int, state: dict[str, bool], *, warmup: float, seconds: float, lat: list[float], counts: list[int]
+) -> dict[str, Any]:
+    """N users of a Locust local runner through the measured window; ``counts``: calls, hits, failures."""
+    import gevent
+
+    runner.start(n, spawn_rate=n, wait=False)
+    cpu, wall = _window(gevent.sleep, state, warmup, seconds)
+    runner.quit()
+    out = _summary(lat, counts[0], cpu, wall, counts[1])
+    out["failures"] = counts[2]
+    return out
+
+
 def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
     """N users of one class in a Locust local runner, with loadgen's listeners (events.init) as in a real run."""
     import loadgen.runtime
@@ -295,7 +309,6 @@ def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -
     # isort: split
     import importlib
 
-    import gevent
     from locust import events
     from locust.env import Environment
 
@@ -344,12 +357,7 @@ def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -
     want = request_type
     if GATE is None:
         events.request.add_listener(on_request)
-    runner.start(n, spawn_rate=n, wait=False)
-    cpu, wall = _window(gevent.sleep, state, warmup, seconds)
-    runner.quit()
-    out = _summary(lat, counts[0], cpu, wall, counts[1])
-    out["failures"] = counts[2]
-    return out
+    return _locust_window(runner, n, state, warmup=warmup, seconds=seconds, lat=lat, counts=counts)
 
 
 def _locust_milvus(host: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
@@ -359,7 +367,6 @@ def _locust_milvus(host: str, n: int, warmup: float, seconds: float) -> dict[str
     from locust.contrib.milvus import MilvusUser  # its own gevent.monkey.patch_all() and grpc init_gevent() first
 
     # isort: split
-    import gevent
     from locust import constant, events, task
     from locust.env import Environment
 
@@ -397,12 +404,7 @@ def _locust_milvus(host: str, n: int, warmup: float, seconds: float) -> dict[str
 
     env = Environment(user_classes=[Peer], events=events, host=host)
     runner = env.create_local_runner()
-    runner.start(n, spawn_rate=n, wait=False)
-    cpu, wall = _window(gevent.sleep, state, warmup, seconds)
-    runner.quit()
-    out = _summary(lat, counts[0], cpu, wall, counts[1])
-    out["failures"] = counts[2]
-    return out
+    return _locust_window(runner, n, state, warmup=warmup, seconds=seconds, lat=lat, counts=counts)
 
 
 def _asyncio_loop(host: str, n: int, warmup: float, seconds: float, bridged: bool = False) -> dict[str, Any]:
