@@ -91,6 +91,15 @@ def test_async_closed_model_tasks_run_on_the_loop_with_the_class_pacing() -> Non
     assert single + fanned // 4 <= 6 * (out["ran_s"] / 0.1 + 1), out
 
 
+def test_async_users_without_a_wait_still_yield_to_the_loop() -> None:
+    # constant(0) and calls that never wait: the users' tasks skip the loop between two calls, but not for long
+    # (loop_sends.YIELD_EVERY): the loop's other tasks still run, a stop still ends them, every call is a row
+    out = run_script("loop_yield_check.py", timeout=45)
+    assert out["on_loop"] == [True, True]
+    assert out["ticks"] >= 3, out  # a 10 ms ticker over 1 s (~10 ticks); without the yield it never ticks again
+    assert out["stop_s"] < 5.0 and out["rows"] == out["calls"] > 100, out
+
+
 def test_sync_closed_model_runs_in_a_thread_per_user_and_reports_every_call() -> None:
     # a few sync users: each runs its task loop in an OS thread of its own (no hop to the hub's pool per call);
     # every call it made is a row, its failures failures, the one in flight at the stop included, and the threads end

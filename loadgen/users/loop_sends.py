@@ -51,6 +51,10 @@ StoreUser = Any  # loadgen.users.base.StoreUser, which imports this module
 # user, 65-70 us at 0.1 s: bench/COST.md section 10). A row's time is measured on the loop: only Locust sees it
 # later (its charts refresh every 2 s); a user's stop flushes what is left
 BATCH_S = 0.1
+# a closed-model user with no wait between calls yields to the loop's other tasks at least this often, for a store
+# whose calls answer at once (a real call waits on the loop for its answer anyway: a trip round the loop after each
+# cost one async user ~13 us of the loop's thread per call)
+YIELD_EVERY = 16
 
 
 def eligible(ops: Iterable[Operation]) -> bool:
@@ -214,9 +218,12 @@ class LoopSends:
         """Locust's task loop for one user, on the loop: a task by weight, its call (or fan-out), the user's wait.
         The call runs in this task (no task and no shield per call: at one call in flight each cost a trip round
         the loop between two calls); while it does, the task is ``busy``: a stop cancels it only between calls,
-        and otherwise lets the call answer, then the loop ends."""
+        and otherwise lets the call answer, then the loop ends. A wait of 0 (``constant(0)``) makes no trip round
+        the loop either: a call already waits there for its answer; only every ``YIELD_EVERY``-th does, for a
+        store that answers without waiting."""
         rng, me = self.user._rng, asyncio.current_task()
         assert me is not None
+        calls = 0
         while not self._halting:
             name = rng.choice(plan)
             self._busy.add(me)
@@ -226,8 +233,9 @@ class LoopSends:
                 self._error(exc)
             finally:
                 self._busy.discard(me)
-            if not self._halting:
-                await asyncio.sleep(wait())
+            calls += 1
+            if not self._halting and ((pause := wait()) > 0 or calls % YIELD_EVERY == 0):
+                await asyncio.sleep(pause)
 
     async def _fanout(self) -> None:
         """``StoreUser.run_fanout`` on the loop: ``--fanout`` searches gathered, settled here, reported on the hub."""

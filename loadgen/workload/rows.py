@@ -17,7 +17,7 @@ class RowFactory:
         self.dim = dim
         self.normalize = metric_type in ("COSINE", "IP")
         self.rng = np.random.default_rng(seed)
-        self._queries = np.empty((0, dim), dtype=np.float32)
+        self._queries: list[list[float]] = []
         self._next_query = 0
 
     def vectors(self, count: int) -> np.ndarray:
@@ -27,14 +27,15 @@ class RowFactory:
         return vecs
 
     def query(self) -> list[list[float]]:
-        """One fresh random query vector, as the client libraries take it (``[[...]]``): drawn from a small numpy
-        block (a vector made per call cost a search ~18 us of the generator's CPU). The block stays an array: as
-        lists, 256 vectors per user held 256,000 objects for the garbage collector at 1,000 users, and its full
+        """One fresh random query vector, as the client libraries take it (``[[...]]``): drawn from a block of 16
+        made at once (a vector made per call cost a search ~18 us of the generator's CPU; a row of a numpy block
+        turned into a list per call, up to 20 us on a loaded generator, where a list index is nothing). The block
+        is small: 256 vectors per user held 256,000 objects for the garbage collector at 1,000 users, and its full
         collections stalled every user for up to half a second (bench/bench_scale.py)."""
         if self._next_query >= len(self._queries):
-            self._queries, self._next_query = self.vectors(16), 0
+            self._queries, self._next_query = self.vectors(16).tolist(), 0
         self._next_query += 1
-        return [self._queries[self._next_query - 1].tolist()]
+        return [self._queries[self._next_query - 1]]
 
     def rows(self, ids: list[int] | np.ndarray) -> list[dict[str, Any]]:
         ids = [int(i) for i in ids]
