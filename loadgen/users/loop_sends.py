@@ -47,9 +47,10 @@ from loadgen.workload.arrival_rate import Pacer, lag_ms
 StoreUser = Any  # loadgen.users.base.StoreUser, which imports this module
 
 # what the loop posts waits up to this long for the hub, so one wake-up carries a batch (at 150 calls/s, one wake-up
-# per call cost as much as the two hand-offs it replaced; at 0.02 s the hub still spent 100-115 us a call of one
-# user, 65-70 us at 0.1 s: bench/COST.md section 10). A row's time is measured on the loop: only Locust sees it
-# later (its charts refresh every 2 s); a user's stop flushes what is left
+# per call cost as much as the two hand-offs it replaced; at 0.02 s the threads beside the loop's still spent
+# 100-115 us a call of one user, 65-70 us at 0.1 s, of which the hub ~30 and grpc's poller ~27: bench/COST.md
+# sections 10-11). A row's time is measured on the loop: only Locust sees it later (its charts refresh every 2 s); a
+# user's stop flushes what is left
 BATCH_S = 0.1
 # a closed-model user with no wait between calls yields to the loop's other tasks at least this often, for a store
 # whose calls answer at once (a real call waits on the loop for its answer anyway: a trip round the loop after each
