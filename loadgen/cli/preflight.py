@@ -18,18 +18,17 @@ import argparse
 import ast
 import importlib.util
 import os
-import re
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
+from loadgen.milvus import capabilities
 
-# Milvus 2.x (2.3 ... 2.6): proxy.maxDimension, the top-k / query limit bound (quotaAndLimits: "top k should be in
-# range [1, 16384]"), and the collection name's length (common: "the length of a collection name must be less
-# than 256 characters"); verified against the embedded 2.3.5 (tests/test_bad_input.py)
-MILVUS_2_LIMITS = {"dim": 32768, "top_k": 16384, "collection_name": 255}
+MILVUS_2_LIMITS = capabilities.MILVUS_2_LIMITS
+limits_for = capabilities.limits_for
+server_limits = capabilities.server_limits
 
 
 # ---- Locust's own parsers ---------------------------------------------------------------------------------------
@@ -121,14 +120,6 @@ def writable_dir(path: Path, flag: str = "--out") -> None:
 
 
 # ---- what the server bounds -------------------------------------------------------------------------------------
-def limits_for(version: str) -> dict[str, int]:
-    """Documented limits of a server version (``v2.3.5-lite``, ``2.6.1``); {} for one we do not know (milvus-lite)."""
-    m = re.match(r"v?(\d+)\.(\d+)", version.strip())
-    if m and int(m.group(1)) == 2:
-        return dict(MILVUS_2_LIMITS)
-    return {}
-
-
 def embedded_version(engine: str) -> str:
     """The version an embedded server will report, known before it starts: the installed ``milvus`` wheel's."""
     if engine != "milvus":
@@ -153,21 +144,6 @@ def host_version(settings: Settings) -> str:
         raise LoadgenError(f"Milvus at {where} did not tell its version: {why}") from None
     finally:
         client.close()
-
-
-def server_limits(settings: Settings, version: str) -> None:
-    limits = limits_for(version)
-    if not limits:
-        return
-    where = f"Milvus {version}"
-    if settings.dim > limits["dim"]:
-        raise LoadgenError(f"--dim {settings.dim} is above {where}'s maximum of {limits['dim']}")
-    if settings.top_k > limits["top_k"]:
-        raise LoadgenError(f"--top-k {settings.top_k} is above {where}'s maximum of {limits['top_k']}")
-    if len(settings.collection) > limits["collection_name"]:
-        raise LoadgenError(
-            f"--collection is {len(settings.collection)} characters; {where} takes at most {limits['collection_name']}"
-        )
 
 
 # ---- entry points -----------------------------------------------------------------------------------------------

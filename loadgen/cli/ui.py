@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -46,7 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ui.add_argument("--processes", type=int, default=0, help="Locust worker processes on this machine (0: one)")
     ui.add_argument("--engine", choices=ENGINES, default="milvus", help="embedded server: real Milvus, or milvus-lite")
     ui.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for the embedded Milvus")
-    ui.add_argument("--out", type=Path, help="where the last test's results.json goes (default results/ui-<timestamp>)")
+    ui.add_argument(
+        "--out", type=Path, default=Path("results"),
+        help="each test started from the form writes its results.json and report to OUT/ui-<start time>/ "
+        "(default results)",
+    )  # fmt: skip
     add_options(ui, locust=False)  # their values become the form's defaults
 
 
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         args.locustfile = str(cli.REPO_LOCUSTFILES / ALL_USERS)
     locustfile = cli.locustfile(args)
     checked = cli.offline_checks(args)  # bad options: nothing starts
-    preflight.check_run(args, checked, locustfile, None)
+    preflight.check_run(args, checked, locustfile, args.out)
     _check_port_free(args.web_host, args.web_port)
     cli.terminate_on_sigterm()
     with cli.milvus(args) as (host, keep):
@@ -82,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
             "--stop-timeout", str(int(settings.timeout) + 2),
             *(["--processes", str(args.processes)] if args.processes else []),
             *to_argv(args),
-            # the master writes the last test's results there when it quits, as `loadgen run` does per run
-            "--results-dir", str((args.out or Path("results") / time.strftime("ui-%Y%m%d-%H%M%S")).resolve()),
+            # each test started from the form writes its results into a folder of its own there (loadgen.web.start)
+            "--results-dir", str(args.out.resolve()),
         ]  # fmt: skip
         # the token travels in the environment only (never argv, never the page: see loadgen.web.tab)
         env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}

@@ -127,6 +127,9 @@ class Adapter:
     libraries: tuple[str, ...] = ()
     # what the layer itself needs of the server beyond its operations (a schema with a BM25 function): (what, version)
     needs: tuple[tuple[str, str], ...] = ()
+    # (settings) -> None: what ``prepare`` would refuse, found read-only (the web UI's start form asks before it
+    # starts anything); raises a one-line LoadgenError. Layers without one are checked by ``prepare`` itself.
+    check: Callable[[Any], object] = lambda _settings: None
 
     @property
     def search(self) -> Operation:

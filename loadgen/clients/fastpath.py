@@ -259,4 +259,5 @@ async def _attach(st: Store) -> None:
 ADAPTER = Adapter(  # the pymilvus layer's collection: prepared (and dropped) the same way
     layer="pymilvus-fast", operations=OPERATIONS, open=_open, close=pymilvus.ADAPTER.close, attach=_attach,
     aclose=pymilvus.ADAPTER.aclose, prepare=pymilvus.ADAPTER.prepare, drop=pymilvus.ADAPTER.drop,
+    check=pymilvus.ADAPTER.check,
 )  # fmt: skip

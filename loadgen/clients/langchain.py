@@ -24,7 +24,7 @@ import numpy as np
 from pymilvus import AsyncMilvusClient
 
 from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
-from loadgen.clients.langchain_setup import bounded, collection_name, drop, prepare, store_kwargs
+from loadgen.clients.langchain_setup import bounded, check, collection_name, drop, prepare, store_kwargs
 from loadgen.clients.lazy import lazy
 from loadgen.config.settings import Settings
 from loadgen.workload import dataset_texts, truth
@@ -343,6 +343,6 @@ async def _aclose(s: Store) -> None:
 
 ADAPTER = Adapter(
     layer="langchain", operations=OPERATIONS, open=_open, close=_close, attach=_attach, aclose=_aclose,
-    prepare=prepare, drop=drop,
+    prepare=prepare, drop=drop, check=check,
     libraries=("langchain_core.documents", "langchain_core.embeddings", "langchain_milvus"),
 )  # fmt: skip

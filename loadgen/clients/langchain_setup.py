@@ -8,7 +8,6 @@ its queries then holds for this collection too (``loadgen.workload.dataset_texts
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from pymilvus import MilvusClient, MilvusException
 from loadgen.clients.lazy import lazy
 from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout
-from loadgen.milvus import collection, held_rows, ownership, readiness
+from loadgen.milvus import collection, held_rows, ownership, preparation, readiness
 from loadgen.workload import dataset_texts, truth
 from loadgen.workload.embeddings import embedder_for, langchain_embeddings
 from loadgen.workload.rows import CATEGORIES, WORDS, dataset_categories
@@ -86,13 +85,10 @@ def _count(client: MilvusClient, name: str, timeout: float) -> int:
 
 
 def _fill(store: Milvus, settings: Settings, start: int, progress: bool) -> None:
-    from tqdm import tqdm
-
     rng = np.random.default_rng(settings.seed)
     slow = max(settings.timeout, 60)
     name = collection_name(settings)
-    with tqdm(total=settings.rows - start, desc=f"filling {name}", unit="rows", disable=not progress,
-              file=sys.stderr) as bar:  # fmt: skip
+    with preparation.bar(name, settings.rows - start, enabled=progress) as bar:
         for first in range(start, settings.rows, FILL_BATCH):
             ids = [str(i) for i in range(first, min(first + FILL_BATCH, settings.rows))]
             texts = [f"{WORDS[int(i) % len(WORDS)]} document {i}" for i in ids]
@@ -106,12 +102,9 @@ def _fill(store: Milvus, settings: Settings, start: int, progress: bool) -> None
 
 def _fill_dataset(store: Milvus, settings: Settings, start: int, progress: bool) -> None:
     """The dataset's base rows from ``start`` on, as pk "i" with the text that stands for them and their vector."""
-    from tqdm import tqdm
-
     workload = truth.workload_for(settings)
     slow = max(settings.timeout, 60)
-    with tqdm(total=workload.dataset.count - start, desc=f"filling {collection_name(settings)}", unit="rows",
-              disable=not progress, file=sys.stderr) as bar:  # fmt: skip
+    with preparation.bar(collection_name(settings), workload.dataset.count - start, enabled=progress) as bar:
         for first, vectors in workload.base_from(start, FILL_BATCH):
             ids = list(range(first, first + len(vectors)))
             metas = [{"category": int(c), "source": DATASET_SOURCE} for c in dataset_categories(ids, settings.seed)]
@@ -132,6 +125,7 @@ def _populate(client: MilvusClient, settings: Settings, c: ownership.Claim, *, p
         held, target, truth_rows = collection.dataset_fill_plan(client, settings, c, KEYS)
         if held < target:
             _fill_dataset(store, settings, held, progress)
+            preparation.step(name, "flushing")
             client.flush(name, timeout=max(t, 120))
         return _count(client, name, t), truth_rows
     rows = 0 if c.create else _count(client, name, t)
@@ -143,8 +137,14 @@ def _populate(client: MilvusClient, settings: Settings, c: ownership.Claim, *, p
         client.delete(name, ids=["schema"], timeout=t)
     if rows < settings.rows:
         _fill(store, settings, rows, progress)
+        preparation.step(name, "flushing")
         client.flush(name, timeout=max(t, 120))
     return _count(client, name, t), 0
+
+
+def check(settings: Settings) -> None:
+    """What ``prepare`` would refuse, read-only."""
+    collection.check_claim(settings, collection_name(settings), LAYOUT, "LangChain collection")
 
 
 def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:

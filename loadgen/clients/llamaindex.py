@@ -49,6 +49,7 @@ from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
 from loadgen.clients.lazy import lazy
 from loadgen.clients.llamaindex_setup import (
     attach_async_client,
+    check,
     collection_name,
     drop,
     nodes,
@@ -379,7 +380,7 @@ def _document(text: str, rng: np.random.Generator) -> Document:
 
 ADAPTER = Adapter(
     layer="llamaindex", operations=OPERATIONS, open=_open, close=_close, attach=_attach, aclose=_aclose,
-    prepare=prepare, drop=drop,
+    prepare=prepare, drop=drop, check=check,
     libraries=("llama_index.core", "llama_index.core.embeddings", "llama_index.core.node_parser",
                "llama_index.core.schema", "llama_index.core.vector_stores.types", "llama_index.vector_stores.milvus"),
 )  # fmt: skip

@@ -20,7 +20,7 @@ from pymilvus import AsyncMilvusClient
 from loadgen.clients.lazy import lazy
 from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout
-from loadgen.milvus import collection, held_rows, ownership, readiness
+from loadgen.milvus import collection, held_rows, ownership, preparation, readiness
 from loadgen.workload import dataset_texts, truth
 from loadgen.workload.embeddings import embedder_for
 from loadgen.workload.rows import CATEGORIES, WORDS, dataset_categories
@@ -97,11 +97,9 @@ LAYOUT = ownership.Layout("embedding", ("doc_id", "embedding"), "MilvusVectorSto
 
 def _fill_dataset(store: MilvusVectorStore, settings: Settings, *, start: int, progress: bool) -> None:
     """The dataset's base rows from ``start`` on, as nodes "lg-i" with the text that stands for them."""
-    from tqdm import tqdm
-
     workload = truth.workload_for(settings)
     name = collection_name(settings)
-    with tqdm(total=workload.dataset.count - start, desc=f"filling {name}", unit="nodes", disable=not progress) as bar:
+    with preparation.bar(name, workload.dataset.count - start, unit="nodes", enabled=progress) as bar:
         for first, vectors in workload.base_from(start, FILL_BATCH):
             ids = list(range(first, first + len(vectors)))
             nodes: list[BaseNode] = [
@@ -116,16 +114,19 @@ def _fill_dataset(store: MilvusVectorStore, settings: Settings, *, start: int, p
 
 
 def _fill(store: MilvusVectorStore, settings: Settings, *, start: int, progress: bool) -> None:
-    from tqdm import tqdm
-
     embedder, rng = embedder_for(settings), np.random.default_rng(settings.seed)
     name = collection_name(settings)
-    with tqdm(total=settings.rows - start, desc=f"filling {name}", unit="nodes", disable=not progress) as bar:
+    with preparation.bar(name, settings.rows - start, unit="nodes", enabled=progress) as bar:
         for first in range(start, settings.rows, FILL_BATCH):
             ids = [f"lg-{i}" for i in range(first, min(first + FILL_BATCH, settings.rows))]
             with gevent.Timeout(max(settings.timeout, 60), CallTimeout("filling: no answer within the timeout")):
                 store.add(nodes(ids, embedder, rng, doc_id=f"lg-fill-{first}"))
             bar.update(len(ids))
+
+
+def check(settings: Settings) -> None:
+    """What ``prepare`` would refuse, read-only."""
+    collection.check_claim(settings, collection_name(settings), LAYOUT, "LlamaIndex collection")
 
 
 def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
@@ -156,6 +157,7 @@ def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
                 store = store or store_for(settings)
                 _fill(store, settings, start=rows, progress=progress)
             if filled:
+                preparation.step(name, "flushing")
                 client.flush(name, timeout=max(settings.timeout, 120))
                 rows = collection.count_rows(client, counting)
             readiness.wait_until_indexed(client, settings, name, "embedding", owned=c.owned)

@@ -170,5 +170,5 @@ def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
 
 ADAPTER = Adapter(
     layer="pymilvus", operations=OPERATIONS, open=_open, close=_close, attach=_attach, aclose=_aclose,
-    prepare=prepare, drop=collection.drop_if_owned,
+    prepare=prepare, drop=collection.drop_if_owned, check=collection.check,
 )  # fmt: skip

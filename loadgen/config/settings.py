@@ -212,7 +212,12 @@ class Settings:
             if f.name == "uri" or not hasattr(options, f.name):
                 continue
             raw, parse = getattr(options, f.name), f.metadata.get("parse")
-            values[f.name] = parse(raw if raw is not None else "", f.name) if parse else raw
+            if parse:
+                values[f.name] = parse(raw if raw is not None else "", f.name)
+            elif isinstance(raw, str) and "help" in f.metadata:  # text from the web UI's form (or a workload file)
+                values[f.name] = v.typed(raw, f.metadata["type"], f.name, f.metadata["choices"], f.metadata["raw"])
+            else:
+                values[f.name] = raw
         if values.get("filter_selectivity"):
             if values.get("filter"):
                 raise LoadgenError("--filter and --filter-selectivity exclude each other: pass one of them")
@@ -290,6 +295,11 @@ class Settings:
 def _options() -> list[Field[Any]]:
     """The fields that are options (declared with ``option``), in declaration order."""
     return [f for f in fields(Settings) if "help" in f.metadata]
+
+
+def option_names() -> frozenset[str]:
+    """Every option's name (its ``parsed_options`` attribute, and its field in the web UI's form)."""
+    return frozenset(f.name for f in _options())
 
 
 def _env_name(dest: str) -> str:

@@ -78,6 +78,34 @@ def weights(text: str, name: str = "weights") -> dict[str, int]:
     return out
 
 
+def typed(text: str, typ: type, name: str, choices: tuple[str, ...] | None = None, default: Any = None) -> Any:
+    """An option's text as the value its flag's parser would give: what Locust's web UI form sends is text, and a
+    flag whose default is None (the checks) would otherwise stay a string ("" when the field was left empty)."""
+    text = text.strip()
+    if typ is bool:
+        if text.lower() in ("true", "1", "yes", "on"):
+            return True
+        if text.lower() in ("false", "0", "no", "off", ""):
+            return False
+        raise LoadgenError(f"{flag(name)} {text!r}: expected true or false")
+    if typ in (int, float):
+        if not text:
+            if default is None:
+                return None  # left empty: no value, as when the flag is not given
+            raise LoadgenError(f"{flag(name)}: expected a number, got nothing")
+        try:
+            value = typ(text)
+        except ValueError:
+            kind = "an integer" if typ is int else "a number"
+            raise LoadgenError(f"{flag(name)} {text!r}: expected {kind}") from None
+        if typ is float and not math.isfinite(value):
+            raise LoadgenError(f"{flag(name)} {text!r}: expected a finite number")
+        return value
+    if choices and text not in choices:
+        raise LoadgenError(f"{flag(name)} {text!r}: choose one of {', '.join(choices)}")
+    return text
+
+
 def rate(text: str | float, option: str) -> float:
     """A rate in requests per second: a finite number >= 0 (0: off)."""
     try:

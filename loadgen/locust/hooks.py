@@ -27,18 +27,20 @@ import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
 # isort: split
 import gevent
 from locust import events
+from locust.exception import StopTest
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from loadgen import clients as adapters
 from loadgen.config.settings import Settings, add_options
 from loadgen.errors import LoadgenError
-from loadgen.locust import observe, partial_report, shutdown
+from loadgen.locust import observe, partial_report, shutdown, starting
 from loadgen.locust.workers import WorkerWatch, apply_master_timeout
-from loadgen.milvus import collection
+from loadgen.milvus import collection, preparation
 from loadgen.runtime import bridge, thaw_heap
 from loadgen.stats import checks, results
 from loadgen.stats.arrivals import ArrivalStats
 from loadgen.stats.histograms import HistogramListener
+from loadgen.stats.listeners import RunFolder, out_path, write_json
 from loadgen.stats.recall import RecallListener, recall_section
 from loadgen.stats.retrieval import RetrievalListener
 
@@ -49,6 +51,8 @@ class _State:
     settings: Settings | None = None
     prepared: dict[str, collection.Prepared] = {}  # noqa: RUF012 - layer -> its collection, on the master
     prepared_for: Settings | None = None
+    # collections prepared for earlier settings of this process (a web UI form that changed them): dropped at quit
+    earlier: list[tuple[Settings, dict[str, collection.Prepared]]] = []  # noqa: RUF012
     worker_requests: dict[str, int] = {}  # noqa: RUF012 - one process-wide tally, on the master
     histograms: HistogramListener | None = None  # microsecond latencies, merged on the master
     recall: RecallListener | None = None  # per-search recall against --dataset, merged on the master
@@ -57,6 +61,8 @@ class _State:
     workers: WorkerWatch | None = None  # workers seen and lost, on the master
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
     error = ""  # why the last test could not start, for the web UI (where stderr is out of sight)
+    phase = ""  # web UI: "preparing" while a start from the form prepares, "failed" after it could not start
+    classes: list[str] | None = None  # web UI: the classes picked for the current start (before Locust has them)
     peak_users = 0  # the most users the test ran at once (the runner has none left when results are built)
 
 
@@ -65,6 +71,8 @@ state = _State()
 web_ui_extensions: list[Callable[[Any, _State], None]] = []
 # i14: results.json sections of merged statistics kept by higher layers (users.custom's flow steps): name -> builder
 result_sections: dict[str, Callable[[], dict[str, Any]]] = {}
+# files written beside a web UI run's results.json, from the same document: name -> page (loadgen.web: report.html)
+result_pages: dict[str, Callable[[dict[str, Any]], str]] = {}
 
 
 def settings_for(environment: Any) -> Settings:
@@ -76,15 +84,29 @@ def settings_for(environment: Any) -> Settings:
     return state.settings
 
 
-def _fail(environment: Any, exc: LoadgenError) -> None:
+def fail(environment: Any, exc: LoadgenError) -> None:
+    """A test that could not start: one line on stderr, kept for the web UI, and the process's exit code."""
     state.error = str(exc)
     sys.stderr.write(f"loadgen: error: {exc}\n")
     sys.stderr.flush()
     environment.process_exit_code = exc.exit_code
 
 
-def _layers(environment: Any) -> list[str]:
-    return sorted({layer for cls in environment.user_classes or [] if (layer := getattr(cls, "layer", None))})
+def web_ui_runs(environment: Any) -> bool:
+    """Tests start from the web UI's form (not headless, not --autostart): one process runs many of them."""
+    opts = environment.parsed_options
+    autostarts = opts is not None and bool(getattr(opts, "headless", False) or getattr(opts, "autostart", False))
+    return getattr(environment, "web_ui", None) is not None and not autostarts
+
+
+def refuse_start(environment: Any, exc: LoadgenError) -> None:
+    """A test start refused once Locust began it (at ``test_start``): headless, Locust quits with the error's exit
+    code; from the web UI, the test is stopped (Locust's ``StopTest``) and the UI stays up for the next start."""
+    fail(environment, exc)
+    if web_ui_runs(environment):
+        raise StopTest(f"loadgen: error: {exc}")
+    if environment.runner is not None:
+        environment.runner.quit()
 
 
 def _sets_up(environment: Any) -> bool:
@@ -95,25 +117,35 @@ def _sets_up(environment: Any) -> bool:
     return isinstance(environment.runner, MasterRunner | LocalRunner)
 
 
-def _prepare(environment: Any) -> None:
+def prepare(environment: Any, layers: list[str] | None = None) -> None:
+    """Make the collections of ``layers`` (default: those of the test's user classes) ready, on the master or
+    local runner; a layer ready for the same setup already is not prepared again."""
     settings = settings_for(environment)
-    if state.prepared and state.prepared_for is not None and state.prepared_for.same_setup(settings):
+    wanted = starting.layers_of(environment.user_classes or []) if layers is None else layers
+    if state.prepared_for is not None and state.prepared_for.same_setup(settings):
         # headless: prepared at init, and test_start comes with the master's total_users set (the rates' split), a
         # setting no collection depends on. Preparing again cost a release and load check after the run time was
         # armed, and while it ran the prepared layers were unknown: a run time that ended meanwhile (a loaded CI
         # machine) cleaned up nothing and said nothing about the collection
         state.prepared_for = settings
-        return
-    before, state.prepared, state.prepared_for = state.prepared, {}, settings
-    for layer in _layers(environment):
-        p = adapters.adapter(layer).prepare(settings, progress=True)
-        earlier = before.get(layer)
-        if earlier is not None and earlier.created and earlier.name == p.name:  # made by this process at init
-            p = dataclasses.replace(p, created=True)
-        state.prepared[layer] = p
-        how = "created" if p.created else "reused"
-        log.info("%s collection %s ready: %d rows, %s, Milvus %s", layer, p.name, p.rows, how, p.server_version)
-    _share_truth_rows(environment, settings)
+        wanted = [layer for layer in wanted if layer not in state.prepared]
+        if not wanted:
+            return
+    elif state.prepared_for is not None:  # other settings (the web UI's form): what they prepared is dropped at quit
+        if state.prepared:
+            state.earlier.append((state.prepared_for, state.prepared))
+        state.prepared, state.prepared_for = {}, settings
+    state.prepared_for = settings
+    preparation.begin()
+    try:
+        for layer in wanted:
+            p = adapters.adapter(layer).prepare(settings, progress=True)
+            state.prepared[layer] = p
+            how = "created" if p.created else "reused"
+            log.info("%s collection %s ready: %d rows, %s, Milvus %s", layer, p.name, p.rows, how, p.server_version)
+        _share_truth_rows(environment, settings)
+    finally:
+        preparation.end()
 
 
 def _share_truth_rows(environment: Any, settings: Settings) -> None:
@@ -140,13 +172,6 @@ def _share_truth_rows(environment: Any, settings: Settings) -> None:
     state.settings = state.prepared_for = dataclasses.replace(settings, truth_rows=truth_rows)
 
 
-def _out(opts: Any, option: str, name: str) -> Path | None:
-    """Where a merged statistic is written: its own file option, else ``name`` in ``--results-dir``."""
-    given = getattr(opts, option, "") or ""
-    folder = getattr(opts, "results_dir", "") or ""
-    return Path(given) if given else Path(folder) / name if folder else None
-
-
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     add_options(parser, locust=True)
@@ -161,13 +186,13 @@ def _on_init(environment: Any, **_: Any) -> None:
     cli_token: str = getattr(opts, "milvus_token", "") or ""
     if cli_token:
         state.token, opts.milvus_token = cli_token, ""  # never rendered in the UI or sent to workers
-    state.histograms = HistogramListener(environment, out_path=_out(opts, "latency_file", "latency.json"))
-    state.recall = RecallListener(environment, out_path=_out(opts, "recall_file", "recall.json"))
-    state.retrieval = RetrievalListener(environment, out_path=_out(opts, "retrieval_file", "retrieval.json"))
-    state.arrivals = ArrivalStats(environment, out_path=_out(opts, "open_loop_file", "open_loop.json"))
-    state.workers = WorkerWatch(environment, out_path=_out(opts, "workers_file", "workers.json"))
+    state.histograms = HistogramListener(environment, out_path=out_path(opts, "latency_file", "latency.json"))
+    state.recall = RecallListener(environment, out_path=out_path(opts, "recall_file", "recall.json"))
+    state.retrieval = RetrievalListener(environment, out_path=out_path(opts, "retrieval_file", "retrieval.json"))
+    state.arrivals = ArrivalStats(environment, out_path=out_path(opts, "open_loop_file", "open_loop.json"))
+    state.workers = WorkerWatch(environment, out_path=out_path(opts, "workers_file", "workers.json"))
     apply_master_timeout(environment)
-    for layer in _layers(environment):  # every process, workers too: before any user's greenlet needs them
+    for layer in starting.layers_of(environment.user_classes or []):  # every process, before any user needs them
         adapters.preload(layer)
     observe.attach(environment, state)  # INTEGRATION (issue 16): Milvus's metrics, generator load, Prometheus export
     if getattr(environment, "web_ui", None) is not None:  # the master's or local runner's web UI
@@ -179,9 +204,10 @@ def _on_init(environment: Any, **_: Any) -> None:
     if opts is None or not (opts.headless or opts.autostart):
         return  # web UI: the host and options may still change in the form; set up when the swarm starts
     try:
-        _prepare(environment)
+        starting.check(environment, environment.user_classes or [], settings_for(environment), server=False)
+        prepare(environment)
     except LoadgenError as exc:
-        _fail(environment, exc)
+        fail(environment, exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # Ctrl-C while the collection fills: a collection we made keeps its marker (reusable)
         sys.stderr.write("loadgen: interrupted while preparing the collection\n")
@@ -206,11 +232,9 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     try:
         settings_for(environment)
         if _sets_up(environment):
-            _prepare(environment)
+            prepare(environment)
     except LoadgenError as exc:
-        _fail(environment, exc)
-        if environment.runner is not None:
-            environment.runner.quit()
+        refuse_start(environment, exc)
 
 
 @events.test_stop.add_listener
@@ -238,9 +262,9 @@ def run_info(environment: Any) -> dict[str, Any]:
         "users": max(state.peak_users, runner.user_count if runner is not None else 0),
         "spawn_rate": getattr(opts, "spawn_rate", None),
         "run_time": getattr(opts, "run_time", None),
-        "classes": sorted(c.__name__ for c in environment.user_classes or []),
+        "classes": state.classes or sorted(c.__name__ for c in environment.user_classes or []),
         "host": collection.redact_uri(environment.host or ""),
-        "state": str(runner.state) if runner is not None else "missing",
+        "state": state.phase or (str(runner.state) if runner is not None else "missing"),
         "workers": getattr(runner, "worker_count", 0) if runner is not None else 0,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -280,20 +304,28 @@ def current_results(environment: Any) -> dict[str, Any]:
                          sections=sections)  # fmt: skip
 
 
-def _write_results(environment: Any, settings: Settings) -> None:
+def write_results(environment: Any) -> Path | None:
+    """Build the run's results, evaluate its checks (setting Locust's exit code) and write results.json, with the
+    pages of ``result_pages`` beside it in a web UI run's folder. Returns the file written, if any."""
+    settings = state.prepared_for or state.settings
     doc = current_results(environment)
-    failed = checks.evaluate(checks.from_settings(settings), doc)
-    doc["checks"] = {"set": checks.from_settings(settings).__dict__, "failed": failed}
+    set_checks = checks.from_settings(settings) if settings is not None else checks.Checks()
+    failed = checks.evaluate(set_checks, doc)
+    doc["checks"] = {"set": set_checks.__dict__, "failed": failed}
     for line in failed:
         sys.stderr.write(line + "\n")
     if failed:
         environment.process_exit_code = checks.CHECK_FAILED_EXIT_CODE
-    if settings.results_dir:
-        out = Path(settings.results_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".results.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        tmp.replace(out / "results.json")
+    folder = RunFolder.path or (Path(settings.results_dir) if settings is not None and settings.results_dir else None)
+    if folder is None:
+        return None
+    written = write_json(folder / "results.json", doc)
+    if RunFolder.path is not None:  # a web UI run: its report too (a headless run's is Locust's --html)
+        for name, page in result_pages.items():
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            tmp.write_text(page(doc), encoding="utf-8")
+            tmp.replace(folder / name)
+    return written
 
 
 @events.quitting.add_listener
@@ -303,29 +335,30 @@ def _on_quitting(environment: Any, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
     settings = state.prepared_for or state.settings
-    if settings is not None and not state.error:
+    # a run that never began writes nothing (bad input leaves no results); the web UI's runs are written as each
+    # one ends (loadgen.web.start)
+    if settings is not None and not state.error and not web_ui_runs(environment):
         try:
-            _write_results(environment, settings)
+            write_results(environment)
         except Exception as exc:  # the results must not hide the collection cleanup below
             log.warning("loadgen: could not write the run's results: %s", " ".join(str(exc).split()))
     try:  # issue 12: right after the results, from the same statistics (nothing yields in between)
         partial_report.write(environment)
     except Exception as exc:  # the report must not hide the collection cleanup below either
         log.warning("loadgen: could not write the partial report: %s", " ".join(str(exc).split()))
-    if state.prepared:
+    if state.prepared or state.earlier:
         _cleanup()
 
 
 def _cleanup() -> None:
-    settings = state.prepared_for
-    if settings is None:
-        return
-    for layer, prepared in state.prepared.items():
-        # one rule for every layer (ownership.decide_release): only what this run created is dropped; logged
-        try:
-            adapters.adapter(layer).drop(settings)
-        except Exception as exc:  # the server may be gone (a fault test): one line, the run's results still count
-            log.warning("could not drop collection %s: %s", prepared.name, " ".join(str(exc).split()))
+    every = [*state.earlier, *([(state.prepared_for, state.prepared)] if state.prepared_for is not None else [])]
+    for settings, prepared_layers in every:
+        for layer, prepared in prepared_layers.items():
+            # one rule for every layer (ownership.decide_release): only what this run created is dropped; logged
+            try:
+                adapters.adapter(layer).drop(settings)
+            except Exception as exc:  # the server may be gone (a fault test): one line, the results still count
+                log.warning("could not drop collection %s: %s", prepared.name, " ".join(str(exc).split()))
 
 
 @events.quit.add_listener

@@ -8,12 +8,12 @@ and the exporter to read.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from locust.runners import WorkerRunner
 
 from loadgen.stats.generator import GeneratorStats
+from loadgen.stats.listeners import out_path
 from loadgen.stats.server_metrics import ServerScraper
 
 log = logging.getLogger("loadgen")
@@ -28,13 +28,6 @@ class _Observers:
 observers = _Observers()
 
 
-def _path(opts: Any, option: str, name: str) -> Path | None:
-    """Its own file option, else ``name`` in ``--results-dir`` (as hooks does for the other statistics)."""
-    given = getattr(opts, option, "") or ""
-    folder = getattr(opts, "results_dir", "") or ""
-    return Path(given) if given else Path(folder) / name if folder else None
-
-
 def sections() -> dict[str, Any]:
     """results.json's ``server`` and ``generator`` sections as they stand (empty when not measured)."""
     gen = observers.generator.results() if observers.generator is not None else {}
@@ -47,12 +40,12 @@ def sections() -> dict[str, Any]:
 def attach(environment: Any, state: Any) -> None:
     """``state``: hooks' ``_State`` (histograms, recall, arrivals), read live by the exporter."""
     opts = environment.parsed_options
-    observers.generator = GeneratorStats(environment, out_path=_path(opts, "generator_file", "generator.json"))
+    observers.generator = GeneratorStats(environment, out_path=out_path(opts, "generator_file", "generator.json"))
     if isinstance(environment.runner, WorkerRunner):
         return
     url = getattr(opts, "milvus_metrics_url", "") or ""
     observers.server = (
-        ServerScraper(environment, url, out_path=_path(opts, "server_metrics_file", "server.json")) if url else None
+        ServerScraper(environment, url, out_path=out_path(opts, "server_metrics_file", "server.json")) if url else None
     )
     port = int(getattr(opts, "prometheus_port", 0) or 0)
     if port and observers.exporter is None:

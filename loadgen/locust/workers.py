@@ -9,16 +9,16 @@ silent master before quitting (``locust.runners.MASTER_HEARTBEAT_TIMEOUT``); ``-
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import gevent
 import locust.runners
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
+
+from loadgen.stats.listeners import OutPath, write_json
 
 log = logging.getLogger("loadgen")
 
@@ -34,7 +34,7 @@ def apply_master_timeout(environment: Any) -> None:
 class WorkerWatch:
     """On the master: every worker seen, and every one that went missing (when, after how many reports)."""
 
-    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+    def __init__(self, environment: Any, out_path: OutPath = None) -> None:
         self.environment = environment
         self.out_path = out_path
         self.seen: dict[str, float] = {}  # worker id -> first seen (unix time)
@@ -77,5 +77,4 @@ class WorkerWatch:
             log.warning(
                 "loadgen: %d of %d worker(s) went missing during the run: %s", len(self.missing), len(self.seen), ids
             )
-        if self.out_path is not None:
-            self.out_path.write_text(json.dumps(self.results(), indent=2))
+        write_json(self.out_path, self.results())

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
 
 Version = tuple[int, int, int]
@@ -85,4 +86,34 @@ def require(needs: Iterable[tuple[str, Version]], server: ServerVersion | str, w
         raise LoadgenError(
             f"operation {op!r} needs Milvus >= {show(version)}; the server{at} is {server.text}{others}: "
             "use a newer Milvus (or --engine lite), or leave this operation out with --weights"
+        )
+
+
+# Milvus 2.x (2.3 ... 2.6): proxy.maxDimension, the top-k / query limit bound (quotaAndLimits: "top k should be in
+# range [1, 16384]"), and the collection name's length (common: "the length of a collection name must be less
+# than 256 characters"); verified against the embedded 2.3.5 (tests/test_bad_input.py)
+MILVUS_2_LIMITS = {"dim": 32768, "top_k": 16384, "collection_name": 255}
+
+
+def limits_for(version: str) -> dict[str, int]:
+    """Documented limits of a server version (``v2.3.5-lite``, ``2.6.1``); {} for one we do not know (milvus-lite)."""
+    m = re.match(r"v?(\d+)\.(\d+)", version.strip())
+    if m and int(m.group(1)) == 2:
+        return dict(MILVUS_2_LIMITS)
+    return {}
+
+
+def server_limits(settings: Settings, version: str) -> None:
+    """``--dim``, ``--top-k`` and the collection name within what the server version takes: else one line."""
+    limits = limits_for(version)
+    if not limits:
+        return
+    where = f"Milvus {version}"
+    if settings.dim > limits["dim"]:
+        raise LoadgenError(f"--dim {settings.dim} is above {where}'s maximum of {limits['dim']}")
+    if settings.top_k > limits["top_k"]:
+        raise LoadgenError(f"--top-k {settings.top_k} is above {where}'s maximum of {limits['top_k']}")
+    if len(settings.collection) > limits["collection_name"]:
+        raise LoadgenError(
+            f"--collection is {len(settings.collection)} characters; {where} takes at most {limits['collection_name']}"
         )

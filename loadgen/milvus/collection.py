@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from pymilvus import DataType, MilvusClient, MilvusException
 
 from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout, LoadgenError
-from loadgen.milvus import held_rows, ownership, readiness
+from loadgen.milvus import held_rows, ownership, preparation, readiness
 from loadgen.milvus.ownership import MARKER, OWNER_PROPERTY, is_owned
 from loadgen.workload import truth
 from loadgen.workload.rows import RowFactory, dataset_rows
@@ -214,6 +213,16 @@ def check(settings: Settings) -> str:
         client.close()
 
 
+def check_claim(settings: Settings, name: str, layout: ownership.Layout, what: str) -> None:
+    """A framework layer's collection ``name``: what its ``prepare`` would refuse before writing (the index and
+    search params, the dataset, the ownership order and the schema), read-only."""
+    index_params(settings)
+    search_params(settings)
+    _workload(settings)
+    with setup_client(settings, what, name) as client:
+        ownership.claim(client, settings, name, layout)
+
+
 def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
     """Make the collection ready for a run. Raises LoadgenError (one line) and touches nothing on bad input."""
     idx_params = index_params(settings)
@@ -229,8 +238,10 @@ def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
         check_filter(client, settings)  # before anything is created or filled
         if c.create:
             ownership.clear_for_create(client, settings, c)
+            preparation.step(name, "creating")
             _create(client, settings, idx_params)
             ownership.stamp(client, settings, name)
+        preparation.step(name, "loading")
         client.load_collection(name, timeout=max(settings.timeout, 60))
         truth_rows = 0
         if workload is not None:
@@ -264,23 +275,22 @@ def _create(client: MilvusClient, settings: Settings, params: dict[str, Any]) ->
 
 
 def _fill(client: MilvusClient, settings: Settings, *, start: int, progress: bool) -> None:
-    from tqdm import tqdm
-
     factory = RowFactory(settings.dim, settings.metric_type, settings.seed)
-    total = settings.rows - start
-    with tqdm(
-        total=total, desc=f"filling {settings.collection}", unit="rows", disable=not progress, file=sys.stderr
-    ) as bar:
+    with preparation.bar(settings.collection, settings.rows - start, enabled=progress) as bar:
         for first in range(start, settings.rows, FILL_BATCH):
             ids = list(range(first, min(first + FILL_BATCH, settings.rows)))
             client.insert(settings.collection, factory.rows(ids), timeout=max(settings.timeout, 60))
             bar.update(len(ids))
+    preparation.step(settings.collection, "flushing")
     client.flush(settings.collection, timeout=max(settings.timeout, 120))
 
 
 def _workload(settings: Settings) -> truth.Workload | None:
     """With ``--dataset``: open and check it, and compute (or load) its ground truth, before any write."""
-    return truth.workload_for(settings) if settings.dataset else None
+    if not settings.dataset:
+        return None
+    preparation.step(settings.collection, "reading the dataset and its ground truth for")
+    return truth.workload_for(settings)
 
 
 def _fill_dataset(
@@ -288,16 +298,12 @@ def _fill_dataset(
 ) -> None:
     """Insert the dataset's base vectors start..count-1 as ids start..count-1 (a reused collection's rows were
     checked to be the same dataset's first rows: ``held_rows``)."""
-    from tqdm import tqdm
-
-    total = workload.dataset.count - start
-    with tqdm(
-        total=total, desc=f"filling {settings.collection}", unit="rows", disable=not progress, file=sys.stderr
-    ) as bar:
+    with preparation.bar(settings.collection, workload.dataset.count - start, enabled=progress) as bar:
         for first, vectors in workload.base_from(start, FILL_BATCH):
             rows = dataset_rows(first, vectors, settings.seed)
             client.insert(settings.collection, rows, timeout=max(settings.timeout, 60))
             bar.update(len(rows))
+    preparation.step(settings.collection, "flushing")
     client.flush(settings.collection, timeout=max(settings.timeout, 120))
 
 

@@ -21,6 +21,7 @@ from pymilvus import MilvusClient
 
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
+from loadgen.milvus import preparation
 
 log = logging.getLogger("loadgen")
 POLL_SECONDS = 0.5
@@ -67,19 +68,23 @@ def wait_until_indexed(
     line; returns what it saw (for tests)."""
     t, started = settings.timeout, time.perf_counter()
     deadline = started + max(MIN_WAIT_SECONDS, settings.timeout)
+    preparation.step(name, "flushing and indexing")
     if owned:  # rows still in growing segments get no index until sealed
         client.flush(name, timeout=max(t, 120))
     index = _index_name(client, name, vector_field, t)
     if index is None:
         return {"index": None, "rows": 0, "reloaded": False, "seconds": 0.0}
+    waiting = preparation.step(name, "waiting for the index of", unit="rows indexed")
     while True:
         left, total, kind = _unindexed(client, name, index, t)
+        waiting.total, waiting.done = total, max(total - left, 0)
         if left <= 0:
             break
         if time.perf_counter() > deadline:
             return _late(owned, f"the {kind} index of {name!r} still lacks {left} of {total} rows after the wait")
         time.sleep(POLL_SECONDS)  # gevent-cooperative on the master: the hub keeps going
     reloaded = False
+    preparation.step(name, "loading the indexed segments of")
     while _not_loaded(client, name, t):
         if owned and not reloaded:  # ours: load the indexed segments now, not at the server's next hand-over
             client.release_collection(name, timeout=t)

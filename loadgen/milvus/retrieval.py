@@ -10,7 +10,6 @@ milvus-lite does not keep descriptions, the ``OWNER_PROPERTY`` property); only e
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from loadgen.config.settings import Settings
-from loadgen.milvus import capabilities, ownership
+from loadgen.milvus import capabilities, ownership, preparation
 from loadgen.milvus.collection import FILL_BATCH, Prepared, count_rows, release, setup_client
 from loadgen.milvus.ownership import MARKER
 from loadgen.workload.corpus import MAX_TEXT_CHARS, Corpus
@@ -141,16 +140,13 @@ def _count(client: MilvusClient, settings: Settings, name: str) -> int:
 
 
 def _fill(client: MilvusClient, settings: Settings, corpus: Corpus, *, start: int, progress: bool) -> None:
-    from tqdm import tqdm
-
     name, vectors = collection_name(settings), TextVectors(settings)
-    with tqdm(
-        total=len(corpus) - start, desc=f"filling {name}", unit="docs", disable=not progress, file=sys.stderr
-    ) as bar:
+    with preparation.bar(name, len(corpus) - start, unit="docs", enabled=progress) as bar:
         for first in range(start, len(corpus), FILL_BATCH):
             last = min(first + FILL_BATCH, len(corpus))
             client.insert(name, rows(corpus, first, last, vectors, settings.tenants), timeout=max(settings.timeout, 60))
             bar.update(last - first)
+    preparation.step(name, "flushing")
     client.flush(name, timeout=max(settings.timeout, 120))
 
 

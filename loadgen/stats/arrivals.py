@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from loadgen.stats.listeners import MergedListener
+from loadgen.stats.listeners import MergedListener, OutPath
 from loadgen.workload.arrival_rate import Counts
 
 PAYLOAD_FORMAT = "milvus-loadgen/arrivals-payload/v1"
@@ -23,7 +23,7 @@ class ArrivalStats(MergedListener):
     report_key = REPORT_KEY
     what = "open-loop counts"
 
-    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+    def __init__(self, environment: Any, out_path: OutPath = None) -> None:
         self.counts: dict[str, Counts] = {}
         super().__init__(environment, out_path)
 

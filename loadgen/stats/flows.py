@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.stats.histograms import LatencyHistograms
-from loadgen.stats.listeners import MergedListener
+from loadgen.stats.listeners import MergedListener, OutPath
 
 FLOW_TYPE = "flow"  # the request type of a whole flow's row
 PAYLOAD_FORMAT = "milvus-loadgen/flows-payload/v1"
@@ -29,7 +29,7 @@ class FlowListener(MergedListener):
     report_key = REPORT_KEY
     what = "flow step statistics"
 
-    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+    def __init__(self, environment: Any, out_path: OutPath = None) -> None:
         self.steps = LatencyHistograms()  # keyed (flow name, step name)
         self.order: dict[str, list[str]] = {}  # flow -> its steps in the order they were first marked
         super().__init__(environment, out_path)

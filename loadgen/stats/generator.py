@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadgen.stats.listeners import MergedListener
+from loadgen.stats.listeners import MergedListener, OutPath
 
 PAYLOAD_FORMAT = "milvus-loadgen/generator-payload/v1"
 RESULTS_FORMAT = "milvus-loadgen/generator/v1"
@@ -219,7 +219,7 @@ class GeneratorStats(MergedListener):
     report_key = REPORT_KEY
     what = "generator load"
 
-    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+    def __init__(self, environment: Any, out_path: OutPath = None) -> None:
         self.nodes: dict[str, NodeLoad] = {}
         self.probe: _Probe | None = None
         super().__init__(environment, out_path)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from loadgen.stats.listeners import MergedListener
+from loadgen.stats.listeners import MergedListener, OutPath
 
 log = logging.getLogger("loadgen")
 
@@ -141,7 +140,7 @@ class HistogramListener(MergedListener):
     report_key = REPORT_KEY
     what = "latency histograms"
 
-    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+    def __init__(self, environment: Any, out_path: OutPath = None) -> None:
         self.histograms = LatencyHistograms()
         # open model: the call's own time (from its actual start), next to the corrected latency in ``histograms``
         self.service = LatencyHistograms()

@@ -10,10 +10,47 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 log = logging.getLogger("loadgen")
+
+# where a statistic is written: a file, a file found when it is written (the current run's folder), or nowhere
+OutPath = Path | Callable[[], Path | None] | None
+
+
+class RunFolder:
+    """The folder the current test's files go to instead of ``--results-dir`` itself: the web UI runs many tests in
+    one process, and each writes into a folder of its own (set by ``loadgen.web.start``); None elsewhere."""
+
+    path: Path | None = None
+
+
+def out_path(opts: Any, option: str, name: str) -> OutPath:
+    """Where a statistic is written: its own file option, else ``name`` in the current run's folder (``RunFolder``)
+    or ``--results-dir``; None when neither is set."""
+    given = getattr(opts, option, "") or ""
+    folder = getattr(opts, "results_dir", "") or ""
+    if given:
+        return Path(given)
+    return (lambda: (RunFolder.path or Path(folder)) / name) if folder else None
+
+
+def resolve(path: OutPath) -> Path | None:
+    return path() if callable(path) else path
+
+
+def write_json(path: OutPath, doc: Any) -> Path | None:
+    """Write ``doc`` to ``path`` atomically (readers never see half of it); the file written, or None."""
+    target = resolve(path)
+    if target is None:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(target)
+    return target
 
 
 class MergedListener:
@@ -23,7 +60,7 @@ class MergedListener:
     report_key: ClassVar[str]
     what: ClassVar[str]  # for the warning about a bad worker payload
 
-    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+    def __init__(self, environment: Any, out_path: OutPath = None) -> None:
         self.environment = environment
         self.out_path = out_path
         events = environment.events
@@ -87,7 +124,4 @@ class MergedListener:
         """Write the merged results to ``out_path`` (master or local runner only); atomic, so readers never see half."""
         if self.out_path is None or self._is_worker():
             return
-        self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.out_path.with_name(f".{self.out_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.results(), indent=2) + "\n")
-        tmp.replace(self.out_path)
+        write_json(self.out_path, self.results())

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadgen.stats.listeners import MergedListener
+from loadgen.stats.listeners import MergedListener, OutPath
 from loadgen.workload.groundtruth import RecallStats
 
 log = logging.getLogger("loadgen")
@@ -33,7 +33,7 @@ class RecallListener(MergedListener):
     report_key = REPORT_KEY
     what = "recall statistics"
 
-    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+    def __init__(self, environment: Any, out_path: OutPath = None) -> None:
         self.stats: dict[tuple[str, str], RecallStats] = {}
         # per wall-clock second: [sum, count]. Recall that drifts during a run (searches that ran before the index
         # was loaded score 1.000 by brute force) shows as a first second unlike the last one

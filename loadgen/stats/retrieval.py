@@ -14,11 +14,10 @@ Latencies are HDR histograms in microseconds (``LatencyHistograms``), so merging
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from loadgen.stats.histograms import LatencyHistograms
-from loadgen.stats.listeners import MergedListener
+from loadgen.stats.listeners import MergedListener, OutPath
 from loadgen.workload.groundtruth import RecallStats
 
 PAYLOAD_FORMAT = "milvus-loadgen/retrieval-payload/v1"
@@ -93,7 +92,7 @@ class RetrievalListener(MergedListener):
     report_key = REPORT_KEY
     what = "retrieval statistics"
 
-    def __init__(self, environment: Any, out_path: Path | None = None) -> None:
+    def __init__(self, environment: Any, out_path: OutPath = None) -> None:
         self.stats = RetrievalStats()
         super().__init__(environment, out_path)
 

@@ -22,7 +22,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import time
 import urllib.parse
 import urllib.request
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from loadgen.stats.listeners import OutPath, write_json
 
 log = logging.getLogger("loadgen")
 
@@ -303,7 +304,7 @@ class ServerScraper:
     ``server.json`` written at stop. ``live()`` gives the section so far (web UI, Prometheus export)."""
 
     def __init__(
-        self, environment: Any, url: str, out_path: Path | None = None, interval: float = SCRAPE_INTERVAL_S
+        self, environment: Any, url: str, out_path: OutPath = None, interval: float = SCRAPE_INTERVAL_S
     ) -> None:
         self.environment, self.url, self.out_path, self.interval = environment, url, out_path, interval
         self.samples: list[Snapshot] = []
@@ -355,12 +356,7 @@ class ServerScraper:
         return build_section(self.samples, url=self.url, errors=self.errors)
 
     def write(self) -> None:
-        if self.out_path is None:
-            return
-        self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.out_path.with_name(f".{self.out_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.live(), indent=2) + "\n")
-        tmp.replace(self.out_path)
+        write_json(self.out_path, self.live())
 
 
 def read_section(path: Path) -> dict[str, Any]:

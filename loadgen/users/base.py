@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
@@ -38,8 +38,9 @@ from locust import User
 from loadgen import clients
 from loadgen.clients import layer_weights
 from loadgen.clients.base import Operation, Outcome, Skip, chain
+from loadgen.config.settings import Settings
 from loadgen.errors import CallTimeout, LoadgenError
-from loadgen.locust import hooks
+from loadgen.locust import hooks, starting
 from loadgen.runtime import bridge, freeze_heap, off_hub
 from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure, report
 from loadgen.users import schedule, thread_sends
@@ -98,18 +99,13 @@ class StoreUser(User):
         self.request_type = self.layer + ("-async" if self.use_async else "")
         self.adapter = clients.adapter(self.layer)
         self.ops: dict[str, Operation] = dict(self.adapter.operations)
-        defaults = {name: op.weight for name, op in self.ops.items()}
-        weights = layer_weights(self.settings.weights, defaults, fanout=self.use_async)
-        tasks: list[Any] = [_fanout if op == "fanout" else _task(op) for op, w in weights.items() for _ in range(w)]
-        if not tasks:
-            raise LoadgenError(f"{type(self).__name__}: every task has weight 0 in --weights")
-        self.tasks = tasks
+        self.check_settings(self.settings)
+        weights = self.task_weights(self.settings)
+        self.tasks = [_fanout if op == "fanout" else _task(op) for op, w in weights.items() for _ in range(w)]
         self.store: Any = None
         self._timeout = self.settings.timeout + 1.0  # the loop's own deadline fires first; this guards a stuck loop
         # the open model and streams: single calls only (fanout is a closed-loop batch), picked by weight
         self._open_ops = [(op, w) for op, w in weights.items() if op != "fanout" and w > 0]
-        if self.settings.arrival_rate and not self._open_ops:
-            raise LoadgenError(f"{type(self).__name__}: --arrival-rate needs a task other than fanout in --weights")
         if self.settings.arrival_rate:
             self.tasks = [_paced]
             self.wait_time = paced_wait  # type: ignore[method-assign]
@@ -127,6 +123,25 @@ class StoreUser(User):
             self._closed_plan = [op for op, w in weights.items() for _ in range(w)]
             self.tasks = [_from_loop]  # then the user waits in Locust's wait, where a stop ends it at once
             self.wait_time = paced_wait  # type: ignore[method-assign]
+
+    @classmethod
+    def task_weights(cls, settings: Settings) -> dict[str, int]:
+        """The weight of each of this class's tasks (its layer's operations, and ``fanout`` if async) under
+        ``settings``' ``--weights``."""
+        defaults = {name: op.weight for name, op in clients.adapter(cls.layer).operations.items()}
+        return layer_weights(settings.weights, defaults, fanout=cls.use_async)
+
+    @classmethod
+    def check_settings(cls, settings: Settings) -> None:
+        """The class has something to do under ``settings``: else one line (before any collection is prepared)."""
+        weights = cls.task_weights(settings)
+        if not any(weights.values()):
+            raise LoadgenError(
+                f"{cls.__name__}: every task has weight 0 in --weights; give one of its tasks a weight "
+                f"(`loadgen operations` lists the {cls.layer} layer's), or leave the class out"
+            )
+        if settings.arrival_rate and not any(w for op, w in weights.items() if op != "fanout"):
+            raise LoadgenError(f"{cls.__name__}: --arrival-rate needs a task other than fanout in --weights")
 
     def _sends_off_hub(self, weights: dict[str, int]) -> bool:
         """Whether this user's calls go from the asyncio loop itself (``loadgen.users.loop_sends``: an async user, in
@@ -369,3 +384,24 @@ class StoreUser(User):
             report(self.environment.events, kind, name, sample, length=outcome.length, context=context)
         if hooks.state.histograms is not None:
             hooks.state.histograms.batches.record(kind, f"{name}[{k}]", batch_ms)
+
+
+def _check_classes(_environment: Any, classes: Sequence[type], settings: Settings) -> None:
+    """The store users a test will run: ``--weights`` and ``--stream-rates`` name only their tasks, and each of them
+    has something to do."""
+    store = sorted((c for c in classes if isinstance(c, type) and issubclass(c, StoreUser)), key=lambda c: c.__name__)
+    if not store:
+        return
+    tasks = {name for cls in store for name in cls.task_weights(settings)}
+    names = ", ".join(c.__name__ for c in store)
+    for name in settings.weights:
+        if name not in tasks:
+            raise LoadgenError(f"--weights: {name!r} is no task of {names}; their tasks: {', '.join(sorted(tasks))}")
+    for name in settings.stream_rates:
+        if name not in tasks - {"fanout"}:
+            raise LoadgenError(f"--stream-rates: {name!r} is no operation of {names}")
+    for cls in store:
+        cls.check_settings(settings)
+
+
+starting.class_checks.append(_check_classes)

@@ -55,6 +55,7 @@ from loadgen.locust import hooks
 from loadgen.milvus import existing
 from loadgen.runtime import bridge
 from loadgen.stats.flows import FlowListener
+from loadgen.stats.listeners import out_path
 from loadgen.stats.timing import Sample
 from loadgen.users import handles, schedule
 from loadgen.workload import dataset_texts
@@ -67,7 +68,7 @@ _GUARD = handles.GUARD
 
 @events.init.add_listener
 def _attach_flow_stats(environment: Any, **_: Any) -> None:
-    flows = FlowListener(environment, out_path=hooks._out(environment.parsed_options, "flows_file", "flows.json"))
+    flows = FlowListener(environment, out_path=out_path(environment.parsed_options, "flows_file", "flows.json"))
     hooks.result_sections["flows"] = lambda: flows.results()["flows"]  # results.json's "flows"
 
 
@@ -82,9 +83,7 @@ def _check_existing_collections(environment: Any, **_: Any) -> None:
         for name in sorted(names):
             existing.info_for(hooks.settings_for(environment), name)
     except LoadgenError as exc:
-        hooks._fail(environment, exc)
-        if environment.runner is not None:
-            environment.runner.quit()
+        hooks.refuse_start(environment, exc)
 
 
 def _passthrough(exc: BaseException) -> bool:

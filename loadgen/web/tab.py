@@ -26,7 +26,7 @@ from flask import Response, request
 
 from loadgen.locust import hooks
 from loadgen.locust.hooks import _State
-from loadgen.web import charts
+from loadgen.web import charts, start
 from loadgen.web.page import render_html
 from loadgen.web.table import _PERCENTILES, REPORT_ROUTE, RESULTS_ROUTE, rows_of
 
@@ -35,6 +35,7 @@ log = logging.getLogger("loadgen")
 TAB_KEY = "vector-db"
 CHARTS_ROUTE = "/loadgen/charts.json"
 CHARTS_SCRIPT_ROUTE = "/loadgen/charts.js"
+STATUS_ROUTE = "/loadgen/status.json"
 
 
 def _columns() -> list[dict[str, str]]:
@@ -59,7 +60,9 @@ def attach(environment: Any, state: _State) -> None:
         ],
     )
     _mask_secret_defaults(web_ui)
-    history = charts.ChartHistory()  # issue 16: the tab's live charts (loadgen.web.charts, charts.js)
+    starts = start.install(environment, state, base)  # the form checked, then prepared, before Locust starts
+    hooks.result_pages["report.html"] = render_html  # beside each run's results.json, as the UI serves it
+    history = charts.ChartHistory()  # the tab's live charts (loadgen.web.charts, charts.js)
     _chart_sampler(environment, state, history)
 
     @web_ui.app.after_request
@@ -76,7 +79,7 @@ def attach(environment: Any, state: _State) -> None:
         data = response.get_json()
         data["extended_stats"] = [{"key": TAB_KEY, "data": rows}]
         if environment.runner is not None:
-            data["state"], data["user_count"] = _page_state(environment), environment.runner.user_count
+            data["state"], data["user_count"] = _page_state(environment, starts), environment.runner.user_count
         response.set_data(json.dumps(data))
         return response
 
@@ -93,11 +96,15 @@ def attach(environment: Any, state: _State) -> None:
     def charts_js() -> Response:
         return Response(charts.SCRIPT.read_text(), mimetype="text/javascript")
 
+    def status_json() -> Response:
+        return Response(json.dumps(starts.status()), mimetype="application/json")
+
     guard = web_ui.auth_required_if_enabled  # the same login as Locust's own pages, when --web-login is on
     web_ui.app.add_url_rule(base + RESULTS_ROUTE, "loadgen_results", guard(results_json))
     web_ui.app.add_url_rule(base + REPORT_ROUTE, "loadgen_report", guard(report_html))
     web_ui.app.add_url_rule(base + CHARTS_ROUTE, "loadgen_charts", guard(charts_json))
     web_ui.app.add_url_rule(base + CHARTS_SCRIPT_ROUTE, "loadgen_charts_js", guard(charts_js))
+    web_ui.app.add_url_rule(base + STATUS_ROUTE, "loadgen_status", guard(status_json))
 
 
 def _with_chart_script(response: Response) -> Response:
@@ -150,16 +157,20 @@ def _safe_point(environment: Any, state: _State, history: charts.ChartHistory) -
         log.exception("Vector DB charts")
 
 
-def _page_state(environment: Any) -> str:
+def _page_state(environment: Any, starts: start.Starts) -> str:
     """The runner's state as the page must hear it to keep polling. The page polls only while a test spawns or
-    runs; on any other answer it stops, and then shows that state for good. Three answers strand it:
+    runs; on any other answer it stops, and then shows that state for good. Four answers strand it:
     - a stale "ready": Locust caches this answer, for ever longer once one took over 2 s (as while a collection
       fills), so the runner's own state is read here instead;
-    - "ready" (or "stopped") while loadgen still fills the collection in ``test_start``: said to be spawning;
+    - "ready" (or "stopped") while loadgen prepares the collections (``start``, or ``test_start``): said to be
+      spawning, the only state of Locust's in which the page keeps polling before a test runs;
+    - "ready" after a start that failed while it prepared: said to be stopped (the form can start again);
     - "stopping" or "cleanup" on the way to "stopped": said to be running until it is stopped."""
     state = str(environment.runner.state)
-    if _preparing(environment, state):
+    if starts.is_preparing() or _preparing(environment, state):
         return "spawning"
+    if starts.state.phase == "failed" and state == "ready":
+        return "stopped"
     return "running" if state in ("stopping", "cleanup") else state
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadgen.clients import row_operation
+from loadgen.milvus import preparation
 
 RESULTS_ROUTE = "/loadgen/results.json"
 REPORT_ROUTE = "/loadgen/report.html"
@@ -29,12 +30,16 @@ def operation_of(request_type: str, name: str) -> tuple[str, str, str]:
 def _status_rows(environment: Any, state: Any, doc: dict[str, Any]) -> list[dict[str, Any]]:
     runner = environment.runner
     t = doc["totals"]
+    phase = getattr(state, "phase", "") or (str(runner.state) if runner else "no runner")
     text = (
-        f"{runner.state if runner else 'no runner'}, {runner.user_count if runner else 0} users; "
+        f"{phase}, {runner.user_count if runner else 0} users; "
         f"{t['requests']} calls, {t['failures']} failed ({t['fail_ratio']:.2%}), {t['qps']:.1f} req/s over "
         f"{t['window_s']:.0f} s; latencies of successful calls in ms to the microsecond (HDR, all workers)"
     )
     rows = [{"layer": "run", "operation": text}]
+    under_way = preparation.current()
+    if under_way is not None:  # a start from the form fills and indexes its collections: what the terminal shows
+        rows.append({"layer": "run", "operation": f"preparing: {under_way['text']}"})
     if state.error:  # the test stopped before it began: say why here, not only on the terminal
         rows.append({"layer": "run", "operation": f"loadgen: error: {state.error}"})
     open_loop = doc.get("open_loop") or {}
