@@ -93,3 +93,33 @@ def test_to_argv_round_trips_non_defaults() -> None:
     argv = to_argv(ns)
     assert argv == ["--dim", "32", "--filter", "category < 10", "--keep-data"]
     assert vars(parse(*argv)) == vars(ns)
+
+
+def test_form_text_is_parsed_like_the_flags() -> None:
+    """The web UI's form sends text: each value becomes what its flag's parser gives (a check left empty is no
+    check, not an empty string that a number is then compared with)."""
+    form = {"dim": "16", "timeout": "2.5", "check_p99_ms": "", "check_min_qps": "100", "keep_data": "true",
+            "index_type": "HNSW", "weights": "search=2"}  # fmt: skip
+    s = Settings.from_options(argparse.Namespace(**{**vars(parse()), **form}), "http://h:1")
+    assert (s.dim, s.timeout, s.check_p99_ms, s.check_min_qps, s.keep_data) == (16, 2.5, None, 100.0, True)
+    assert (s.index_type, s.weights) == ("HNSW", {"search": 2})
+    assert s == Settings.from_options(
+        parse("--dim", "16", "--timeout", "2.5", "--check-min-qps", "100", "--keep-data", "--index-type", "HNSW",
+              "--weights", "search=2"), "http://h:1")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "message"),
+    [
+        ("dim", "1e3", "--dim '1e3': expected an integer"),
+        ("check_p99_ms", "fast", "--check-p99-ms 'fast': expected a number"),
+        ("timeout", "nan", "--timeout 'nan': expected a finite number"),
+        ("keep_data", "maybe", "--keep-data 'maybe': expected true or false"),
+        ("index_type", "HNSW2", "--index-type 'HNSW2': choose one of AUTOINDEX, HNSW, IVF_FLAT, FLAT"),
+        ("rows", "", "--rows: expected a number, got nothing"),
+    ],
+)
+def test_bad_form_text_is_one_line(field: str, text: str, message: str) -> None:
+    with pytest.raises(LoadgenError) as caught:
+        Settings.from_options(argparse.Namespace(**{**vars(parse()), field: text}), "http://h:1")
+    assert str(caught.value) == message

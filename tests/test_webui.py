@@ -298,11 +298,16 @@ def test_ui_starts_embedded_milvus_and_ctrl_c_stops_both(tmp_path: Path) -> None
         page = _get(ui.url + "/") or ""
         host = re.search(r'"host": "(http://127\.0\.0\.1:\d+)"', page)
         assert host, page[:2000]
-        # bad options in the form: the test stops before it starts, and the Vector DB tab says why
+        # bad options in the form: refused as Locust refuses a bad form (the form shows the message), before
+        # anything starts, and the Vector DB tab says why too
         form = b"user_count=2&spawn_rate=2&user_classes=PymilvusUser&weights=nosuch%3D1"
-        assert json.loads(urllib.request.urlopen(ui.url + "/swarm", data=form, timeout=60).read())["success"]
+        answer = json.loads(urllib.request.urlopen(ui.url + "/swarm", data=form, timeout=60).read())
         error = "loadgen: error: --weights: unknown task 'nosuch'"
-        assert _wait(lambda: any(error in r for r in _rows(ui)), 30), _rows(ui)
+        assert not answer["success"] and answer["message"].startswith(error), answer
+        assert any(error in r for r in _rows(ui)), _rows(ui)
+        form = b"user_count=2&spawn_rate=2&user_classes=PymilvusUser&check_p99_ms=fast"
+        answer = json.loads(urllib.request.urlopen(ui.url + "/swarm", data=form, timeout=60).read())
+        assert answer["message"] == "loadgen: error: --check-p99-ms 'fast': expected a number", answer
         # an open-model swarm, started as the form would: the Vector DB rows say what was asked and what was sent
         form = b"user_count=2&spawn_rate=2&user_classes=PymilvusUser&weights=search%3D1"
         assert json.loads(urllib.request.urlopen(ui.url + "/swarm", data=form, timeout=60).read())["success"]

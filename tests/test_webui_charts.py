@@ -15,6 +15,7 @@ from pymilvus import MilvusClient
 from test_webui import UI, _wait
 
 from loadgen.milvus.server import ServerInfo
+from loadgen.stats.histograms import LatencyHistograms
 from loadgen.web import charts
 from loadgen.web.table import rows_of
 
@@ -63,6 +64,7 @@ def test_a_point_holds_what_the_table_shows() -> None:
                 "pymilvus-async search": 3.0,
                 "pymilvus-async-fanout search": 7.0,
             },
+            "rows": ["pymilvus fan-out search", "pymilvus search"],  # the table rows whose calls land there
         }
     }
 
@@ -116,67 +118,174 @@ def test_series_names_cover_every_figure() -> None:
     assert "latency|pymilvus search|async|p50_ms" in names and "recall|pymilvus-async search|async" not in names
     assert {"open_loop|target_rate", "open_loop|achieved_rate", "server|Search|server"} <= set(names)
     assert all(charts.latest(history.document({}), n) is not None for n in names)
-    assert charts.SCRIPT.is_file() and "data-series" in charts.SCRIPT.read_text()
+    assert charts.SCRIPT.is_file() and (charts.VENDOR / "uPlot.iife.min.js").is_file()
+
+
+# ---- windowed figures: the last WINDOW_S seconds, from the run's own histograms ----------------------------------
+
+
+def test_window_figures_are_the_calls_of_the_last_seconds() -> None:
+    """A spike in the last seconds shows in the window at once, while the run's p99 barely moves; the window's
+    percentiles are exactly those of a histogram fed only the window's calls."""
+    hist, recent = LatencyHistograms(), LatencyHistograms()
+    doc = {"requests": [{"type": "pymilvus", "name": "search"}]}
+    windows = charts.Windows()
+    windows.clear(start=100.0)
+    for _ in range(5000):
+        hist.record("pymilvus", "search", 2.0)
+    assert windows.figures(hist, doc, at=104.0)["pymilvus search"]["sync"] == {"rps": 1250.0, "p50_ms": 2.0,
+                                                                                "p99_ms": 2.0}  # fmt: skip
+    windows.figures(hist, doc, at=112.0)  # 8 s later, nothing new: the base moves on past the start
+    for ms in (2.0,) * 150 + (90.0,) * 50:  # the spike: a quarter of the last seconds' calls take 90 ms
+        hist.record("pymilvus", "search", ms)
+        recent.record("pymilvus", "search", ms)
+    w = windows.figures(hist, doc, at=116.0)["pymilvus search"]["sync"]
+    expected = recent.percentiles("pymilvus", "search")
+    assert (w["p50_ms"], w["p99_ms"]) == (round(expected["p50_ms"], 3), round(expected["p99_ms"], 3))
+    assert w["p99_ms"] > 80 and hist.percentiles("pymilvus", "search")["p99_ms"] < 3  # the run's p99 misses it
+    assert w["rps"] == round(200 / 12.0, 3)  # the calls since the point at 104 s (the newest >= 10 s before)
+    later = windows.figures(hist, doc, at=130.0)["pymilvus search"]["sync"]
+    assert later == {"rps": 0.0}  # nothing in the last seconds: a rate of 0 and no percentile
+
+
+def test_a_point_carries_the_window() -> None:
+    doc = _doc()
+    window = {"pymilvus search": {"sync": {"rps": 5.0, "p50_ms": 1.0, "p99_ms": 9.0}}}
+    p = charts.point(doc, _rows(doc), at=10.0, window=window)
+    assert p["window"] == window
+    history = charts.ChartHistory()
+    history.add(p)
+    served = history.document({})
+    assert charts.latest(served, "window|pymilvus search|sync|p99_ms") == 9.0
+    assert "window|pymilvus search|sync|rps" in charts.series_names(served)
 
 
 # ---- the page's script on a stand-in page (no server: every request is answered by the test) ----------------------
 
-_STAND_IN = """<!doctype html><html><body><div role="tablist"><button role="tab" aria-selected="true">Vector DB</button>
-</div><div class="MuiTableContainer-root"><table><tr><td>row</td></tr></table></div>
-<script src="./loadgen/charts.js"></script></body></html>"""
+_STAND_IN = """<!doctype html><html><body><div id="root"><div role="tablist"><button role="tab" aria-selected="true">
+Vector DB</button></div><div class="MuiTableContainer-root" style="width:1300px"><table><tr><td>row</td></tr></table>
+</div></div><script src="./loadgen/charts.js"></script></body></html>"""
 
 
-def test_script_draws_every_series_of_a_charts_document(browser: Browser, tmp_path: Path) -> None:
+def _served_history() -> dict[str, Any]:
     history = charts.ChartHistory()
     history.clear(start=100.0)
-    for i in range(4):
+    for i in range(6):
         doc = _doc(p99=2.5 + i, recall=0.9 - i / 100, achieved=18.0 + i)
         seconds = {("pymilvus-async", "search"): [[101 + 2 * i, 10, 0.5 + i / 10]]}
-        history.add(charts.point(doc, _rows(doc), at=101.0 + 2 * i, recall_seconds=seconds))
-    served = history.document({"report of the current run": "./loadgen/report.html"})
-    page = browser.new_page()
+        window = {"pymilvus search": {"sync": {"rps": 10.0 + i, "p50_ms": 1.0, "p99_ms": 4.0 + i},
+                                      "async": {"rps": 9.0, "p50_ms": 1.5, "p99_ms": 3.0}},
+                  "pymilvus insert": {"sync": {"rps": 2.0}}}  # fmt: skip
+        history.add(charts.point(doc, _rows(doc), at=101.0 + 2 * i, recall_seconds=seconds, window=window))
+    return history.document({"report of the current run": "./loadgen/report.html"})
+
+
+def _stand_in(browser: Browser, served: dict[str, Any], status: dict[str, Any]) -> tuple[Page, list[str]]:
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    vendored = {"uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css"}
 
     def answer(route: Any) -> None:
         url = route.request.url
+        name = url.rsplit("/", 1)[-1]
         if url.endswith("/loadgen/charts.js"):
             route.fulfill(body=charts.SCRIPT.read_text(), content_type="text/javascript")
+        elif "/loadgen/vendor/" in url and name in vendored:
+            route.fulfill(body=(charts.VENDOR / name).read_bytes(), content_type=vendored[name])
         elif url.endswith("/loadgen/charts.json"):
             route.fulfill(body=json.dumps(served), content_type="application/json")
+        elif url.endswith("/loadgen/status.json"):
+            route.fulfill(body=json.dumps(status), content_type="application/json")
         else:
             route.fulfill(body=_STAND_IN, content_type="text/html")
 
     page.route("**/*", answer)
+    page.goto("http://stand-in.invalid/")
+    return page, errors
+
+
+def _drawn(page: Page) -> dict[str, dict[str, Any]]:
+    """Every series the page's charts hold, read off the uPlot instances: its latest value, points, x range."""
+    return {s["name"]: s for s in page.evaluate("window.loadgenCharts.series()")}
+
+
+def _for_row(served: dict[str, Any], row: str) -> set[str]:
+    """The series the charts show for one table row: its own, the open model's, its Milvus function's."""
+    fns = {fn for p in served["points"] for fn, e in p.get("server", {}).items() if row in e.get("rows", [])}
+    return {n for n in charts.series_names(served) if n.split("|")[1] in (row, *fns) or n.startswith("open_loop|")}
+
+
+def test_script_draws_the_chosen_rows_series_with_axes_tooltips_and_zoom(browser: Browser, tmp_path: Path) -> None:
+    served = _served_history()
+    page, errors = _stand_in(browser, served, {"phase": "", "preparing": None, "error": "", "results": ""})
     try:
-        page.goto("http://stand-in.invalid/")
-        page.wait_for_selector("#loadgen-charts polyline", state="attached")  # a flat line has no area
-        lines = _lines(page)
-        assert set(lines) == set(charts.series_names(served)) and errors == []
-        assert "recall_recent|pymilvus search|async" in lines
-        for name, line in lines.items():
-            assert (line["last"], line["count"]) == (charts.latest(served, name), 4), name
-        titles = page.eval_on_selector_all("#loadgen-charts svg", "els => els.map(e => e.dataset.chart)")
-        assert titles == ["pymilvus search latency", "pymilvus fan-out search latency",
-                          "recall (mean so far; dashed: last 5 s)", "open model: target vs achieved",
-                          "Search: client vs server p99"]  # fmt: skip
+        page.wait_for_function("window.loadgenCharts && window.loadgenCharts.series().length > 0")
+        options = page.eval_on_selector_all("#loadgen-row option", "els => els.map(e => e.value)")
+        assert options == ["pymilvus search", "pymilvus insert", "pymilvus fan-out search"], options
+        for row in options:
+            page.select_option("#loadgen-row", row)
+            drawn = _drawn(page)
+            assert set(drawn) == _for_row(served, row) and errors == [], (row, sorted(drawn))
+            for name, line in drawn.items():  # what is plotted is the served figure, every point of it
+                assert line["last"] == charts.latest(served, name), name
+                assert line["count"] == sum(charts._lookup(p, name) is not None for p in served["points"]), name
+        page.select_option("#loadgen-row", "pymilvus search")
+        titles = page.eval_on_selector_all("#loadgen-charts [data-chart]", "els => els.map(e => e.dataset.chart)")
+        assert titles == [
+            "pymilvus search: latency, ms (solid: last 10 s; dashed: the run)",
+            "pymilvus search: req/s, last 10 s",
+            "pymilvus search: recall (solid: last 5 s; dashed: the run)",
+            "open model: target vs achieved",
+            "Milvus Search: client vs server p99, ms (the run)",
+        ], titles
+        assert page.locator("#loadgen-charts .u-axis").count() == 2 * len(titles)  # x and y axes on every chart
         assert page.get_attribute("#loadgen-charts a", "href") == "./loadgen/report.html"
+        over = page.locator("#loadgen-charts .u-over").first
+        box = over.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+        tip = page.locator("#loadgen-charts .loadgen-tip").first
+        assert tip.is_visible() and "sync p99, last 10 s" in tip.inner_text(), tip.inner_text()
+        full = _drawn(page)["window|pymilvus search|sync|p99_ms"]["x"]
+        page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.5)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=5)
+        page.mouse.up()
+        zoomed = _drawn(page)["window|pymilvus search|sync|p99_ms"]
+        assert zoomed["zoomed"] and full[0] < zoomed["x"][0] < zoomed["x"][1] < full[1], (full, zoomed)
+        page.wait_for_timeout(2500)  # a poll redraws the charts: the zoom stays
+        assert _drawn(page)["window|pymilvus search|sync|p99_ms"]["x"] == zoomed["x"]
+        page.mouse.dblclick(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+        assert not _drawn(page)["window|pymilvus search|sync|p99_ms"]["zoomed"]
         page.screenshot(path=str(tmp_path / "stand-in.png"), full_page=True)
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_status_line_shows_preparation_then_a_failed_start(browser: Browser) -> None:
+    preparing = {"step": {"collection": "c", "what": "filling"}, "text": "filling c 2,000 of 10,000 rows (3 s)"}
+    page, errors = _stand_in(browser, {"points": []}, {"phase": "preparing", "preparing": preparing, "error": ""})
+    try:
+        status = page.locator("#loadgen-status")
+        status.wait_for()
+        assert status.inner_text() == "loadgen: preparing the collections: filling c 2,000 of 10,000 rows (3 s)"
+        assert status.get_attribute("data-phase") == "preparing"
+    finally:
+        page.close()
+    failed = {"phase": "failed", "preparing": None, "error": "loadgen: error: --dim 8 does not match"}
+    page, errors = _stand_in(browser, {"points": []}, failed)
+    try:
+        page.locator("#loadgen-status[data-phase=failed]").wait_for()
+        assert page.locator("#loadgen-status").inner_text() == "loadgen: error: --dim 8 does not match"
+        assert errors == []
     finally:
         page.close()
 
 
 # ---- in the browser, against the real Milvus --------------------------------------------------------------------
-
-
-def _lines(page: Page) -> dict[str, dict[str, float]]:
-    """Every chart line the page drew: its latest value and its number of points."""
-    found = page.eval_on_selector_all(
-        "#loadgen-charts polyline",
-        "els => els.map(e => [e.dataset.series, Number(e.dataset.last), Number(e.dataset.count)])",
-    )
-    return {name: {"last": last, "count": count} for name, last, count in found}
 
 
 @pytest.mark.milvus
@@ -215,12 +324,12 @@ def test_charts_draw_the_tabs_figures_live(
 
         def drawn() -> bool:
             """Every chart has 3+ points: latency sync and async, recall, the open model, client vs server."""
-            lines = _lines(page) if page is not None else {}
-            wanted = ("latency|pymilvus search|sync|p99_ms", "latency|pymilvus search|async|p99_ms",
+            lines = _drawn(page) if page is not None else {}
+            wanted = ("latency|pymilvus search|sync|p99_ms", "window|pymilvus search|async|p99_ms",
                       "recall|pymilvus search|async", "open_loop|achieved_rate", "server|Search|server")  # fmt: skip
-            return all(lines.get(n, {}).get("count", 0) >= 3 for n in wanted)
+            return all((lines.get(n) or {}).get("count", 0) >= 3 for n in wanted)
 
-        assert _wait(drawn, 120), (ui.output()[-3000:], _lines(page))
+        assert _wait(drawn, 120), (ui.output()[-3000:], _drawn(page))
         page.get_by_role("button", name="Stop").click()
         assert _wait(lambda: "STOPPED" in page.locator("header").inner_text().upper(), 60)
         # the final point is added by test_stop's listeners, which Locust calls after it says "stopped": two polls of
@@ -229,7 +338,7 @@ def test_charts_draw_the_tabs_figures_live(
         seen: list[tuple[dict[str, Any], dict[str, dict[str, float]]]] = []
 
         def settled() -> bool:
-            lines = _lines(page) if page is not None else {}  # a call into the page: Playwright delivers events then
+            lines = _drawn(page) if page is not None else {}  # a call into the page: Playwright delivers events then
             if len(fetched) < polls_at_stop + 2:
                 return False
             seen.append((fetched[-1], lines))
@@ -251,21 +360,25 @@ def test_charts_draw_the_tabs_figures_live(
     assert collection not in client.list_collections()
 
 
-def _drawn_from(lines: dict[str, dict[str, float]], doc: dict[str, Any]) -> bool:
-    return all(lines.get(n, {}).get("last") == charts.latest(doc, n) for n in charts.series_names(doc))
+def _drawn_from(lines: dict[str, dict[str, Any]], doc: dict[str, Any]) -> bool:
+    return all((lines.get(n) or {}).get("last") == charts.latest(doc, n) for n in _for_row(doc, ROW))
+
+
+ROW = "pymilvus search"  # the row the chooser shows first
 
 
 def _check_final(page: Page, ui: UI, last: dict[str, Any], lines: dict[str, Any], table: dict[str, Any]) -> None:
     """Every series drawn, with the latest value of the JSON the page fetched; the final point is the table's last
     answer and results.json (one run, one set of numbers)."""
-    names = charts.series_names(last)
-    assert {"latency|pymilvus search|sync|p50_ms", "recall|pymilvus search|sync", "open_loop|target_rate",
-            "server|Search|pymilvus-async search"} <= set(names)  # fmt: skip
-    assert set(names) == set(lines)  # one line per series, no more
+    names = _for_row(last, ROW)
+    assert {"latency|pymilvus search|sync|p50_ms", "window|pymilvus search|sync|p99_ms", "recall|pymilvus search|sync",
+            "open_loop|target_rate", "server|Search|pymilvus-async search"} <= names  # fmt: skip
+    assert names == set(lines)  # one line per series of the chosen row, no more
     for name in names:
         assert lines[name]["last"] == charts.latest(last, name), name
     # one run, one set of numbers: the final point is the table's last answer and results.json
     final = last["points"][-1]
+    assert final["window"]["pymilvus search"]["sync"]["rps"] > 0  # the last seconds' rate, beside the run's
     rows = {(r["layer"], r["operation"]): r for r in table["extended_stats"][0]["data"]}
     search = rows[("pymilvus", "search")]
     assert final["latency"]["pymilvus search"]["async"]["p99_ms"] == search["async_p99_ms"]

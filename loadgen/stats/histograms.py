@@ -13,6 +13,7 @@ import logging
 import math
 from typing import Any
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from loadgen.stats.listeners import MergedListener, OutPath
@@ -30,6 +31,46 @@ REPORT_KEY = "loadgen_hdr"  # the key in a worker's stats report (``events.repor
 
 def _new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+_LAYOUT = _new_histogram()  # maps a bucket index to its value, for counts taken from any histogram of this layout
+
+
+class Counts:
+    """A cumulative histogram's bucket counts at one moment, sparse (only the buckets that hold calls): two of them
+    give the calls between the two moments, with the same HDR percentiles as one histogram fed only those calls."""
+
+    __slots__ = ("count", "index", "total")
+
+    def __init__(self, index: np.ndarray, count: np.ndarray) -> None:
+        self.index, self.count = index, count
+        self.total = int(count.sum())
+
+    @classmethod
+    def of(cls, hist: HdrHistogram) -> Counts:
+        dense = np.ctypeslib.as_array(hist.counts)[: hist.counts_len]
+        index = np.flatnonzero(dense)
+        return cls(index, dense[index].astype(np.int64))
+
+    def since(self, earlier: Counts | None, percentiles: tuple[float, ...]) -> dict[str, Any]:
+        """The calls recorded after ``earlier`` (None: all of them): their count and, when there are any, their
+        percentiles in ms (``p<q>_ms``), by HDR's own rule (the highest value equivalent to the bucket that holds
+        the q-th percent of the calls)."""
+        delta = np.zeros(_LAYOUT.counts_len, dtype=np.int64)
+        delta[self.index] += self.count
+        if earlier is not None:
+            delta[earlier.index] -= earlier.count
+        total = int(delta.sum())
+        out: dict[str, Any] = {"count": total}
+        if total <= 0:
+            return {"count": 0}
+        running = np.cumsum(delta)
+        for q in percentiles:
+            target = max(int(q * total / 100 + 0.5), 1)
+            index = int(np.searchsorted(running, target))
+            value = _LAYOUT.get_highest_equivalent_value(_LAYOUT.get_value_from_index(index))
+            out[f"p{q:g}_ms".replace(".", "_")] = value / 1000.0
+        return out
 
 
 class _Series:
@@ -88,6 +129,11 @@ class LatencyHistograms:
         """One entry per (type, name) that recorded anything, sorted like ``summary.build_results`` sorts."""
         rows = [{"type": t, "name": n, **self.percentiles(t, n)} for t, n in self.request_keys()]
         return sorted((r for r in rows if r["count"]), key=lambda r: (r["name"], r["type"]))
+
+    def counts(self, request_type: str, name: str) -> Counts | None:
+        """The row's bucket counts now (None when it recorded nothing): what a window of recent calls is built from."""
+        series = self._series.get((request_type, name))
+        return Counts.of(series.hist) if series is not None and series.hist.get_total_count() else None
 
     def merge(self, other: LatencyHistograms) -> None:
         for key, theirs in other._series.items():

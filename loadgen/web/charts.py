@@ -1,19 +1,25 @@
 """The Vector DB tab's live charts: a time series of the figures the tab's table shows, one point per table refresh.
 
 One run, one set of numbers: a point is built from the very results document (``hooks.current_results``) and table
-rows that one ``/stats/requests`` answer carries, so the latest point of every series is what the table shows.
-While nobody watches the page, a sampler on the master adds a point every ``IDLE_S`` seconds from the same function,
-so a page opened in the middle of a run still sees the run from its start. Figures are the run's so far (cumulative
-HDR percentiles, mean recall, the open model's achieved rate over its window), as everywhere else in loadgen.
+rows that one ``/stats/requests`` answer carries, so the latest point of every cumulative series is what the table
+shows. While nobody watches the page, a sampler on the master adds a point every ``IDLE_S`` seconds from the same
+function, so a page opened in the middle of a run still sees the run from its start. Beside the run's cumulative
+figures, each point has the last ``WINDOW_S`` seconds' (``window``): a spike shows at once instead of barely moving a
+run's p99. They come from the same HDR histograms (their bucket counts now minus those ``WINDOW_S`` seconds ago,
+``histograms.Counts``), so they are exact for the calls the workers had reported by then.
 
 What a point holds (``FORMAT``):
-- ``latency``: per table row (``"<layer> <operation>"``), per side (``sync``/``async``): ``p50_ms``, ``p99_ms``;
+- ``latency``: per table row (``"<layer> <operation>"``), per side (``sync``/``async``): ``p50_ms``, ``p99_ms`` of
+  the run so far;
+- ``window``: per table row and side: ``rps``, and when any call succeeded ``p50_ms``, ``p99_ms``, of the last
+  ``WINDOW_S`` seconds;
 - ``recall``: per table row and side: the mean recall so far (4 decimals, as the table shows it);
 - ``recall_recent``: the same over the searches of the last ``RECENT_S`` wall-clock seconds (the recall listener's
   ``per_second``: recall that drifts, e.g. while the index loads, shows here before it moves the mean);
 - ``open_loop``: ``target_rate`` and ``achieved_rate`` (req/s) when the open model runs;
-- ``server``: per Milvus function: ``server_p99_ms`` and per client request row (``"<type> <name>"``) its p99.
-The page's script (``charts.js``) draws them as inline SVG; no library, no traffic beyond the UI's own server.
+- ``server``: per Milvus function: ``server_p99_ms``, per client request row (``"<type> <name>"``) its p99, and the
+  table rows whose calls land on it (``rows``).
+The page's script (``charts.js``) draws them with uPlot (vendored in ``vendor/``, served by the UI's own server).
 """
 
 from __future__ import annotations
@@ -24,14 +30,53 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.clients import server_function
+from loadgen.stats.histograms import Counts, LatencyHistograms
 from loadgen.web.table import operation_of
 
-FORMAT = "milvus-loadgen/charts/v1"
+FORMAT = "milvus-loadgen/charts/v2"
 SCRIPT = Path(__file__).with_name("charts.js")  # the page's part, served at /loadgen/charts.js
+VENDOR = Path(__file__).with_name("vendor")  # uPlot (MIT), served at /loadgen/vendor/<file>
 MAX_POINTS = 1800  # an hour of 2 s refreshes; older points fall off the front
 RECENT_S = 5  # recall_recent: the searches of the last 5 wall-clock seconds (as far as the workers reported them)
+WINDOW_S = 10.0  # window: the calls of the last 10 s (Locust's own "current" figures use 10 s too)
 IDLE_S = 4.0  # the sampler adds a point only when no table refresh did for this long (the page polls every 2 s)
 _SIDES = ("sync", "async")
+
+
+class Windows:
+    """The bucket counts of every request row at each point of the last ``WINDOW_S`` seconds: a point's ``window``
+    figures are the counts now minus those of the newest point at least ``WINDOW_S`` seconds older (or the test's
+    start)."""
+
+    def __init__(self) -> None:
+        self._points: deque[tuple[float, dict[tuple[str, str], Counts]]] = deque()
+
+    def clear(self, start: float) -> None:
+        self._points = deque([(start, {})])
+
+    def figures(self, histograms: LatencyHistograms | None, doc: dict[str, Any], at: float) -> dict[str, Any]:
+        """Per table row and side: ``rps``, ``p50_ms`` and ``p99_ms`` of the calls since ``WINDOW_S`` ago."""
+        if histograms is None or not self._points:
+            return {}
+        now: dict[tuple[str, str], Counts] = {}
+        for m in doc.get("requests", []):
+            counts = histograms.counts(str(m["type"]), str(m["name"]))
+            if counts is not None:
+                now[(str(m["type"]), str(m["name"]))] = counts
+        while len(self._points) > 1 and self._points[1][0] <= at - WINDOW_S:
+            self._points.popleft()  # the newest point at least WINDOW_S old stays the base
+        base_at, base = self._points[0]
+        self._points.append((at, now))
+        elapsed = max(at - base_at, 1e-9)
+        out: dict[str, Any] = {}
+        for (request_type, name), counts in now.items():
+            layer, op, side = operation_of(request_type, name)
+            recent = counts.since(base.get((request_type, name)), (50.0, 99.0))
+            figures = {"rps": round(recent["count"] / elapsed, 3)}
+            if recent["count"]:
+                figures.update(p50_ms=round(recent["p50_ms"], 3), p99_ms=round(recent["p99_ms"], 3))
+            out.setdefault(f"{layer} {op}", {})[side] = figures
+        return out
 
 
 def point(
@@ -39,9 +84,11 @@ def point(
     rows: list[dict[str, Any]],
     at: float,
     recall_seconds: dict[tuple[str, str], list[list[float]]] | None = None,
+    window: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One point from a results document and the tab's rows built from it (``table.rows_of``); ``recall_seconds``:
-    per (request type, name) the recall listener's ``per_second`` ([[unix second, searches, mean], ...])."""
+    per (request type, name) the recall listener's ``per_second`` ([[unix second, searches, mean], ...]);
+    ``window``: ``Windows.figures`` of the same moment."""
     latency: dict[str, dict[str, dict[str, float]]] = {}
     recall: dict[str, dict[str, float]] = {}
     for row in rows:
@@ -54,6 +101,8 @@ def point(
             if f"recall_{side}" in row:
                 recall.setdefault(key, {})[side] = float(row[f"recall_{side}"])
     out: dict[str, Any] = {"at": round(at, 3), "latency": latency, "recall": recall}
+    if window:
+        out["window"] = window
     recent = recent_recall(recall_seconds or {}, at)
     if recent:
         out["recall_recent"] = recent
@@ -89,8 +138,13 @@ def client_vs_server(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
         function = server_function(str(m["type"]), str(m["name"]))
         lat = ops.get(function, {}).get("latency") if function else None
         if function and lat and m.get("successes"):
-            entry = out.setdefault(function, {"server_p99_ms": round(lat["p99_ms"], 3), "client_p99_ms": {}})
+            entry = out.setdefault(
+                function, {"server_p99_ms": round(lat["p99_ms"], 3), "client_p99_ms": {}, "rows": []}
+            )
             entry["client_p99_ms"][f"{m['type']} {m['name']}"] = round(m["p99_ms"], 3)
+            layer, op, _side = operation_of(str(m["type"]), str(m["name"]))
+            if f"{layer} {op}" not in entry["rows"]:
+                entry["rows"] = sorted([*entry["rows"], f"{layer} {op}"])
     return out
 
 
@@ -130,6 +184,7 @@ class ChartHistory:
             "format": FORMAT,
             "start": self.start,
             "recent_s": RECENT_S,
+            "window_s": WINDOW_S,
             "points": list(self.points),
             "links": links,
         }
@@ -149,8 +204,8 @@ def _lookup(p: dict[str, Any], name: str) -> float | None:
     kind, _, rest = name.partition("|")
     parts = rest.split("|")
     try:
-        if kind == "latency":
-            return float(p["latency"][parts[0]][parts[1]][parts[2]])
+        if kind in ("latency", "window"):
+            return float(p[kind][parts[0]][parts[1]][parts[2]])
         if kind in ("recall", "recall_recent"):
             return float(p[kind][parts[0]][parts[1]])
         if kind == "open_loop":
@@ -164,13 +219,14 @@ def _lookup(p: dict[str, Any], name: str) -> float | None:
 
 
 def series_names(doc: dict[str, Any]) -> list[str]:
-    """Every series a ``charts.json`` document holds, named as ``charts.js`` names its lines (``data-series``):
-    ``latency|<row>|<side>|p50_ms``, ``recall|<row>|<side>``, ``recall_recent|<row>|<side>``,
-    ``open_loop|target_rate``, ``server|<fn>|server``, ``server|<fn>|<client row>``."""
+    """Every series a ``charts.json`` document holds, named as ``charts.js`` names its series:
+    ``latency|<row>|<side>|p50_ms``, ``window|<row>|<side>|rps``, ``recall|<row>|<side>``,
+    ``recall_recent|<row>|<side>``, ``open_loop|target_rate``, ``server|<fn>|server``, ``server|<fn>|<client row>``."""
     names: set[str] = set()
     for p in doc.get("points", []):
-        for row, sides in p.get("latency", {}).items():
-            names.update(f"latency|{row}|{side}|{q}" for side, qs in sides.items() for q in qs)
+        for kind in ("latency", "window"):
+            for row, sides in p.get(kind, {}).items():
+                names.update(f"{kind}|{row}|{side}|{q}" for side, qs in sides.items() for q in qs)
         for kind in ("recall", "recall_recent"):
             for row, sides in p.get(kind, {}).items():
                 names.update(f"{kind}|{row}|{side}" for side in sides)

@@ -86,8 +86,7 @@ class Starts:
             _locust_values(form)
             starting.check(self.environment, classes, settings, server=True)
         except LoadgenError as exc:
-            hooks.fail(self.environment, exc)
-            self.state.phase = "failed"
+            hooks.fail(self.environment, exc)  # the runner is not touched: the form can start again at once
             return self._refused(f"loadgen: error: {exc}")
         self._apply(form, settings)
         self.state.error, self.environment.process_exit_code = "", None

@@ -36,6 +36,8 @@ TAB_KEY = "vector-db"
 CHARTS_ROUTE = "/loadgen/charts.json"
 CHARTS_SCRIPT_ROUTE = "/loadgen/charts.js"
 STATUS_ROUTE = "/loadgen/status.json"
+VENDOR_ROUTE = "/loadgen/vendor"  # uPlot, served by the UI itself (charts.VENDOR)
+VENDORED = {"uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css"}
 
 
 def _columns() -> list[dict[str, str]]:
@@ -63,7 +65,8 @@ def attach(environment: Any, state: _State) -> None:
     starts = start.install(environment, state, base)  # the form checked, then prepared, before Locust starts
     hooks.result_pages["report.html"] = render_html  # beside each run's results.json, as the UI serves it
     history = charts.ChartHistory()  # the tab's live charts (loadgen.web.charts, charts.js)
-    _chart_sampler(environment, state, history)
+    windows = charts.Windows()
+    _chart_sampler(environment, state, history, windows)
 
     @web_ui.app.after_request
     def _extend_stats(response: Response) -> Response:
@@ -72,7 +75,11 @@ def attach(environment: Any, state: _State) -> None:
         if not request.path.endswith("/stats/requests") or not response.is_json or response.status_code != 200:
             return response
         try:
-            rows = _rows_and_point(environment, state, history)
+            if starts.is_preparing():  # no point: the figures are the last run's until the new one starts
+                rows = rows_of(environment, state, hooks.current_results(environment))
+                history.clear()
+            else:
+                rows = _rows_and_point(environment, state, history, windows)
         except Exception:  # the page polls this for all of Locust's figures: our tab must never break them
             log.exception("Vector DB tab")
             return response
@@ -99,12 +106,19 @@ def attach(environment: Any, state: _State) -> None:
     def status_json() -> Response:
         return Response(json.dumps(starts.status()), mimetype="application/json")
 
+    def vendor(name: str) -> Response:
+        path = charts.VENDOR / name
+        if name not in VENDORED or not path.is_file():
+            return Response("not found", status=404)
+        return Response(path.read_bytes(), mimetype=VENDORED[name])
+
     guard = web_ui.auth_required_if_enabled  # the same login as Locust's own pages, when --web-login is on
     web_ui.app.add_url_rule(base + RESULTS_ROUTE, "loadgen_results", guard(results_json))
     web_ui.app.add_url_rule(base + REPORT_ROUTE, "loadgen_report", guard(report_html))
     web_ui.app.add_url_rule(base + CHARTS_ROUTE, "loadgen_charts", guard(charts_json))
     web_ui.app.add_url_rule(base + CHARTS_SCRIPT_ROUTE, "loadgen_charts_js", guard(charts_js))
     web_ui.app.add_url_rule(base + STATUS_ROUTE, "loadgen_status", guard(status_json))
+    web_ui.app.add_url_rule(base + VENDOR_ROUTE + "/<name>", "loadgen_vendor", guard(vendor))
 
 
 def _with_chart_script(response: Response) -> Response:
@@ -115,17 +129,21 @@ def _with_chart_script(response: Response) -> Response:
     return response
 
 
-def _rows_and_point(environment: Any, state: _State, history: charts.ChartHistory) -> list[dict[str, Any]]:
+def _rows_and_point(
+    environment: Any, state: _State, history: charts.ChartHistory, windows: charts.Windows
+) -> list[dict[str, Any]]:
     """The table's rows and, from the same results document, the charts' next point."""
     doc = hooks.current_results(environment)
     rows = rows_of(environment, state, doc)
     recall = state.recall
     seconds = {key: recall.per_second(key) for key in recall.seconds} if recall is not None else None
-    history.add(charts.point(doc, rows, time.time(), seconds))
+    now = time.time()
+    histograms = state.histograms.histograms if state.histograms is not None else None
+    history.add(charts.point(doc, rows, now, seconds, windows.figures(histograms, doc, now)))
     return rows
 
 
-def _chart_sampler(environment: Any, state: _State, history: charts.ChartHistory) -> None:
+def _chart_sampler(environment: Any, state: _State, history: charts.ChartHistory, windows: charts.Windows) -> None:
     """While a test runs and no page refreshes the table, a point every ``charts.IDLE_S`` seconds anyway; one more
     at test stop. Cleared at test start: the charts show the current test."""
     running: list[Any] = []
@@ -134,25 +152,27 @@ def _chart_sampler(environment: Any, state: _State, history: charts.ChartHistory
         while True:
             gevent.sleep(charts.IDLE_S / 2)
             if history.idle():
-                _safe_point(environment, state, history)
+                _safe_point(environment, state, history, windows)
 
     def on_start(**_: Any) -> None:
-        history.clear(time.time())
+        now = time.time()
+        history.clear(now)
+        windows.clear(now)
         if not running:
             running.append(gevent.spawn(loop))
 
     def on_stop(**_: Any) -> None:
         while running:
             running.pop().kill(block=False)
-        _safe_point(environment, state, history)
+        _safe_point(environment, state, history, windows)
 
     environment.events.test_start.add_listener(on_start)
     environment.events.test_stop.add_listener(on_stop)
 
 
-def _safe_point(environment: Any, state: _State, history: charts.ChartHistory) -> None:
+def _safe_point(environment: Any, state: _State, history: charts.ChartHistory, windows: charts.Windows) -> None:
     try:
-        _rows_and_point(environment, state, history)
+        _rows_and_point(environment, state, history, windows)
     except Exception:  # a chart point must never break the run
         log.exception("Vector DB charts")
 

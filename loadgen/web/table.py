@@ -36,13 +36,15 @@ def _status_rows(environment: Any, state: Any, doc: dict[str, Any]) -> list[dict
         f"{t['requests']} calls, {t['failures']} failed ({t['fail_ratio']:.2%}), {t['qps']:.1f} req/s over "
         f"{t['window_s']:.0f} s; latencies of successful calls in ms to the microsecond (HDR, all workers)"
     )
+    if phase == "preparing":  # the figures are still the last run's: none until the new one starts
+        text = "preparing the collections of the picked classes; the test starts when they are ready"
     rows = [{"layer": "run", "operation": text}]
     under_way = preparation.current()
     if under_way is not None:  # a start from the form fills and indexes its collections: what the terminal shows
         rows.append({"layer": "run", "operation": f"preparing: {under_way['text']}"})
     if state.error:  # the test stopped before it began: say why here, not only on the terminal
         rows.append({"layer": "run", "operation": f"loadgen: error: {state.error}"})
-    open_loop = doc.get("open_loop") or {}
+    open_loop = (doc.get("open_loop") or {}) if phase != "preparing" else {}
     if open_loop.get("intended"):  # open model (--arrival-rate): what was asked for and what the users managed
         rows.append({"layer": "open loop", "operation": _open_loop_text(open_loop)})
     streams = {k: v for k, v in open_loop.get("by_type", {}).items() if k.endswith("[stream]")}
@@ -61,7 +63,9 @@ def _open_loop_text(a: dict[str, Any], achieved: str = "achieved_rate") -> str:
 
 def rows_of(environment: Any, state: Any, doc: dict[str, Any]) -> list[dict[str, Any]]:
     """The tab's rows from one results document (``state``: hooks' ``_State``: the error of a test that never
-    began)."""
+    began, the phase of a start from the form). While a start prepares, the status rows only."""
+    if getattr(state, "phase", "") == "preparing":
+        return _status_rows(environment, state, doc)
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for m in doc["requests"]:
         layer, op, side = operation_of(m["type"], m["name"])
