@@ -230,14 +230,15 @@ def _new_test(page: Page) -> None:
 def test_sigterm_to_a_plain_locust_keeps_the_form_runs_results(
     milvus: ServerInfo, client: MilvusClient, page: Page, tmp_path: Path
 ) -> None:
-    """The master a Kubernetes pod runs: plain `locust` with the class picker gets SIGTERM mid-run."""
+    """The master a Kubernetes pod runs: plain `locust` with the class picker, with workers (`--processes 2`: the
+    last calls reach the master with the workers' reports after the stop), gets SIGTERM mid-run."""
     (port,) = free_ports(1)
     out, url, collection = tmp_path / "results", f"http://127.0.0.1:{port}", f"lg_form_term_{os.getpid()}"
     log = tmp_path / "locust.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", "locustfiles/all_users.py", "--class-picker", "--host", milvus.uri,
          "--web-host", "127.0.0.1", "--web-port", str(port), "--results-dir", str(out), "--rows", "300", "--dim", "8",
-         "--collection", collection, "--check-p99-ms", "10000"],
+         "--collection", collection, "--check-p99-ms", "10000", "--processes", "2"],
         cwd=ROOT, env={**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1"}, stdin=subprocess.DEVNULL,
         stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

@@ -55,6 +55,7 @@ class Starts:
         self.preparing: gevent.Greenlet | None = None
         self.open = False  # a run began and its results are not written yet
         self._token = secrets.token_hex(16)
+        self._reported: dict[str, float] = {}  # master: each worker's last stats report (time.monotonic())
 
     # ---- what the page asks -------------------------------------------------------------------------------------
     def is_preparing(self) -> bool:
@@ -189,6 +190,24 @@ class Starts:
         RunFolder.path = folder
         self.open = True
 
+    def on_worker_report(self, client_id: str, **_: Any) -> None:
+        self._reported[client_id] = time.monotonic()
+
+    def on_test_start(self, **_: Any) -> None:
+        self._reported.clear()  # the workers of this test
+
+    def finish_after_workers(self) -> None:
+        """On a master, a stopped test's last calls reach it with each worker's next stats report (every
+        ``WORKER_REPORT_INTERVAL`` s), after Locust says the test stopped: the results wait for them (bounded), so
+        they hold every call the tab shows once the test has stopped."""
+        from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
+
+        if self.open and isinstance(self.environment.runner, MasterRunner) and self._reported:
+            stopped, deadline = time.monotonic(), time.monotonic() + WORKER_REPORT_INTERVAL + 3
+            while time.monotonic() < deadline and any(t <= stopped for t in self._reported.values()):
+                gevent.sleep(0.1)
+        self.finish()
+
     def finish(self) -> None:
         """The run ended (stopped, its run time over, or it could not start): its results, once."""
         if not self.open:
@@ -234,8 +253,10 @@ def install(environment: Any, state: _State, base: str) -> Starts:
             starts.on_stop()
         return None
 
-    environment.events.test_stop.add_listener(lambda **_: starts.finish())
+    environment.events.worker_report.add_listener(starts.on_worker_report)
+    environment.events.test_start.add_listener(starts.on_test_start)
+    environment.events.test_stop.add_listener(lambda **_: gevent.spawn(starts.finish_after_workers))
     # quitting fires in reverse order: this runs after the users were stopped (shutdown.stop_users_first, which
-    # fires test_stop) and before hooks' own quitting writes and cleans up
-    environment.events.quitting.add_listener(lambda **_: starts.finish())
+    # fires test_stop) and before hooks' own quitting cleans up (dropping the collections)
+    environment.events.quitting.add_listener(lambda **_: starts.finish_after_workers())
     return starts
