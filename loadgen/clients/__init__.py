@@ -4,6 +4,7 @@ layer that is not used costs nothing (importing langchain-milvus or llama-index 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from loadgen.errors import LoadgenError
@@ -90,6 +91,46 @@ def layer_weights(weights: dict[str, int], defaults: dict[str, int], fanout: boo
     if not any(name in weights for name in own):
         return own
     return {name: weights.get(name, 0) for name in own}
+
+
+def class_weights(layer: str, use_async: bool, weights: dict[str, int]) -> dict[str, int]:
+    """The weight of each task of a store user class of ``layer`` (its operations, and ``fanout`` if async)."""
+    defaults = {name: op.weight for name, op in adapter(layer).operations.items()}
+    return layer_weights(weights, defaults, fanout=use_async)
+
+
+def check_classes(
+    classes: Sequence[tuple[str, str, bool]], weights: dict[str, int], stream_rates: dict[str, float], open_model: bool
+) -> None:
+    """Store user classes, as (name, layer, async), that a test will run: ``--weights`` gives weight only to their
+    tasks (a 0 turns off what they may not have), ``--stream-rates`` names only their operations, and each of
+    them has something to do. One line each, before anything is prepared."""
+    if not classes:
+        return
+    ordered = sorted(classes)
+    own = {name: class_weights(layer, use_async, weights) for name, layer, use_async in ordered}
+    tasks = {task for w in own.values() for task in w}
+    names = ", ".join(name for name, _, _ in ordered)
+    for task, weight in weights.items():
+        if weight and task not in tasks:
+            raise LoadgenError(f"--weights: {task!r} is no task of {names}; their tasks: {', '.join(sorted(tasks))}")
+    for op in stream_rates:
+        if op not in tasks - {"fanout"}:
+            raise LoadgenError(f"--stream-rates: {op!r} is no operation of {names}")
+    for name, layer, use_async in ordered:
+        check_class(name, layer, use_async, weights, open_model)
+
+
+def check_class(name: str, layer: str, use_async: bool, weights: dict[str, int], open_model: bool) -> None:
+    """One store user class has something to do under ``--weights`` (and, in the open model, a single call)."""
+    own = class_weights(layer, use_async, weights)
+    if not any(own.values()):
+        raise LoadgenError(
+            f"{name}: every task has weight 0 in --weights; give one of its tasks a weight "
+            f"(`loadgen operations` lists the {layer} layer's), or leave the class out"
+        )
+    if open_model and not any(w for task, w in own.items() if task != "fanout"):
+        raise LoadgenError(f"{name}: --arrival-rate needs a task other than fanout in --weights")
 
 
 _FLAVOURS = {"": "sync", "-async": "async", "-async-fanout": "fanout"}

@@ -36,10 +36,9 @@ import gevent.pool
 from locust import User
 
 from loadgen import clients
-from loadgen.clients import layer_weights
 from loadgen.clients.base import Operation, Outcome, Skip, chain
 from loadgen.config.settings import Settings
-from loadgen.errors import CallTimeout, LoadgenError
+from loadgen.errors import CallTimeout
 from loadgen.locust import hooks, starting
 from loadgen.runtime import bridge, freeze_heap, off_hub
 from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure, report
@@ -126,22 +125,13 @@ class StoreUser(User):
 
     @classmethod
     def task_weights(cls, settings: Settings) -> dict[str, int]:
-        """The weight of each of this class's tasks (its layer's operations, and ``fanout`` if async) under
-        ``settings``' ``--weights``."""
-        defaults = {name: op.weight for name, op in clients.adapter(cls.layer).operations.items()}
-        return layer_weights(settings.weights, defaults, fanout=cls.use_async)
+        """The weight of each of this class's tasks under ``settings``' ``--weights``."""
+        return clients.class_weights(cls.layer, cls.use_async, settings.weights)
 
     @classmethod
     def check_settings(cls, settings: Settings) -> None:
         """The class has something to do under ``settings``: else one line (before any collection is prepared)."""
-        weights = cls.task_weights(settings)
-        if not any(weights.values()):
-            raise LoadgenError(
-                f"{cls.__name__}: every task has weight 0 in --weights; give one of its tasks a weight "
-                f"(`loadgen operations` lists the {cls.layer} layer's), or leave the class out"
-            )
-        if settings.arrival_rate and not any(w for op, w in weights.items() if op != "fanout"):
-            raise LoadgenError(f"{cls.__name__}: --arrival-rate needs a task other than fanout in --weights")
+        clients.check_class(cls.__name__, cls.layer, cls.use_async, settings.weights, bool(settings.arrival_rate))
 
     def _sends_off_hub(self, weights: dict[str, int]) -> bool:
         """Whether this user's calls go from the asyncio loop itself (``loadgen.users.loop_sends``: an async user, in
@@ -387,21 +377,9 @@ class StoreUser(User):
 
 
 def _check_classes(_environment: Any, classes: Sequence[type], settings: Settings) -> None:
-    """The store users a test will run: ``--weights`` and ``--stream-rates`` name only their tasks, and each of them
-    has something to do."""
-    store = sorted((c for c in classes if isinstance(c, type) and issubclass(c, StoreUser)), key=lambda c: c.__name__)
-    if not store:
-        return
-    tasks = {name for cls in store for name in cls.task_weights(settings)}
-    names = ", ".join(c.__name__ for c in store)
-    for name in settings.weights:
-        if name not in tasks:
-            raise LoadgenError(f"--weights: {name!r} is no task of {names}; their tasks: {', '.join(sorted(tasks))}")
-    for name in settings.stream_rates:
-        if name not in tasks - {"fanout"}:
-            raise LoadgenError(f"--stream-rates: {name!r} is no operation of {names}")
-    for cls in store:
-        cls.check_settings(settings)
+    """The store users a test will run (``clients.check_classes``)."""
+    store = [(c.__name__, c.layer, c.use_async) for c in classes if isinstance(c, type) and issubclass(c, StoreUser)]
+    clients.check_classes(store, settings.weights, settings.stream_rates, bool(settings.arrival_rate))
 
 
 starting.class_checks.append(_check_classes)
