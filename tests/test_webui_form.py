@@ -113,6 +113,8 @@ def test_form_mistake_preparation_and_every_ending_keeps_results(
         _refused_in_the_form(page, ui, client, out)
         _prepares_then_runs(page, ui, collection)
         _stop_button_keeps_results(page, ui, out)
+        # only the picked classes' layer was prepared
+        assert collection in client.list_collections() and collection + "_langchain" not in client.list_collections()
         _fails_while_preparing(page, ui, client, out, collection + "_b")
         _ctrl_c_keeps_results(page, ui, out, collection)
         failing = False
