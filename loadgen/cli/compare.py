@@ -133,26 +133,46 @@ def render(rows: list[Row]) -> str:
 
 
 def chart(rows: list[Row], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = figure(rows)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def figure(rows: list[Row]) -> Any:
+    """compare.png: per N, the seconds of N sync calls one after another beside N async calls at once."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from loadgen.report.plots import plain_numbers
+
     counts = sorted({r.n for r in rows})
-    fig, axes = plt.subplots(1, len(counts), figsize=(5 * len(counts), 4.5), squeeze=False)
+    most = max(sum(r.n == n for r in rows) for n in counts)
+    # one row of bars per operation, its name on the left: names never run into each other however many there are
+    fig, axes = plt.subplots(1, len(counts), figsize=(6.5 * len(counts), 1.6 + 0.55 * most), squeeze=False)
     for ax, n in zip(axes[0], counts, strict=True):
-        sub = [r for r in rows if r.n == n]
-        xs = range(len(sub))
-        ax.bar([x - 0.2 for x in xs], [r.sync_s for r in sub], 0.4, label="sync, sequential")
-        ax.bar([x + 0.2 for x in xs], [r.async_s for r in sub], 0.4, label="async, concurrent")
-        ax.set_xticks(list(xs), [f"{r.layer}\n{r.op}" for r in sub], fontsize=8)
-        ax.set_yscale("log")
-        ax.set_ylabel("seconds for N calls")
-        ax.set_title(f"N = {n} ({sub[0].consistency_level})" if sub else f"N = {n}")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        sub = [r for r in rows if r.n == n][::-1]  # the table's order, top down
+        ys = range(len(sub))
+        ax.barh([y + 0.2 for y in ys], [r.sync_s for r in sub], 0.4, color="#1f77b4", label="sync, one after another")
+        ax.barh([y - 0.2 for y in ys], [r.async_s for r in sub], 0.4, color="#ff7f0e", label="async, all at once")
+        ax.set_yticks(list(ys), [f"{r.layer} {r.op}" for r in sub], fontsize=9)
+        ax.set_xscale("log")
+        plain_numbers(ax.xaxis, "s")
+        for y, r in zip(ys, sub, strict=True):  # what async did to each pair, at its end
+            said = f"async {r.speedup:.1f}x faster" if r.speedup >= 1 else f"async {1 / r.speedup:.1f}x slower"
+            ax.annotate(said if r.speedup else "", (max(r.sync_s, r.async_s), y), xytext=(4, -4),
+                        textcoords="offset points", fontsize=8)  # fmt: skip
+        ax.set_xlim(right=ax.get_xlim()[1] * 4)  # room for the notes
+        ax.set_xlabel(f"seconds for {n} calls (log scale)")
+        ax.set_title(f"N = {n} calls, consistency {sub[0].consistency_level}" if sub else f"N = {n}")
+        ax.grid(axis="x", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # the legend's line above the charts
+    return fig
 
 
 def compare(base: Settings, layers: list[str], counts: list[int], out: Path, log: Any = print) -> list[Row]:

@@ -13,6 +13,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,23 +120,35 @@ def render(rows: list[ModeRow]) -> str:
 
 
 def chart(rows: list[ModeRow], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = figure(rows)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def figure(rows: list[ModeRow]) -> Any:
+    """modes.png: per retrieval mode, its latency beside its relevance."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    names = [r.mode for r in rows]
-    left.bar(names, [r.p50_ms for r in rows], label="p50")
-    left.scatter(names, [r.p95_ms for r in rows], color="black", label="p95", zorder=3)
-    left.set_ylabel("latency (ms)")
-    left.legend()
-    x = np.arange(len(rows))
-    right.bar(x - 0.2, [r.recall for r in rows], 0.4, label="recall@k")
-    right.bar(x + 0.2, [r.ndcg10 for r in rows], 0.4, label="NDCG@10")
-    right.set_xticks(x, names)
-    right.set_ylim(0, 1)
-    right.legend()
+    # one row per mode, its name on the left (names never run into each other), legends under the charts
+    shown = rows[::-1]  # the table's order, top down
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 1.8 + 0.5 * len(rows)), sharey=True)
+    y = np.arange(len(shown))
+    left.barh(y, [r.p50_ms for r in shown], 0.6, color="#1f77b4", label="p50")
+    left.scatter([r.p95_ms for r in shown], y, color="black", marker="|", s=200, label="p95", zorder=3)
+    left.set_yticks(y, [r.mode for r in shown])
+    left.set(xlabel="latency (ms)", title="latency per search")
+    right.barh(y + 0.2, [r.recall for r in shown], 0.4, color="#2ca02c", label="recall@k")
+    right.barh(y - 0.2, [r.ndcg10 for r in shown], 0.4, color="#ff7f0e", label="NDCG@10")
+    right.set_xlim(0, 1)
+    right.set(xlabel="score (0 to 1)", title="relevance against the qrels")
+    for ax in (left, right):
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=9, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    return fig
     plt.close(fig)
