@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test test-fast lint bench clean setup browser
+.PHONY: run test test-fast lint bench clean setup browser prometheus
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ setup: $(BIN)/.installed
 browser:
 	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's Prometheus for the monitoring test (a real server scrapes loadgen and Milvus, the dashboard's queries run)
+prometheus:
+	command -v prometheus >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
 run: $(BIN)/.installed
 	$(BIN)/loadgen run $(ARGS)
 
@@ -26,7 +30,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint browser
+test: lint browser prometheus
 	$(BIN)/pytest $(ARGS)
 
 # the fast tier: lint and every test that needs no Milvus server (fake store, unit tests), in about a minute
