@@ -102,14 +102,19 @@ def test_capacity_against_the_embedded_milvus(milvus: ServerInfo, tmp_path: Path
         "capacity", "--host", milvus.uri, "--slo-p99-ms", "1000", "--max-error-rate", "0.01",
         "--start-rate", "20", "--max-rate", "40", "--min-samples", "40", "-t", "2s", "-u", "4",
         "--rows", "500", "--dim", "16", "--weights", "search=1", "--collection", "lg_capacity", "--out", str(out),
+        "--price-per-node-hour", "0.9", "--nodes", "2", "--price-per-generator-hour", "0.25",
         timeout=400,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    last = proc.stdout.strip().splitlines()[-1]
+    last, priced = proc.stdout.strip().splitlines()[-2:]
     # a generous SLO at a small scale: both rates hold, the search stops at --max-rate, said in one line
     assert last.startswith("capacity: 40 req/s holds p99 <= 1000 ms, errors <= 1.00%"), last
     doc = json.loads((out / "capacity.json").read_text())
     assert [s["rate"] for s in doc["steps"]] == [20.0, 40.0] and doc["answer"] == 40.0
+    # the answer's cost, from the inputs shown: 2 nodes x 0.9/h serve 40 req/s = 144,000 queries an hour
+    assert doc["cost"]["per_million_queries"] == pytest.approx(1.8 / 144_000 * 1e6) and doc["cost"]["nodes"] == 2
+    assert doc["cost"]["qps_per_dollar_hour"] == pytest.approx(40 / 1.8)
+    assert priced.startswith("cost at the SLO: 2 node(s) x 0.9 USD/h = 1.8 USD/h; at 40 req/s: 12.5 USD per million")
     sweep = json.loads((out / "sweep.json").read_text())
     assert sweep["model"] == "open" and [lvl["level"] for lvl in sweep["levels"]] == [{"rate": 20.0}, {"rate": 40.0}]
     for s, lvl in zip(doc["steps"], sweep["levels"], strict=True):
@@ -128,6 +133,8 @@ def test_capacity_against_the_embedded_milvus(milvus: ServerInfo, tmp_path: Path
         (["--slo-p99-ms", "10", "-t", "ten"], "-t/--run-time: not a run time"),
         (["--slo-p99-ms", "10", "--milvus-metrics-url", "ftp://x"], "--milvus-metrics-url 'ftp://x': expected http"),
         (["--slo-p99-ms", "10", "--prometheus-port", "70000"], "--prometheus-port must be 0 (off) or a TCP port"),
+        (["--slo-p99-ms", "10", "--price-per-node-hour", "-1"], "--price-per-node-hour must be positive"),
+        (["--slo-p99-ms", "10", "--price-per-generator-hour", "1"], "--price-per-generator-hour needs"),
     ],
 )
 def test_bad_options_are_one_line_errors_before_anything_starts(args: list[str], message: str) -> None:

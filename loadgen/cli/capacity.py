@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from loadgen.report import cost
+
 FORMAT = "milvus-loadgen/capacity/v1"
 MAX_DROPPED_SHARE = 0.01  # an open model that dropped more than this did not hold its rate
 
@@ -179,6 +181,7 @@ def add_arguments(cap: Any) -> None:
         "--min-samples", type=int, default=1000,
         help="each step runs long enough for this many calls (default 1000; -t is the shortest step)",
     )  # fmt: skip
+    cost.add_arguments(cap)
 
 
 def check_arguments(args: Any) -> Slo:
@@ -203,6 +206,7 @@ def check_arguments(args: Any) -> Slo:
         seconds(args.run_time)
     except ValueError as exc:
         raise LoadgenError(f"-t/--run-time: {exc}") from None
+    cost.prices(args)
     return Slo(args.slo_p99_ms, args.min_recall, args.max_error_rate)
 
 

@@ -167,10 +167,15 @@ def capacity_command(args: argparse.Namespace) -> int:
         keep["logs"] = not done
     levels = [({"rate": rate}, done[rate]) for rate in sorted(done) if done[rate]]
     sweep.write(out, sweep.combine(levels))
-    (out / "capacity.json").write_text(json.dumps(outcome.to_dict(slo), indent=2) + "\n")
+    doc = outcome.to_dict(slo)
+    if (given := capacity.cost.prices(args)) is not None:  # what the answer costs, at the prices given
+        doc["cost"] = capacity.cost.figures(outcome.answer or 0.0, given)
+    (out / "capacity.json").write_text(json.dumps(doc, indent=2) + "\n")
     print(sweep.render(sweep.combine(levels)))
     print(f"\nsweep: {out / 'sweep.json'}  capacity: {out / 'capacity.json'}")
     print(capacity.line(outcome, slo))
+    if "cost" in doc:
+        print(capacity.cost.line(doc["cost"], "at the SLO"))
     return 0
 
 

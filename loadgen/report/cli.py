@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.errors import LoadgenError
-from loadgen.report import sizing
+from loadgen.report import cost, sizing
 
 FORMAT = "milvus-loadgen/report/v1"
 INDEXES = ("AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT")
@@ -40,10 +40,12 @@ def add_parser(sub: Any) -> None:
         help="client CPU per call, microseconds (bench/bench_cost.py): size the load generator too",
     )
     size.add_argument("--pod-cpu", type=float, default=1.0, help="CPU request of one generator pod, in cores")
+    cost.add_arguments(rep)
 
 
 def _check(args: argparse.Namespace) -> None:
     """Bad numbers stop with one line before anything is read."""
+    cost.prices(args)
     bounds = (  # name, value, lowest allowed, highest allowed, whether the lowest itself is allowed
         ("--slo-p99-ms", args.slo_p99_ms, 0.0, float("inf"), False),
         ("--target-qps", args.target_qps, 0.0, float("inf"), False),
@@ -119,6 +121,8 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             report["sizing"]["generator"] = sizing.generator(
                 args.target_qps, args.generator_cpu_us, pod_cpu=args.pod_cpu, headroom=args.headroom
             )
+    if (given := cost.prices(args)) is not None:
+        report["cost"] = cost.section(given, result["curves"], report.get("sizing"))
     if base:
         report["diff"] = diff.diff(base, runs)
     return report
@@ -151,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{c['type']} {c['name']} ({c['processes']}w): peak {c['peak_qps']:.1f} req/s{knee}{slo}")
     for r in report.get("sizing", {}).get("rows", []):
         print(f"sizing {r['operation']}: {r['replicas']} replica(s) for {report['sizing']['target_qps']:g} QPS")
+    priced = [(c, f"of {c['operation']} at its SLO-held rate") for c in report.get("cost", {}).get("measured", [])]
+    priced += [(c, f"of {c['operation']} at the target") for c in report.get("cost", {}).get("sizing", [])]
+    for i, (c, what) in enumerate(priced):
+        print(cost.line(c, what, generator=i == 0))  # the generator's price once
     if g := report.get("sizing", {}).get("generator"):
         print(
             f"sizing load generator: {g['processes']} worker process(es) in {g['pods']} pod(s) of {g['pod_cpu']:g} CPU"

@@ -107,6 +107,8 @@ def sections(report: dict[str, Any]) -> list[Section]:
         out.append(_time_split_section(report["time_split"]))
     if report.get("sizing"):
         out.append(_sizing_section(report["sizing"]))
+    if report.get("cost"):
+        out.append(_cost_section(report["cost"]))
     if report.get("diff"):
         out.append(_diff_section(report["diff"]))
     return out
@@ -142,6 +144,27 @@ def _sizing_section(s: dict[str, Any]) -> Section:
             f"({g['cpu_us_per_call']:g} us of client CPU per call, {g['qps_per_process']:,.0f} QPS per process "
             f"at {1 - g['headroom']:.0%} of its core): {g['formula']}."
         )
+    return sec
+
+
+def _cost_section(c: dict[str, Any]) -> Section:
+    p, cur = c["inputs"], c["inputs"]["currency"]
+    given = f"{p['node_hour']:g} {cur} per Milvus node per hour, the measured configuration on {p['nodes']} node(s)"
+    if p["generator_hour"] is not None:
+        given += f"; load generator pods at {p['generator_hour']:g} {cur}/h ({p['generators']} in the run)"
+    sec = Section("Cost", [
+        f"Prices given: {given}. Cost per million queries = nodes x price per hour / (QPS x 3,600) x 1,000,000; "
+        f"QPS per {cur}/h = QPS / (nodes x price per hour). The generator's pods are the test's cost, not the app's.",
+    ])  # fmt: skip
+    kinds = (("SLO-held, measured", "measured"), ("target, sized", "sizing"))
+    rows = [(x["operation"], what, str(x["nodes"]), _f(x["qps"]), _f(x["serving_per_hour"], 4),
+             _f(x["per_million_queries"], 4), _f(x["qps_per_dollar_hour"], 1))
+            for what, key in kinds for x in c[key]]  # fmt: skip
+    if rows:
+        sec.tables.append((("operation", "rate", "nodes", "QPS", f"{cur}/h", f"{cur} per million queries",
+                            f"QPS per {cur}/h"), rows))  # fmt: skip
+    else:
+        sec.text.append("No operation held an SLO (pass --slo-p99-ms) and nothing was sized (--target-qps).")
     return sec
 
 
