@@ -9,7 +9,7 @@ from typing import Any
 
 def add_parser(sub: Any) -> None:
     ops = sub.add_parser("operations", help="every client layer's operations: weights, kinds, request names")
-    layers = "pymilvus,langchain,llamaindex,retrieval"
+    layers = "pymilvus,langchain,llamaindex,retrieval,langchain-hybrid,llamaindex-hybrid"
     ops.add_argument("--layers", default=layers, help="comma-separated client layers")
 
 

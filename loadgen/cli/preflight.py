@@ -162,7 +162,8 @@ def check_run(args: argparse.Namespace, settings: Settings, locustfile: Path | N
 
 
 # loadgen's user modules and the client layer their users drive (read off a locustfile's imports, without importing)
-_USER_MODULES = {"pymilvus": "pymilvus", "langchain": "langchain", "llamaindex": "llamaindex", "retrieval": "retrieval"}
+_USER_MODULES = {"pymilvus": ("pymilvus",), "langchain": ("langchain",), "llamaindex": ("llamaindex",),
+                 "retrieval": ("retrieval",), "hybrid": ("langchain-hybrid", "llamaindex-hybrid")}  # fmt: skip
 
 
 def locustfile_layers(path: Path) -> list[str]:
@@ -174,9 +175,8 @@ def locustfile_layers(path: Path) -> list[str]:
     found = []
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("loadgen.users."):
-            layer = _USER_MODULES.get(node.module.rsplit(".", 1)[1]) if node.module else None
-            if layer and layer not in found:
-                found.append(layer)
+            layers = _USER_MODULES.get(node.module.rsplit(".", 1)[1], ()) if node.module else ()
+            found += [layer for layer in layers if layer not in found]
     return found
 
 

@@ -14,8 +14,11 @@ if TYPE_CHECKING:
 
 _MODULES = {"pymilvus": "loadgen.clients.pymilvus", "langchain": "loadgen.clients.langchain",
             "llamaindex": "loadgen.clients.llamaindex",
-            # issue 15: BM25, sparse, hybrid, range, grouping, iterators, text_match, tenants, freshness
-            "retrieval": "loadgen.clients.retrieval"}  # fmt: skip
+            # BM25, sparse, hybrid, range, grouping, iterators, text_match, tenants, freshness
+            "retrieval": "loadgen.clients.retrieval",
+            # hybrid and full-text search through the frameworks' own stores
+            "langchain-hybrid": "loadgen.clients.langchain_hybrid",
+            "llamaindex-hybrid": "loadgen.clients.llamaindex_hybrid"}  # fmt: skip
 
 
 def register(layer: str, module: str) -> None:

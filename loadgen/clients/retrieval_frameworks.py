@@ -16,11 +16,13 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
+from loadgen.clients.base import Operation, Outcome
 from loadgen.clients.retrieval_ops import DENSE_WEIGHT, RRF_K, Op, Probe
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
 from loadgen.milvus import capabilities as cap
-from loadgen.milvus.collection import FILL_BATCH, connect, release
+from loadgen.milvus import preparation
+from loadgen.milvus.collection import FILL_BATCH, Prepared, connect, release
 from loadgen.milvus.ownership import is_owned
 from loadgen.milvus.retrieval import properties
 from loadgen.workload.corpus import Corpus
@@ -203,19 +205,23 @@ def _refuse_foreign(settings: Settings, name: str, operations: Iterable[str] = (
         client.close()
 
 
-def prepare_langchain(settings: Settings, corpus: Corpus) -> bool:
+def prepare_langchain(settings: Settings, corpus: Corpus, *, progress: bool = False) -> bool:
     """Create (through the library) and fill ``<collection>_lc_hybrid`` unless it exists. True if created."""
     if _refuse_foreign(settings, lc_name(settings)):
         return False
     store = langchain_store(settings, TextVectors(settings), creating=True)
-    for first in range(0, len(corpus), FILL_BATCH):
-        last = min(first + FILL_BATCH, len(corpus))
-        store.add_texts(corpus.texts[first:last], ids=[str(i) for i in range(first, last)])
+    with preparation.bar(lc_name(settings), len(corpus), unit="docs", enabled=progress) as bar:
+        for first in range(0, len(corpus), FILL_BATCH):
+            last = min(first + FILL_BATCH, len(corpus))
+            store.add_texts(corpus.texts[first:last], ids=[str(i) for i in range(first, last)])
+            bar.update(last - first)
     store.client.close()
     return True
 
 
-def prepare_llamaindex(settings: Settings, corpus: Corpus, operations: Iterable[str] | None = None) -> bool:
+def prepare_llamaindex(
+    settings: Settings, corpus: Corpus, operations: Iterable[str] | None = None, *, progress: bool = False
+) -> bool:
     """As ``prepare_langchain``, for the ``operations`` the run will make (default: all of ``LLAMAINDEX_OPS``)."""
     from llama_index.core.schema import TextNode
 
@@ -223,10 +229,12 @@ def prepare_llamaindex(settings: Settings, corpus: Corpus, operations: Iterable[
     if _refuse_foreign(settings, li_name(settings), chosen):
         return False
     store, vectors = llamaindex_store(settings, creating=True), TextVectors(settings)
-    for first in range(0, len(corpus), FILL_BATCH):
-        texts = corpus.texts[first : first + FILL_BATCH]
-        dense = vectors.dense(texts)
-        store.add([TextNode(text=t, id_=str(first + i), embedding=dense[i]) for i, t in enumerate(texts)])
+    with preparation.bar(li_name(settings), len(corpus), unit="docs", enabled=progress) as bar:
+        for first in range(0, len(corpus), FILL_BATCH):
+            texts = corpus.texts[first : first + FILL_BATCH]
+            dense = vectors.dense(texts)
+            store.add([TextNode(text=t, id_=str(first + i), embedding=dense[i]) for i, t in enumerate(texts)])
+            bar.update(len(texts))
     store.client.close()
     return True
 
@@ -236,6 +244,41 @@ def drop(settings: Settings) -> list[str]:
     return [name for name in (lc_name(settings), li_name(settings)) if release(settings, name).dropped]
 
 
+# ---- as Locust users' adapters (loadgen.clients.langchain_hybrid, loadgen.clients.llamaindex_hybrid) ----------
+
+
+def operation(op: Op, *, search: bool) -> Operation:
+    """An ``Op`` as an operation of a user's table: its outcome is the hit count, scored against the corpus's qrels
+    (recall@k and NDCG@10 into the run's retrieval statistics, as the retrieval layer's searches are)."""
+    base, _, variant = op.name.partition("[")
+    return Operation(
+        op.name, op.weight, op.kind, op.inputs, op.call, op.acall,
+        outcome=lambda st, inputs, n: Outcome(int(n), extra=st.observe("search", inputs)),
+        async_label=f"a{base}[{variant}" if variant else "a" + base,  # the library's async method: asimilarity_search
+        search=search, needs=cap.show(op.min_version),
+    )  # fmt: skip
+
+
+def prepared(settings: Settings, name: str, created: bool) -> Prepared:
+    """What a framework's collection holds once prepared (``hooks`` logs it and drops it at the end if created)."""
+    client = connect(settings)
+    try:
+        version = str(client.get_server_version(timeout=settings.timeout))
+        client.load_collection(name, timeout=max(settings.timeout, 60))
+        rows = client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong",
+                            timeout=settings.timeout)  # fmt: skip
+        return Prepared(name, owned=True, created=created, rows=int(rows[0]["count(*)"]) if rows else 0,
+                        server_version=version)  # fmt: skip
+    finally:
+        client.close()
+
+
+def check(settings: Settings, name: str, operations: Iterable[str]) -> None:
+    """What ``prepare`` would refuse, read-only: a server without BM25 functions, an operation the library cannot
+    run against it, someone else's collection under the name."""
+    _refuse_foreign(settings, name, operations)
+
+
 # ---- per-user state: the retrieval layer's query picking and relevance, over a framework's store --------------
 
 
@@ -243,36 +286,71 @@ def _states() -> tuple[type, type]:
     from loadgen.clients.retrieval import _Common
 
     class LangChainHybrid(_Common):
-        """``await LangChainHybrid.open(settings)`` on the running loop for async calls."""
+        """``await LangChainHybrid.open(settings)`` on the running loop for async calls. As a user's store: built in
+        its greenlet, then ``attach`` (on the loop) gives it the async client its ``asimilarity_search`` uses."""
 
         operations = {op.name: op.weight for op in LANGCHAIN_OPS}  # noqa: RUF012
 
         def __init__(self, settings: Settings) -> None:
             super().__init__(settings)
             self.store = langchain_store(settings, self.vectors)
+            self.aclient: Any = None
 
         @classmethod
         async def open(cls, settings: Settings) -> Any:
             return cls(settings)
 
+        async def attach(self) -> None:
+            import asyncio
+
+            from pymilvus import AsyncMilvusClient
+
+            self.aclient = AsyncMilvusClient(**self.conn)  # an alias of its own (``_Common.conn``)
+            self.store._async_milvus_client = self.aclient
+            await asyncio.wait_for(self.aclient.has_collection(lc_name(self.s), timeout=self.s.timeout), self.s.timeout)
+
+        async def aclose(self) -> None:
+            try:
+                if self.aclient is not None:
+                    await self.aclient.close()
+            finally:
+                self.close()
+
         def close(self) -> None:
             self.store.client.close()
 
     class LlamaIndexHybrid(_Common):
+        """As a user's store: a sync one built in its greenlet; an async one built by ``attach`` on the loop (the
+        library makes its AsyncMilvusClient in the constructor, which needs a running loop)."""
+
         operations = {op.name: op.weight for op in LLAMAINDEX_OPS}  # noqa: RUF012
 
-        def __init__(self, settings: Settings, use_async: bool = False) -> None:
+        def __init__(self, settings: Settings, use_async: bool = False, *, build: bool = True) -> None:
             super().__init__(settings)
-            self.store = llamaindex_store(settings, "rrf", use_async=use_async)
-            self.weighted_store = llamaindex_store(settings, "weighted", use_async=use_async)
+            self.use_async = use_async
+            self.store: Any = None
+            self.weighted_store: Any = None
+            if build:
+                self.build()
+
+        def build(self) -> None:
+            self.store = llamaindex_store(self.s, "rrf", use_async=self.use_async)
+            self.weighted_store = llamaindex_store(self.s, "weighted", use_async=self.use_async)
 
         @classmethod
         async def open(cls, settings: Settings) -> Any:
             return cls(settings, use_async=True)  # the library makes its AsyncMilvusClient on this loop
 
+        async def attach(self) -> None:
+            self.build()
+
+        async def aclose(self) -> None:
+            self.close()
+
         def close(self) -> None:
-            self.store.client.close()
-            self.weighted_store.client.close()
+            for store in (self.store, self.weighted_store):
+                if store is not None:
+                    store.client.close()
 
     return LangChainHybrid, LlamaIndexHybrid
 

@@ -138,6 +138,8 @@ def prepare(environment: Any, layers: list[str] | None = None) -> None:
     state.prepared_for = settings
     preparation.begin()
     try:
+        for layer in wanted:  # what any layer would refuse, before the first one creates anything
+            adapters.adapter(layer).check(settings)
         for layer in wanted:
             p = adapters.adapter(layer).prepare(settings, progress=True)
             state.prepared[layer] = p

@@ -156,7 +156,13 @@ def _extra_lines(results: dict[str, Any]) -> list[str]:
         if kind.endswith("[stream]"):
             rates = ", ".join(f"{op}={r:g}/s" for op, r in c.get("streams", {}).items())
             lines.append(f"stream {kind}: {rates}: {c['sent']} sent, {c['dropped']} dropped")
-    lines += flow_lines(results.get("flows") or {})  # i14: where each flow's time goes
+    lines += flow_lines(results.get("flows") or {})  # where each flow's time goes
+    for key, rel in sorted(((results.get("retrieval") or {}).get("relevance") or {}).items()):
+        recall, ndcg = rel.get("relevance_recall") or {}, rel.get("ndcg@10") or {}
+        if recall.get("count") or ndcg.get("count"):  # against the corpus's qrels (the retrieval layers' searches)
+            lines.append(f"relevance {key}: recall@k {recall.get('mean', 0.0):.4f}, NDCG@10 "
+                         f"{ndcg.get('mean', 0.0):.4f} over {max(recall.get('count', 0), ndcg.get('count', 0))} "
+                         "queries")  # fmt: skip
     for f in results["failures"][:10]:
         kind = f.get("kind") or failure_kind(f["error"])
         lines.append(f"failure: {f['type']} {f['name']} x{f['occurrences']} [{kind}]: {f['error'][:200]}")
