@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loadgen.config import paths
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
 
@@ -93,7 +94,7 @@ def compare_modes(settings: Settings, modes: list[str], queries: int, out: Path)
             )  # fmt: skip
     finally:
         store.close()
-    out.mkdir(parents=True, exist_ok=True)
+    paths.make_dir(out)
     doc = {
         "format": "milvus-loadgen/compare-modes/v1",
         "collection": prepared.name,

@@ -243,10 +243,8 @@ class Settings:
             raise LoadgenError(f"--master-timeout must be positive, got {self.master_timeout}")
         if not 0 <= self.prometheus_port <= 65535:
             raise LoadgenError(f"--prometheus-port must be 0 (off) or a TCP port, got {self.prometheus_port}")
-        if self.milvus_metrics_url and not self.milvus_metrics_url.startswith(("http://", "https://")):
-            raise LoadgenError(
-                f"--milvus-metrics-url {self.milvus_metrics_url!r}: expected http(s)://HOST:PORT/metrics"
-            )
+        if self.milvus_metrics_url:
+            v.metrics_url(self.milvus_metrics_url)
         self._validate_tls()
 
     def _validate_tls(self) -> None:
