@@ -24,6 +24,7 @@ import pytest
 from certs import Pki, make_pki
 from pymilvus import MilvusClient
 
+from loadgen.config.settings import NO_SERVER_ENV
 from loadgen.milvus.server import EmbeddedMilvus, ServerInfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,26 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 CHROMIUM = "/usr/bin/chromium"  # Debian's (`make browser`); Playwright drives it
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]  # fmt: skip
+
+
+# Fixtures that are (or start) a Milvus server. A test that uses one, directly or through a fixture of its own, is
+# marked `milvus` below; one that starts a server some other way (`loadgen run` without --host, its own
+# EmbeddedMilvus) carries the mark itself. Every other test runs with LOADGEN_NO_SERVER set, so a server it would
+# start fails at once (loadgen.milvus.server) instead of quietly running in `make test-fast`'s no-server tier.
+SERVER_FIXTURES = frozenset({"milvus", "secure_milvus"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by mark
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.milvus)
+
+
+@pytest.fixture(autouse=True)
+def _no_server_outside_the_milvus_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("milvus") is None:
+        monkeypatch.setenv(NO_SERVER_ENV, "1")  # inherited by the loadgen and Locust processes the test starts
 
 
 @pytest.fixture

@@ -285,6 +285,16 @@ class Settings:
         return out
 
 
+NO_SERVER_ENV = "LOADGEN_NO_SERVER"
+
+
+def embedded_server_refused() -> str:
+    """The value of ``LOADGEN_NO_SERVER`` ("" when unset). The test suite sets it for every test not marked
+    ``milvus`` (tests/conftest.py): an embedded server such a test would start fails at once, in one line, instead
+    of quietly costing its start and hiding that the test belongs in the server tier."""
+    return os.environ.get(NO_SERVER_ENV, "")
+
+
 def _options() -> list[Field[Any]]:
     """The fields that are options (declared with ``option``), in declaration order."""
     return [f for f in fields(Settings) if "help" in f.metadata]
