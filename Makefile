@@ -28,9 +28,9 @@ lint: $(BIN)/.installed
 
 # Workers: most of a test's time is waiting (a server's index build and load, a run's fixed -t), so three workers
 # on two cores finish sooner than two; each worker starts its own session Milvus when its first test needs one.
-# A test file stays on one worker (--dist loadfile): its module fixtures start once.
+# Tests go to whichever worker is free, except those of one xdist_group (a module's own server): one worker each.
 WORKERS ?= 3
-PYTEST_PARALLEL := -n $(WORKERS) --dist loadfile
+PYTEST_PARALLEL := -n $(WORKERS) --dist loadgroup
 
 test: lint browser
 	$(BIN)/pytest $(PYTEST_PARALLEL) $(ARGS)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, master_port
 
 LOCUSTFILE = "tests/locustfiles/custom_offline.py"
 
@@ -29,7 +29,7 @@ def run(out: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[s
 
 @pytest.mark.parametrize("extra", [[], ["--processes", "2"], ["--arrival-rate", "60"]], ids=["local", "2w", "open"])
 def test_sync_and_async_tasks_flows_and_crashes(tmp_path: Path, extra: list[str]) -> None:
-    proc, res = run(tmp_path, *extra)
+    proc, res = run(tmp_path, *extra, *(master_port() if "--processes" in extra else []))
     assert proc.returncode == 1, proc.stderr[-3000:]  # the crashing task's failures
     rows = {(m["type"], m["name"]): m for m in res["requests"]}
     for flow in ("sync", "async"):  # a sync and an async task of one user both report
