@@ -110,7 +110,7 @@ CASES: list[tuple[str, list[str], str, str, str]] = [
      "--processes must be 0 (one process)", "session", ""),
     # an output folder the filesystem refuses (root may write anywhere by its permission bits, /proc takes no folder)
     ("--out under /proc", ["run", "--out", "/proc/nope/out"],
-     "--out /proc/nope/out cannot be created: /proc/nope: No such file or directory", "session", ""),
+     "--out /proc/nope/out cannot be created: /proc takes no new folder", "session", ""),
     ("--out is /proc itself", ["run", "--out", "/proc"], "--out /proc is not writable", "session", ""),
     ("sweep: --out under /proc", ["sweep", "--users", "1,2", "--out", "/proc/nope/out"],
      "--out /proc/nope/out cannot be created", "session", ""),

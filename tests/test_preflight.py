@@ -40,7 +40,10 @@ def test_out_dirs(tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
     paths.writable_dir(tmp_path / "new" / "deeper")
-    assert not (tmp_path / "new").exists()  # nothing created
+    paths.writable_dir(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing created, no probe left
+    with pytest.raises(LoadgenError, match="cannot be created: /proc takes no new folder"):
+        paths.writable_dir(Path("/proc/nope/out"))  # every permission bit says yes to root; the filesystem says no
     with pytest.raises(LoadgenError, match="is not a directory"):
         paths.writable_dir(a_file / "out")
     with pytest.raises(LoadgenError, match="exists and is not a directory"):

@@ -2,8 +2,9 @@
 commands that write files), and made with a one-line error instead of an ``OSError`` traceback.
 
 Permission bits cannot tell whether a directory can be made (root may write anywhere, yet ``/proc`` takes no new
-directory), so ``writable_dir`` asks the filesystem: it makes the first missing directory (or a scratch one inside
-an existing directory) and removes it at once. Nothing is left behind, and the answer is the one ``mkdir`` will get.
+directory), so ``writable_dir`` asks the filesystem: it makes a scratch directory of a unique name in the deepest
+folder that exists and removes it at once. Nothing is left behind, and a run checking the same path at the same
+moment never sees (or removes) the probe as its own folder.
 """
 
 from __future__ import annotations
@@ -23,21 +24,24 @@ def writable_dir(path: Path, flag: str = "--out", *, label: str = "") -> None:
     if path.exists():
         if not path.is_dir():
             raise LoadgenError(f"{label} exists and is not a directory")
-        try:
-            os.rmdir(tempfile.mkdtemp(prefix=".loadgen-check-", dir=path))
-        except OSError as exc:
-            raise LoadgenError(f"{label} is not writable: {exc.strerror}") from None
+        if not _can_make_a_folder_in(path):
+            raise LoadgenError(f"{label} is not writable")
         return
     missing = path
     while not missing.parent.exists():
         missing = missing.parent
     if not missing.parent.is_dir():
         raise LoadgenError(f"{label} cannot be created: {missing.parent} is not a directory")
+    if not _can_make_a_folder_in(missing.parent):
+        raise LoadgenError(f"{label} cannot be created: {missing.parent} takes no new folder")
+
+
+def _can_make_a_folder_in(folder: Path) -> bool:
     try:
-        missing.mkdir()
-        missing.rmdir()
-    except OSError as exc:
-        raise LoadgenError(f"{label} cannot be created: {missing}: {exc.strerror}") from None
+        os.rmdir(tempfile.mkdtemp(prefix=".loadgen-check-", dir=folder))
+    except OSError:
+        return False
+    return True
 
 
 def writable_file(path: Path, flag: str) -> None:
