@@ -28,9 +28,10 @@ lint: $(BIN)/.installed
 
 # Workers: most of a test's time is waiting (a server's index build and load, a run's fixed -t), so three workers
 # on two cores finish sooner than two; each worker starts its own session Milvus when its first test needs one.
-# Tests go to whichever worker is free, except those of one xdist_group (a module's own server): one worker each.
+# A test file stays on one worker (--dist loadfile): its module fixtures (a milvus-lite server, a collection) start
+# once. (--dist loadgroup would balance finer, but pytest-xdist 3.8.0 ignores xdist_group marks under pytest 9.2.)
 WORKERS ?= 3
-PYTEST_PARALLEL := -n $(WORKERS) --dist loadgroup
+PYTEST_PARALLEL := -n $(WORKERS) --dist loadfile
 
 test: lint browser
 	$(BIN)/pytest $(PYTEST_PARALLEL) $(ARGS)

@@ -16,8 +16,7 @@ from loadgen.config.settings import Settings
 from loadgen.milvus import collection
 from loadgen.milvus.server import ServerInfo
 
-# one worker runs the TLS cases beside test_security.py: one authenticated TLS server for both (make test, xdist)
-pytestmark = [pytest.mark.milvus, pytest.mark.xdist_group("secure")]
+pytestmark = pytest.mark.milvus
 
 # id, argv ({session} {secure} {ca} {other_ca} {port} {health} {d}: filled in below), message, server, token
 CASES: list[tuple[str, list[str], str, str, str]] = [

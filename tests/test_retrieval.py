@@ -16,7 +16,7 @@ from loadgen.clients.retrieval_ops import OPERATIONS
 from loadgen.config.settings import Settings
 from loadgen.milvus.server import EmbeddedMilvus, ServerInfo
 
-pytestmark = [pytest.mark.milvus, pytest.mark.xdist_group("lite")]  # one worker: one milvus-lite server
+pytestmark = pytest.mark.milvus
 OPS = [op.name for op in OPERATIONS]
 
 

@@ -19,8 +19,6 @@ from conftest import ROOT, Secure, run_cli, secure_client
 
 from loadgen.milvus.server import free_ports
 
-pytestmark = pytest.mark.xdist_group("secure")  # with test_bad_input.py's TLS cases: one TLS server (make test, xdist)
-
 
 @pytest.mark.parametrize("mutual", [False, True], ids=["one-way TLS", "mutual TLS"])
 def test_token_and_tls_options_reach_every_client_layer(tmp_path: Path, mutual: bool) -> None:
