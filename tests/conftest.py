@@ -24,7 +24,8 @@ import pytest
 from certs import Pki, make_pki
 from pymilvus import MilvusClient
 
-from loadgen.milvus.server import EmbeddedMilvus, ServerInfo
+from loadgen.config.settings import NO_SERVER_ENV
+from loadgen.milvus.server import EmbeddedMilvus, ServerInfo, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,26 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 CHROMIUM = "/usr/bin/chromium"  # Debian's (`make browser`); Playwright drives it
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]  # fmt: skip
+
+
+# Fixtures that are (or start) a Milvus server. A test that uses one, directly or through a fixture of its own, is
+# marked `milvus` below; one that starts a server some other way (`loadgen run` without --host, its own
+# EmbeddedMilvus) carries the mark itself. Every other test runs with LOADGEN_NO_SERVER set, so a server it would
+# start fails at once (loadgen.milvus.server) instead of quietly running in `make test-fast`'s no-server tier.
+SERVER_FIXTURES = frozenset({"milvus", "secure_milvus"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by mark
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.milvus)
+
+
+@pytest.fixture(autouse=True)
+def _no_server_outside_the_milvus_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("milvus") is None:
+        monkeypatch.setenv(NO_SERVER_ENV, "1")  # inherited by the loadgen and Locust processes the test starts
 
 
 @pytest.fixture
@@ -54,9 +75,20 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+# The session server's coordinators poll sooner than Milvus's defaults: a segment's insert allocations expire after
+# 0.2 s instead of 2 s (a flush waits for them: 3 s -> 1 s a collection) and the query coordinator looks at its
+# nodes every 0.2 s instead of every 1 s (a release or a load answers sooner). Nothing a test asserts depends on
+# these timers; the servers a test starts itself (faults, lifecycle, `loadgen run` without --host) keep the defaults.
+QUICK_TIMERS = {
+    "dataCoord.segment.assignmentExpiration": 200,
+    "queryCoord.checkInterval": 200,
+    "queryCoord.distPullInterval": 100,
+}
+
+
 @pytest.fixture(scope="session")
 def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
-    server = EmbeddedMilvus(tmp_path_factory.mktemp("milvus"), die_with_parent=True)
+    server = EmbeddedMilvus(tmp_path_factory.mktemp("milvus"), die_with_parent=True, config=QUICK_TIMERS)
     info = server.start()
     try:
         yield info
@@ -91,6 +123,13 @@ def run_cli(*args: str, timeout: float = 240, env: dict[str, str] | None = None)
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+def master_port() -> list[str]:
+    """Flags for a Locust master of its own port: with `--processes`, plain Locust binds 5557, which another run on
+    the machine (a parallel test, another checkout's suite) may hold."""
+    (port,) = free_ports(1)
+    return ["--master-bind-port", str(port), "--master-port", str(port)]
 
 
 def run_script(name: str, *args: str, timeout: float = 60) -> dict[str, Any]:
@@ -148,6 +187,7 @@ def secure_milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
     base = tmp_path_factory.mktemp("secure")
     pki = make_pki(base / "pki")
     config = {
+        **QUICK_TIMERS,
         "authorization_enabled": True,
         "tls_mode": 1,
         "server_pem_path": str(pki.server_cert),

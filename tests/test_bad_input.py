@@ -18,7 +18,7 @@ from loadgen.milvus.server import ServerInfo
 
 pytestmark = pytest.mark.milvus
 
-# id, argv ({session} {secure} {ca} {other_ca} {health} {d}: filled in below), message, server, token
+# id, argv ({session} {secure} {ca} {other_ca} {port} {health} {d}: filled in below), message, server, token
 CASES: list[tuple[str, list[str], str, str, str]] = [
     ("unreachable host", ["run", "--host", "http://127.0.0.1:1", "--timeout", "2"],
      "cannot reach Milvus at http://127.0.0.1:1 within 2 s", "session", ""),
@@ -107,6 +107,54 @@ CASES: list[tuple[str, list[str], str, str, str]] = [
      "session", ""),
     ("ui: negative --processes", ["ui", "--host", "{session}", "--processes", "-1"],
      "--processes must be 0 (one process)", "session", ""),
+    # an output folder the filesystem refuses (root may write anywhere by its permission bits, /proc takes no folder)
+    ("--out under /proc", ["run", "--out", "/proc/nope/out"],
+     "--out /proc/nope/out cannot be created: /proc takes no new folder", "session", ""),
+    ("--out is /proc itself", ["run", "--out", "/proc"], "--out /proc is not writable", "session", ""),
+    ("sweep: --out under /proc", ["sweep", "--users", "1,2", "--out", "/proc/nope/out"],
+     "--out /proc/nope/out cannot be created", "session", ""),
+    ("capacity: --out under /proc", ["capacity", "--slo-p99-ms", "50", "--out", "/proc/nope/out"],
+     "--out /proc/nope/out cannot be created", "session", ""),
+    ("compare: --out under /proc", ["compare", "--counts", "2", "--out", "/proc/nope/out"],
+     "--out /proc/nope/out cannot be created", "session", ""),
+    ("compare --modes: --out under /proc", ["compare", "--modes", "dense,bm25", "--out", "/proc/nope/out"],
+     "--out /proc/nope/out cannot be created", "session", ""),
+    ("ui: --out under /proc", ["ui", "--host", "{session}", "--out", "/proc/nope/out"],
+     "--out /proc/nope/out cannot be created", "session", ""),
+    ("report: --out under /proc", ["report", "{d}", "--out", "/proc/nope/out"],
+     "--out /proc/nope/out cannot be created", "session", ""),
+    ("k8s results: --out under /proc", ["k8s", "results", "--log", "{d}/dim8.npy", "--out", "/proc/nope/k"],
+     "--out /proc/nope/k cannot be created", "session", ""),
+    ("server start: --data-dir under /proc", ["server", "start", "--data-dir", "/proc/nope/milvus"],
+     "--data-dir /proc/nope/milvus cannot be created", "session", ""),
+    ("an output file under /proc", ["run", "--latency-file", "/proc/nope/latency.json"],
+     "--latency-file /proc/nope/latency.json: its folder cannot be created", "session", ""),
+    ("an output file that is a folder", ["run", "--recall-file", "{d}"], "--recall-file {d} is a directory",
+     "session", ""),
+    ("--groundtruth-cache under /proc", ["run", "--dataset", "synthetic:uniform", "--groundtruth-cache",
+     "/proc/nope/gt"], "--groundtruth-cache /proc/nope/gt cannot be created", "session", ""),
+    ("missing --queries file", ["run", "--dataset", "synthetic:uniform", "--queries", "{d}/none.npy"],
+     "--queries {d}/none.npy: no such file", "session", ""),
+    ("missing --corpus file", ["run", "--corpus", "{d}/none.jsonl"], "--corpus {d}/none.jsonl: no such file",
+     "session", ""),
+    # a malformed URI: pymilvus (and urllib) would raise a bare ValueError on its port
+    ("--host with a stray quote and comma", ["run", "--host", 'http://127.0.0.1:{port}",'],
+     "--host 'http://127.0.0.1:{port}\",': the port must be a number from 1 to 65535", "session", ""),
+    ("--host port out of range", ["run", "--host", "http://127.0.0.1:99999"], "the port must be a number",
+     "session", ""),
+    ("--host without a host name", ["run", "--host", "http://:{port}"], "no valid host name", "session", ""),
+    ("--host with a space in the name", ["run", "--host", "http://local host:{port}"], "no valid host name",
+     "session", ""),
+    ("sweep: malformed --host", ["sweep", "--users", "1,2", "--host", 'http://127.0.0.1:{port}",'],
+     "the port must be a number", "session", ""),
+    ("capacity: malformed --host", ["capacity", "--slo-p99-ms", "50", "--host", 'http://127.0.0.1:{port}",'],
+     "the port must be a number", "session", ""),
+    ("compare: malformed --host", ["compare", "--counts", "2", "--host", 'http://127.0.0.1:{port}",'],
+     "the port must be a number", "session", ""),
+    ("ui: malformed --host", ["ui", "--host", 'http://127.0.0.1:{port}",'], "the port must be a number",
+     "session", ""),
+    ("malformed --milvus-metrics-url", ["run", "--milvus-metrics-url", 'http://127.0.0.1:{health}",/metrics'],
+     "--milvus-metrics-url 'http://127.0.0.1:{health}\",/metrics': the port must be a number", "session", ""),
 ]  # fmt: skip
 
 
@@ -146,15 +194,15 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(
     request: pytest.FixtureRequest, milvus: ServerInfo, existing: None, bad_files: Path, tmp_path: Path,
     case: str, argv: list[str], message: str, server: str, token: str,
 ) -> None:  # fmt: skip
-    assert len(CASES) >= 45
+    assert len(CASES) >= 69
     secure: Secure | None = request.getfixturevalue("secure_milvus") if server == "secure" else None
-    values = {"session": milvus.uri, "health": str(milvus.health_port), "d": str(bad_files)}
+    values = {"session": milvus.uri, "port": str(milvus.port), "health": str(milvus.health_port), "d": str(bad_files)}
     values["ca"] = str(secure.pki.ca) if secure else str(bad_files / "other" / "ca.pem")
     if secure:
         values.update(secure=secure.uri, secure_http=secure.uri.replace("https://", "http://"))
         values["other_ca"] = str(bad_files / "other" / "ca.pem")
     args = [fill(a, values) for a in argv]
-    if args[0] in ("run", "compare", "sweep") and "--host" not in args:
+    if args[0] in ("run", "compare", "sweep", "capacity") and "--host" not in args:
         args[1:1] = ["--host", milvus.uri]
     if args[0] in ("run", "sweep") and "--out" not in args:
         args += ["--out", str(tmp_path / "out")]

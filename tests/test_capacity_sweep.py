@@ -23,8 +23,10 @@ from loadgen.milvus.server import EmbeddedMilvus
 pytestmark = [pytest.mark.milvus, pytest.mark.slow]
 LIMIT = 40  # searches per second the server admits (plus its bucket's burst)
 STEP = "4s"  # each level's length: the burst lets a 4 s level through up to about LIMIT * (1 + 1/4) = 50 req/s
-SLO = Slo(p99_ms=200.0, max_error_rate=0.01)
-COMMON = ["--slo-p99-ms", "200", "--max-error-rate", "0.01"]
+# The server's refusals above LIMIT decide where the capacity is, not latency: a p99 bound a busy 2-core machine can
+# miss at 20 req/s (seen: 20 req/s judged failing beside a parallel suite) would measure the machine instead.
+SLO = Slo(p99_ms=2000.0, max_error_rate=0.01)
+COMMON = ["--slo-p99-ms", "2000", "--max-error-rate", "0.01"]
 
 
 @pytest.fixture
@@ -64,4 +66,4 @@ def test_capacity_lands_within_one_step_of_a_manual_rate_sweep(limited_milvus: E
     # every step it tried is judged as the sweep judged the same rates
     steps = {s["rate"]: s["holds"] for s in doc["steps"]}
     assert all(steps[r] == held[r] for r in held if r in steps), (steps, held)
-    assert found.stdout.strip().splitlines()[-1].startswith(f"capacity: {doc['answer']:g} req/s holds p99 <= 200 ms")
+    assert found.stdout.strip().splitlines()[-1].startswith(f"capacity: {doc['answer']:g} req/s holds p99 <= 2000 ms")

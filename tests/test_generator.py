@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, master_port
 
 from loadgen.stats.generator import CPU_SATURATED, LATE_SHARE_SATURATED, MIN_JUDGED_S, Lag, NodeLoad, section
 
@@ -42,7 +42,7 @@ def test_a_busy_generator_is_reported_saturated(tmp_path: Path) -> None:
 
 
 def test_an_idle_generator_is_not_and_workers_are_merged(tmp_path: Path) -> None:
-    result = run_locust("IdleUser", tmp_path / "generator.json", "--processes", "2")
+    result = run_locust("IdleUser", tmp_path / "generator.json", "--processes", "2", *master_port())
     assert result["saturated"] is False and result["line"] == ""
     assert len(result["nodes"]) == 2  # one entry per worker, merged on the master
     for node in result["nodes"].values():

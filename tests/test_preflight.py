@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 
 from loadgen.cli import preflight
+from loadgen.config import paths
 from loadgen.errors import LoadgenError
 
 
@@ -38,12 +39,15 @@ def test_locusts_parser_is_used_without_importing_locust_or_gevent() -> None:
 def test_out_dirs(tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    preflight.writable_dir(tmp_path / "new" / "deeper")
-    assert not (tmp_path / "new").exists()  # nothing created
+    paths.writable_dir(tmp_path / "new" / "deeper")
+    paths.writable_dir(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing created, no probe left
+    with pytest.raises(LoadgenError, match="cannot be created: /proc takes no new folder"):
+        paths.writable_dir(Path("/proc/nope/out"))  # every permission bit says yes to root; the filesystem says no
     with pytest.raises(LoadgenError, match="is not a directory"):
-        preflight.writable_dir(a_file / "out")
+        paths.writable_dir(a_file / "out")
     with pytest.raises(LoadgenError, match="exists and is not a directory"):
-        preflight.writable_dir(a_file)
+        paths.writable_dir(a_file)
 
 
 def test_locustfile_class_names(tmp_path: Path) -> None:

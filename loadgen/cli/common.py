@@ -80,13 +80,15 @@ def milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
 
 
 def offline_checks(args: argparse.Namespace) -> Settings:
-    """What the options alone can tell is wrong, before any server is started or reached."""
+    """What the options alone can tell is wrong, before any server is started or reached (a malformed --host, a
+    path that cannot be read or written among them)."""
     from loadgen.clients import check_task_names
     from loadgen.workload.embeddings import check_backend
 
     settings = Settings.from_options(args, args.host or "http://127.0.0.1:19530")
     check_task_names(settings.weights, settings.stream_rates)
     check_backend(settings)
+    preflight.path_options(args, settings)
     return settings
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from loadgen import clients
 from loadgen.clients.base import Adapter, Operation
+from loadgen.config import paths
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
 from loadgen.stats.timing import ameasure_gather, measure_sequence
@@ -184,7 +185,7 @@ def compare(base: Settings, layers: list[str], counts: list[int], out: Path, log
         for n in counts:
             log(f"loadgen: compare {layer} N={n} ...")
             rows.extend(run_layer(layer, base, n, log))
-    out.mkdir(parents=True, exist_ok=True)
+    paths.make_dir(out)
     payload = {"settings": base.public(), "rows": [{**asdict(r), "speedup": r.speedup} for r in rows]}
     (out / "compare.json").write_text(json.dumps(payload, indent=2))
     chart(rows, out / "compare.png")

@@ -20,8 +20,9 @@ def _modes_command(args: argparse.Namespace) -> int:
 
     wanted = modes.parse_modes(args.modes)  # before any server is started or touched
     quiet_clients()
-    offline_checks(args)
+    checked = offline_checks(args)
     out = (args.out or Path("results") / time.strftime("compare-%Y%m%d-%H%M%S")).resolve()
+    preflight.check_run(args, checked, None, out)
     terminate_on_sigterm()
     with milvus(args) as (host, _keep):
         settings = Settings.from_options(args, host)

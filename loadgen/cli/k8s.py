@@ -23,6 +23,7 @@ from typing import Any
 
 from loadgen.cli import k8s_locustfile
 from loadgen.cli.k8s_tools import find_kubectl
+from loadgen.config import paths
 from loadgen.errors import LoadgenError
 
 K8S_DIR = Path(__file__).resolve().parents[2] / "k8s"
@@ -250,6 +251,7 @@ def summary_from_log(text: str) -> dict[str, Any]:
 def _results(args: argparse.Namespace) -> int:
     from loadgen.stats import results as summary
 
+    paths.writable_dir(args.out)
     if args.log:
         if not args.log.is_file():
             raise LoadgenError(f"--log {args.log}: no such file")
@@ -263,7 +265,7 @@ def _results(args: argparse.Namespace) -> int:
             raise LoadgenError(f"kubectl logs job/{JOB_NAME} failed: {proc.stderr.strip()[-300:]}")
         text = proc.stdout
     results = summary_from_log(text)
-    args.out.mkdir(parents=True, exist_ok=True)
+    paths.make_dir(args.out)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     print(summary.render_table(results))
     print(f"\nresults: {args.out / 'results.json'}  (report.html, CSVs, latency.json: on the loadgen-results volume)")

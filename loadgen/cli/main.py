@@ -16,6 +16,7 @@ from loadgen.cli import compare_command, k8s, operations, run
 from loadgen.cli.capacity import add_arguments as capacity_arguments
 from loadgen.cli.common import DEFAULT_LOCUSTFILE
 from loadgen.cli.ui import add_parser as add_ui_parser
+from loadgen.config import paths
 from loadgen.config.settings import add_options
 from loadgen.errors import LoadgenError
 from loadgen.milvus.server import ENGINES, EmbeddedMilvus, default_data_dir
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 def _server(args: argparse.Namespace) -> int:
     server = EmbeddedMilvus(args.data_dir, engine=args.engine, startup_timeout=args.startup_timeout)
     if args.action == "start":
+        paths.writable_dir(args.data_dir, "--data-dir")
         print(f"starting embedded Milvus ({args.engine}) in {server.data_dir} ...", file=sys.stderr)
         started = server.start()
         print(f"Milvus ready at {started.uri} (pid {started.pid}); logs: {started.log_dir}", file=sys.stderr)

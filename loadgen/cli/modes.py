@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.config import paths
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
 
@@ -94,7 +95,7 @@ def compare_modes(settings: Settings, modes: list[str], queries: int, out: Path)
             )  # fmt: skip
     finally:
         store.close()
-    out.mkdir(parents=True, exist_ok=True)
+    paths.make_dir(out)
     doc = {
         "format": "milvus-loadgen/compare-modes/v1",
         "collection": prepared.name,

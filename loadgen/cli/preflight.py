@@ -9,7 +9,8 @@ or a results directory written; each problem is one ``LoadgenError`` line (exit 
 - values the server bounds (``--dim``, ``--top-k``, the collection name's length): the
   documented limits of the version the server reports (for an embedded server, of the installed ``milvus`` wheel,
   known before it is started); checked against Milvus 2.3.5 by tests/test_bad_input.py;
-- paths that cannot be written (``--out``): found without creating anything.
+- paths: an ``--out`` or an output file that cannot be written, an input file that is missing, unreadable or of
+  another dimension (``path_options``), found without leaving anything behind.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
-import os
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+from loadgen.config import paths
 from loadgen.config.settings import Settings
+from loadgen.config.values import flag
 from loadgen.errors import LoadgenError
 from loadgen.milvus import capabilities
 
@@ -102,21 +104,34 @@ def locustfile_name(path: Path) -> None:
 
 
 # ---- paths ------------------------------------------------------------------------------------------------------
-def writable_dir(path: Path, flag: str = "--out") -> None:
-    """``path`` is a directory loadgen can create (or write into), found without creating anything."""
-    if path.exists():
-        if not path.is_dir():
-            raise LoadgenError(f"{flag} {path} exists and is not a directory")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise LoadgenError(f"{flag} {path} is not writable")
-        return
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise LoadgenError(f"{flag} {path} cannot be created: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise LoadgenError(f"{flag} {path} cannot be created: {parent} is not writable")
+# options that name a file loadgen writes, and the folders it writes into
+OUTPUT_FILES = ("latency_file", "recall_file", "retrieval_file", "open_loop_file", "flows_file", "workers_file",
+                "server_metrics_file", "generator_file")  # fmt: skip
+OUTPUT_DIRS = ("results_dir", "groundtruth_cache")
+
+
+def path_options(args: argparse.Namespace, settings: Settings) -> None:
+    """Every path among a command's options: the output folder (``--out``), the files and folders the run writes,
+    and the files it reads (``--dataset`` and its ``--queries``/``--neighbors``, ``--corpus``; the TLS files are
+    checked with the settings, and URIs where options become settings: ``loadgen.config.values``)."""
+    from loadgen.workload import corpus, truth
+
+    out = getattr(args, "out", None)
+    if out is not None:
+        paths.writable_dir(Path(out))
+    for name in OUTPUT_DIRS:
+        if getattr(settings, name):
+            paths.writable_dir(Path(getattr(settings, name)), flag(name))
+    for name in OUTPUT_FILES:
+        if getattr(settings, name):
+            paths.writable_file(Path(getattr(settings, name)), flag(name))
+    for name in ("queries", "neighbors"):  # a synthetic --dataset does not open them
+        value = getattr(settings, name)
+        if value and not Path(value).expanduser().is_file():
+            raise LoadgenError(f"{flag(name)} {value}: no such file")
+    if settings.dataset:
+        truth.open_for(settings)  # a missing, corrupt or other-dimension file (its vectors are not read yet)
+    corpus.corpus_path(settings.corpus)
 
 
 # ---- what the server bounds -------------------------------------------------------------------------------------
@@ -156,7 +171,7 @@ def check_run(args: argparse.Namespace, settings: Settings, locustfile: Path | N
         locustfile_name(locustfile)
         user_classes(locustfile, list(getattr(args, "classes", []) or []))
     if out is not None:
-        writable_dir(out)
+        paths.writable_dir(out)
     version = host_version(settings) if args.host else embedded_version(getattr(args, "engine", "milvus"))
     server_limits(settings, version)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from loadgen.cli import common, interrupt, preflight
 from loadgen.cli.common import check_server, milvus, offline_checks, quiet_clients, terminate_on_sigterm
+from loadgen.config import paths
 from loadgen.config.settings import Settings, to_argv
 from loadgen.errors import LoadgenError
 from loadgen.milvus.server import die_with_parent
@@ -65,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
     with milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
         version = check_server(settings, locustfile)
-        out.mkdir(parents=True, exist_ok=True)  # after every check: bad input writes no results dir
+        paths.make_dir(out)  # after every check: bad input writes no results dir
         for i, level in enumerate(levels):
             users = level.get("users", args.users)
             rate = float(level.get("rate", settings.arrival_rate))
             tag = "-".join(f"{k}-{v:g}" for k, v in level.items())
             level_out = out / tag if swept else out
-            level_out.mkdir(exist_ok=True)
+            paths.make_dir(level_out)
             last = i == len(levels) - 1  # earlier levels keep the collection for the next one
             spawn_rate = args.spawn_rate or (float(users) if rate else 20.0)  # open model: every user at once
             run = {
@@ -121,22 +122,23 @@ def capacity_command(args: argparse.Namespace) -> int:
     slo = capacity.check_arguments(args)
     locustfile = common.locustfile(args)
     quiet_clients()
-    offline_checks(args)
+    checked = offline_checks(args)
     out = (args.out or Path("results") / time.strftime("capacity-%Y%m%d-%H%M%S")).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    preflight.check_run(args, checked, locustfile, out)
     terminate_on_sigterm()
     done: dict[float, dict[str, Any]] = {}
     with milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
         version = collection.check(settings)
         print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
+        paths.make_dir(out)  # after every check: bad input writes no results dir
 
         def measure(rate: float) -> capacity.Measurement:
             if getattr(args, "interrupted", False):
                 raise KeyboardInterrupt
             step_s = capacity.step_seconds(rate, args.min_samples, capacity.seconds(args.run_time))
             level_out = out / f"rate-{rate:g}"
-            level_out.mkdir(exist_ok=True)
+            paths.make_dir(level_out)
             step_args = argparse.Namespace(**{**vars(args), "run_time": f"{step_s:g}s"})
             run = {
                 "users": args.users, "spawn_rate": float(args.users), "run_time": step_args.run_time,

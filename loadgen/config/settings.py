@@ -248,10 +248,8 @@ class Settings:
             raise LoadgenError(f"--master-timeout must be positive, got {self.master_timeout}")
         if not 0 <= self.prometheus_port <= 65535:
             raise LoadgenError(f"--prometheus-port must be 0 (off) or a TCP port, got {self.prometheus_port}")
-        if self.milvus_metrics_url and not self.milvus_metrics_url.startswith(("http://", "https://")):
-            raise LoadgenError(
-                f"--milvus-metrics-url {self.milvus_metrics_url!r}: expected http(s)://HOST:PORT/metrics"
-            )
+        if self.milvus_metrics_url:
+            v.metrics_url(self.milvus_metrics_url)
         self._validate_tls()
 
     def _validate_tls(self) -> None:
@@ -290,6 +288,16 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in SECRET_FIELDS}
         out["token_set"] = bool(self.milvus_token)
         return out
+
+
+NO_SERVER_ENV = "LOADGEN_NO_SERVER"
+
+
+def embedded_server_refused() -> str:
+    """The value of ``LOADGEN_NO_SERVER`` ("" when unset). The test suite sets it for every test not marked
+    ``milvus`` (tests/conftest.py): an embedded server such a test would start fails at once, in one line, instead
+    of quietly costing its start and hiding that the test belongs in the server tier."""
+    return os.environ.get(NO_SERVER_ENV, "")
 
 
 def _options() -> list[Field[Any]]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from loadgen.errors import LoadgenError
 
@@ -129,6 +131,24 @@ def stream_rates(text: str, name: str = "stream_rates") -> dict[str, float]:
     return {key: r for key, r in rates.items() if r > 0}
 
 
+# a DNS name, an IPv4 address or (inside brackets in a URI) an IPv6 one
+_HOSTNAME = re.compile(r"[A-Za-z0-9_.-]+|[0-9A-Fa-f:.]+")
+
+
+def checked_url(url: str, option: str, example: str) -> None:
+    """A URI's host and port as a client will read them: pymilvus and urllib raise a bare ``ValueError`` traceback
+    on a port that is not a number (``http://h:19530",``), so the malformed ones are refused here, in one line."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:  # urllib's None is "no port given", which means the scheme's default
+        raise LoadgenError(f"{option} {url!r}: the port must be a number from 1 to 65535; expected {example}")
+    if not parts.hostname or not _HOSTNAME.fullmatch(parts.hostname):
+        raise LoadgenError(f"{option} {url!r}: no valid host name in it; expected {example}")
+
+
 def normalize_uri(host: str) -> str:
     host = host.strip().rstrip("/")
     if "://" not in host:
@@ -136,4 +156,14 @@ def normalize_uri(host: str) -> str:
     scheme = host.split("://", 1)[0]
     if scheme not in ("http", "https", "tcp", "grpc", "unix"):
         raise LoadgenError(f"--host {host!r}: expected http://HOST:PORT or https://HOST:PORT")
+    if scheme != "unix":  # a socket path, no host or port
+        checked_url(host, "--host", "http://HOST:PORT or https://HOST:PORT")
     return host
+
+
+def metrics_url(url: str) -> None:
+    """``--milvus-metrics-url``: an http(s) URL a scraper can open."""
+    example = "http(s)://HOST:PORT/metrics"
+    if not url.startswith(("http://", "https://")):
+        raise LoadgenError(f"--milvus-metrics-url {url!r}: expected {example}")
+    checked_url(url, "--milvus-metrics-url", example)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from loadgen.config.settings import NO_SERVER_ENV, embedded_server_refused
 from loadgen.errors import ServerError
 
 STATE_FILE = "loadgen-server.json"
@@ -219,6 +220,8 @@ class EmbeddedMilvus:
     def start(self, *, same_ports: bool = False) -> ServerInfo:
         """Start the server; ``same_ports``: on the ports (and config) of this object's previous start, so clients
         of the old server reconnect to the new one (fault tests kill it and bring it back on the same data dir)."""
+        if embedded_server_refused():
+            raise ServerError(f"{NO_SERVER_ENV} is set: no embedded Milvus may start here; pass --host")
         running = self.status()
         if running is not None:
             raise ServerError(

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadgen.config import paths
 from loadgen.errors import LoadgenError
 from loadgen.report import cost, sizing
 
@@ -130,6 +131,8 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    out = (args.out or Path("results") / time.strftime("report-%Y%m%d-%H%M%S")).resolve()
+    paths.writable_dir(out)  # before the runs are read
     report = build(args)
     from loadgen.report import html, markdown, plots
 
@@ -144,8 +147,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         if chart:
             charts[key] = [chart]
-    out = (args.out or Path("results") / time.strftime("report-%Y%m%d-%H%M%S")).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    paths.make_dir(out)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(markdown.render(report))
     (out / "report.html").write_text(html.render(report, charts))

@@ -196,18 +196,27 @@ def load_beir(folder: Path) -> Corpus:
     return Corpus(folder.name, ids, texts, [(q, str(t)) for q, t in queries], qrels)
 
 
-def open_corpus(spec: str, docs: int, seed: int = 42, text_column: str = TEXT_COLUMN) -> Corpus:
-    """``spec``: ``generated`` (``docs`` documents), a BEIR directory, or a ``.jsonl`` / ``.parquet`` file."""
+def corpus_path(spec: str) -> Path | None:
+    """The file or BEIR directory ``spec`` names (None: ``generated``), refused in one line if it is neither: what
+    ``open_corpus`` checks first, without reading anything (a preflight check)."""
     if not spec or spec == GENERATED:
-        return generated(max(docs, 1), seed)
+        return None
     path = Path(spec).expanduser()
     if path.is_dir():
-        return load_beir(path)
+        return path
     if not path.is_file():
         raise LoadgenError(f"--corpus {spec}: no such file or directory (or use 'generated')")
     if path.suffix not in (".jsonl", ".json", ".parquet"):
         raise LoadgenError(f"--corpus {spec}: expected a .jsonl or .parquet file, or a BEIR directory")
-    return load_file(path, text_column)
+    return path
+
+
+def open_corpus(spec: str, docs: int, seed: int = 42, text_column: str = TEXT_COLUMN) -> Corpus:
+    """``spec``: ``generated`` (``docs`` documents), a BEIR directory, or a ``.jsonl`` / ``.parquet`` file."""
+    path = corpus_path(spec)
+    if path is None:
+        return generated(max(docs, 1), seed)
+    return load_beir(path) if path.is_dir() else load_file(path, text_column)
 
 
 # ---- relevance ---------------------------------------------------------------------------------------------
