@@ -106,6 +106,12 @@ class Settings:
         "uniform", "open model schedule: evenly spaced sends, or poisson (independent arrivals)",
         choices=("uniform", "poisson"),
     )  # fmt: skip
+    driver: str = option(
+        "auto",
+        "how each store call waits: auto (from the user class, its operations and the load model, never the number "
+        "of users), greenlet, thread or loop (README: How it is built)",
+        parse=v.name,
+    )
     max_in_flight: int = option(100, "open model and streams: outstanding requests per user before sends are dropped")
     stream_rates: dict[str, float] = option(
         {},

@@ -18,6 +18,14 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def name(text: str, option: str) -> str:
+    """A name such as a driver's (letters, digits, underscores); which names exist is the caller's to check."""
+    value = (text or "").strip().lower()
+    if not value.replace("_", "a").isalnum():
+        raise LoadgenError(f"{flag(option)} {text!r}: expected a name such as auto")
+    return value
+
+
 def json_object(text: str, name: str) -> dict[str, Any]:
     if not text:
         return {}

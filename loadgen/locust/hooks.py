@@ -39,6 +39,7 @@ from loadgen.milvus import collection, preparation
 from loadgen.runtime import bridge, thaw_heap
 from loadgen.stats import checks, results
 from loadgen.stats.arrivals import ArrivalStats
+from loadgen.stats.drivers import DriverStats
 from loadgen.stats.histograms import HistogramListener
 from loadgen.stats.listeners import RunFolder, out_path, write_json
 from loadgen.stats.recall import RecallListener, recall_section
@@ -58,6 +59,7 @@ class _State:
     recall: RecallListener | None = None  # per-search recall against --dataset, merged on the master
     retrieval: RetrievalListener | None = None  # relevance, first pages, tenants, freshness (issue 15)
     arrivals: ArrivalStats | None = None  # open-model and stream send counts, merged on the master
+    drivers: DriverStats | None = None  # which driver ran each user class, in each process, merged on the master
     workers: WorkerWatch | None = None  # workers seen and lost, on the master
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
     error = ""  # why the last test could not start, for the web UI (where stderr is out of sight)
@@ -192,6 +194,7 @@ def _on_init(environment: Any, **_: Any) -> None:
     state.recall = RecallListener(environment, out_path=out_path(opts, "recall_file", "recall.json"))
     state.retrieval = RetrievalListener(environment, out_path=out_path(opts, "retrieval_file", "retrieval.json"))
     state.arrivals = ArrivalStats(environment, out_path=out_path(opts, "open_loop_file", "open_loop.json"))
+    state.drivers = DriverStats(environment)
     state.workers = WorkerWatch(environment, out_path=out_path(opts, "workers_file", "workers.json"))
     apply_master_timeout(environment)
     for layer in starting.layers_of(environment.user_classes or []):  # every process, before any user needs them
@@ -278,6 +281,8 @@ def run_info(environment: Any) -> dict[str, Any]:
         info.update(model="open", arrival_rate=settings.arrival_rate)
     if settings is not None and settings.run_info:
         info.update(json.loads(settings.run_info))
+    if state.drivers is not None and state.drivers.has_data():
+        info["drivers"] = state.drivers.entries()
     if state.error:
         info["error"] = state.error
     if partial_report.stopped_early():  # issue 12: Ctrl-C or SIGTERM cut the run short
