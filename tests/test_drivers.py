@@ -5,10 +5,14 @@ that ran is what results.json records. And ``--driver auto``: decided without th
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_script
+from conftest import run_cli, run_script
+
+from loadgen.milvus.server import ServerInfo
 
 CASES = [  # driver, flavour, users; where the calls run
     ("greenlet", "sync", 6),
@@ -68,3 +72,56 @@ def test_a_driver_a_class_cannot_use_is_one_line() -> None:
         "auto-writes": {"FakeUser": "greenlet", "AsyncFakeUser": "greenlet"},
         "auto-iterations": {"FakeUser": "greenlet", "AsyncFakeUser": "greenlet"},
     }
+
+
+def _level(users: int, driver: str) -> dict[str, Any]:
+    row = {"type": "pymilvus", "name": "search", "requests": 100, "failures": 0, "rps": 50.0 + users, "avg_ms": 2.0,
+           "p50_ms": 2.0, "p95_ms": 3.0, "p99_ms": 4.0}  # fmt: skip
+    entry = {"process": "local", "class": "PymilvusUser", "type": "pymilvus", "driver": driver, "users": users}
+    return {"format": "milvus-loadgen/results/v2", "run": {"users": users, "level": {"users": users},
+            "drivers": [entry]}, "settings": {}, "requests": [row], "totals": {}, "failures": []}  # fmt: skip
+
+
+def test_the_report_and_the_summary_say_which_driver_made_each_figure() -> None:
+    from loadgen.report.analysis import analyse
+    from loadgen.report.document import sections
+    from loadgen.report.load import Run
+    from loadgen.stats.drivers import line
+
+    runs = [Run("sweep", _level(n, d)) for n, d in ((1, "thread"), (16, "thread"), (17, "greenlet"), (20, "thread"))]
+    [curve] = analyse(runs, slo_p99_ms=None, max_error_rate=0.01)["curves"]
+    assert [(lv["driver"], lv["driver_differs"]) for lv in curve["levels"]] == [
+        ("thread", False), ("thread", False), ("greenlet", True), ("thread", False)]  # fmt: skip
+    doc = {"analysis": analyse(runs, slo_p99_ms=None, max_error_rate=0.01), "dataset": {}, "inputs": ["sweep"],
+           "runs": 4}  # fmt: skip
+    [_, levels] = next(s for s in sections(doc) if s.heading == "Client layer: pymilvus").tables
+    assert [row[-1] for row in levels[1]] == ["thread", "thread", "greenlet (differs from the other levels)", "thread"]
+    same = analyse([Run("s", _level(n, "thread")) for n in (16, 17)], slo_p99_ms=None, max_error_rate=0.01)
+    assert not any(lv["driver_differs"] for lv in same["curves"][0]["levels"])
+    two = [*_level(4, "thread")["run"]["drivers"], {**_level(4, "thread")["run"]["drivers"][0], "process": "w2"}]
+    assert line(two) == "drivers: PymilvusUser thread (8 users in 2 processes)"
+
+
+@pytest.mark.milvus
+@pytest.mark.slow
+def test_a_sweep_and_a_capacity_search_across_16_and_17_sync_users_record_one_driver(
+    milvus: ServerInfo, tmp_path: Path
+) -> None:
+    common = ["--host", milvus.uri, "--rows", "500", "--dim", "16", "--weights", "search=1", "--collection",
+              "lg_drivers", "-t", "2s", "PymilvusUser"]  # fmt: skip
+    swept = run_cli("sweep", "--users", "16,17", *common, "--out", str(tmp_path / "sweep"), timeout=400)
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    levels = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["levels"]
+    assert [[(e["class"], e["driver"], e["users"]) for e in lvl["run"]["drivers"]] for lvl in levels] == [
+        [("PymilvusUser", "thread", 16)], [("PymilvusUser", "thread", 17)]]  # fmt: skip
+    assert "drivers: PymilvusUser thread (16 users)" in swept.stdout
+    capacity = run_cli(
+        "capacity", *common, "-u", "17", "--slo-p99-ms", "1000", "--start-rate", "20", "--max-rate", "40",
+        "--min-samples", "20", "--out", str(tmp_path / "cap"), timeout=400,
+    )  # fmt: skip
+    assert capacity.returncode == 0, capacity.stderr[-3000:]
+    steps = json.loads((tmp_path / "cap" / "sweep.json").read_text())["levels"]
+    assert len(steps) == 2 and {e["driver"] for s in steps for e in s["run"]["drivers"]} == {"greenlet"}
+    report = run_cli("report", str(tmp_path / "sweep"), str(tmp_path / "cap"), "--out", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "differs" not in (tmp_path / "report" / "report.md").read_text()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.stats import figures
+from loadgen.stats import drivers, figures
 from loadgen.stats.flows import render_lines as flow_lines
 from loadgen.stats.histograms import HistogramListener, LatencyHistograms
 
@@ -138,6 +138,8 @@ def render_table(results: dict[str, Any]) -> str:
 
 def _extra_lines(results: dict[str, Any]) -> list[str]:
     lines = []
+    if ran := drivers.line(results.get("run", {}).get("drivers") or []):
+        lines.append(ran)
     emb = [(m["type"], m["name"], m["embedding"]) for m in results["requests"] if m.get("embedding")]
     for request_type, name, e in emb:
         lines.append(f"embedding inside {request_type} {name}: mean {e['mean_ms']:.3f} ms, p99 {e['p99_ms']:.3f} ms "
