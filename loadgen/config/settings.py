@@ -18,6 +18,8 @@ from loadgen.config import values as v
 from loadgen.errors import LoadgenError
 
 INDEX_TYPES = ("AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT")
+# index build parameters unless --index-params says otherwise (the collection's, and sizing's memory formulas)
+INDEX_DEFAULTS: dict[str, dict[str, int]] = {"HNSW": {"M": 16, "efConstruction": 200}, "IVF_FLAT": {"nlist": 128}}
 METRICS = ("COSINE", "L2", "IP")
 CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
 SECRET_FIELDS = ("milvus_token", "openai_api_key")

@@ -157,6 +157,11 @@ def checked_url(url: str, option: str, example: str) -> None:
         raise LoadgenError(f"{option} {url!r}: no valid host name in it; expected {example}")
 
 
+def redact_uri(uri: str) -> str:
+    """``http://user:secret@host`` -> ``http://***@host``: credentials never reach a message."""
+    return re.sub(r"//[^/@]*@", "//***@", uri)
+
+
 def normalize_uri(host: str) -> str:
     host = host.strip().rstrip("/")
     if "://" not in host:

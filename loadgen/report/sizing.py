@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from loadgen.milvus.collection import INDEX_DEFAULTS
+from loadgen.config.settings import INDEX_DEFAULTS
 
 FLOAT_BYTES = 4  # float32 vectors
 ID_BYTES = 4  # graph links and inverted-list entries as 4-byte ids, as the sources below count them
