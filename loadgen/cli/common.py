@@ -3,7 +3,8 @@ one started for the command), the checks the options alone allow, quiet client l
 
 This process never imports gevent or Locust: Locust runs as a child process, so its monkey-patching stays there. The
 load commands (run, sweep, capacity) also keep the client libraries out of it (``isolated``): it waits beside Locust's
-process for the whole run, and pymilvus alone (with pandas and grpc) would add about 130 MB to it.
+process for the whole run, and pymilvus alone (with pandas and grpc) would more than triple its memory
+(bench/COST.md section 12).
 """
 
 from __future__ import annotations

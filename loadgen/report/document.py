@@ -111,7 +111,7 @@ def sections(report: dict[str, Any]) -> list[Section]:
         else:
             sec.text.append(f"Only one count of {what.lower()} among the inputs: nothing to compare.")
         out.append(sec)
-    if report.get("time_split") is not None:  # issue 16: server time against client time
+    if report.get("time_split") is not None:  # server time against client time
         out.append(_time_split_section(report["time_split"]))
     if report.get("sizing"):
         out.append(_sizing_section(report["sizing"]))

@@ -183,7 +183,7 @@ def plan(
     }
 
 
-# ---- the generator's own size (issue 17) ---------------------------------------------------------------------------
+# ---- the generator's own size -----------------------------------------------------------------------------------
 # One Python worker process holds the interpreter lock for its request handling: about one core is what it can use,
 # whatever the pod offers. bench/bench_cost.py measures the client CPU per call of each client path.
 PROCESS_CORES = 1.0

@@ -2,7 +2,7 @@
 at the end of every run (``loadgen run``, a plain ``locust`` command, the web UI, a Kubernetes Job), the web UI's
 ``/loadgen/results.json`` while it runs, and the summary table. Every figure is defined in ``loadgen.stats.figures``.
 
-Format ``milvus-loadgen/results/v2`` (v1 before issue 13): request rows are store calls only (no ``embedding`` or
+Format ``milvus-loadgen/results/v2`` (v1 before it): request rows are store calls only (no ``embedding`` or
 ``*-batch`` rows: embedding time is each row's ``embedding`` block, fan-out batches are in ``batches``), latency
 figures are over successful calls, and ``totals`` carries ``qps`` and ``window_s``.
 """
