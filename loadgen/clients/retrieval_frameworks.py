@@ -72,7 +72,7 @@ def langchain_store(settings: Settings, vectors: TextVectors, *, creating: bool 
 
 def _lc_kwargs(st: Any, ranker: str) -> dict[str, Any]:
     _, params = RANKERS[ranker]
-    return {"k": st.s.top_k, "ranker_type": ranker, "ranker_params": params}
+    return {"k": st.settings.top_k, "ranker_type": ranker, "ranker_params": params}
 
 
 def _lc_ids(docs: list[Any], probe: Probe) -> int:
@@ -127,7 +127,7 @@ def _li_query(st: Any, text: str, mode: str) -> Any:
 
     vector = st.vectors.dense([text])[0] if mode != "text_search" else None
     return VectorStoreQuery(
-        query_str=text, query_embedding=vector, similarity_top_k=st.s.top_k, mode=VectorStoreQueryMode(mode)
+        query_str=text, query_embedding=vector, similarity_top_k=st.settings.top_k, mode=VectorStoreQueryMode(mode)
     )
 
 
