@@ -102,8 +102,9 @@ def _searched(s: Store, inputs: tuple[Any, ...], result: Any) -> Outcome:
     query_index = inputs[1]
     if s.workload is None or query_index is None:
         return Outcome(hits)
-    ids = [int(hit["id"]) for hit in result[0]] if len(result) else []
-    return Outcome(hits, s.workload.recall(query_index, ids))
+    first = result[0] if len(result) else []
+    ids = getattr(first, "ids", None)  # pymilvus's hits keep their ids as a list: no hit made into a dict
+    return Outcome(hits, s.workload.recall(query_index, ids if ids is not None else [hit["id"] for hit in first]))
 
 
 def _counted(_s: Store, _inputs: tuple[Any, ...], result: Any) -> Outcome:
