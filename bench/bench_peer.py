@@ -86,7 +86,7 @@ def make_dataset(folder: Path) -> None:
 
 def peer(python: str, what: str, *args: str) -> tuple[dict[str, Any], float]:
     proc = subprocess.Popen([python, str(HERE / "vdbb_child.py"), what, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, cwd=args[1])  # fmt: skip  # its logs/ go there
     peak = Peak(proc.pid)
     out, err = proc.communicate(timeout=900)
     own, rest = peak.stop()

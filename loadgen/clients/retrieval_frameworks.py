@@ -307,7 +307,10 @@ def _states() -> tuple[type, type]:
 
             self.aclient = AsyncMilvusClient(**self.conn)  # an alias of its own (``_Common.conn``)
             self.store._async_milvus_client = self.aclient
-            await asyncio.wait_for(self.aclient.has_collection(lc_name(self.s), timeout=self.s.timeout), self.s.timeout)
+            await asyncio.wait_for(
+                self.aclient.has_collection(lc_name(self.settings), timeout=self.settings.timeout),
+                self.settings.timeout,
+            )
 
         async def aclose(self) -> None:
             try:
@@ -334,8 +337,8 @@ def _states() -> tuple[type, type]:
                 self.build()
 
         def build(self) -> None:
-            self.store = llamaindex_store(self.s, "rrf", use_async=self.use_async)
-            self.weighted_store = llamaindex_store(self.s, "weighted", use_async=self.use_async)
+            self.store = llamaindex_store(self.settings, "rrf", use_async=self.use_async)
+            self.weighted_store = llamaindex_store(self.settings, "weighted", use_async=self.use_async)
 
         @classmethod
         async def open(cls, settings: Settings) -> Any:
