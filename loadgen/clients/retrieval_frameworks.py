@@ -91,7 +91,16 @@ def _lc_op(ranker: str) -> Op:
             warnings.simplefilter("ignore", DeprecationWarning)
             return _lc_ids(await st.store.asimilarity_search(text, **_lc_kwargs(st, ranker)), probe)
 
-    return Op(f"similarity_search[hybrid-{ranker}]", 1, "read", _text_probe_qid, call, acall, cap.FULL_TEXT_BM25)
+    return Op(
+        f"similarity_search[hybrid-{ranker}]",
+        1,
+        "read",
+        _text_probe_qid,
+        call,
+        acall,
+        cap.FULL_TEXT_BM25,
+        "HybridSearch",
+    )
 
 
 # ---- LlamaIndex --------------------------------------------------------------------------------------------------
@@ -146,7 +155,10 @@ def _li_op(name: str, mode: str, store_attr: str) -> Op:
         qid, text = st.pick_query()
         return (_li_query(st, text, mode), Probe(), qid)
 
-    return Op(name, 1, "read", inputs, call, acall, cap.FULL_TEXT_BM25)
+    # full text alone is one search; a hybrid mode is the library's hybrid_search
+    return Op(
+        name, 1, "read", inputs, call, acall, cap.FULL_TEXT_BM25, "Search" if mode == "text_search" else "HybridSearch"
+    )
 
 
 def _text_probe_qid(st: Any) -> tuple[Any, ...]:
@@ -255,7 +267,7 @@ def operation(op: Op, *, search: bool) -> Operation:
         op.name, op.weight, op.kind, op.inputs, op.call, op.acall,
         outcome=lambda st, inputs, n: Outcome(int(n), extra=st.observe("search", inputs)),
         async_label=f"a{base}[{variant}" if variant else "a" + base,  # the library's async method: asimilarity_search
-        search=search, needs=cap.show(op.min_version),
+        search=search, needs=cap.show(op.min_version), server=op.server,
     )  # fmt: skip
 
 
