@@ -1,6 +1,6 @@
 """Cost of the gevent -> asyncio bridge per call: a greenlet awaiting a coroutine that returns at once.
 
-Target (issue 2): at most 100 us per call on the 2-core build machine.
+Target: at most 100 us per call on the 2-core build machine.
 """
 
 # isort: split

@@ -20,9 +20,9 @@ Paths:
 - ``user-sync`` / ``user-async``: N ``PymilvusUser`` / ``AsyncPymilvusUser`` in a Locust local runner, loadgen's
   listeners attached as in a real run (``events.init``), task ``search`` only.
 - ``fast-sync`` / ``fast-async``: the same with ``FastPymilvusUser`` / ``AsyncFastPymilvusUser``.
-- ``user-sync-greenlets`` / ``fast-sync-greenlets``: the sync users as they were before their closed-model loop ran
-  in a thread of its own (``thread_sends = False``): each call in the user's greenlet, its completion waited for on
-  the hub's thread pool (grpc's gevent integration).
+- ``user-sync-greenlets`` / ``fast-sync-greenlets`` (and ``user-async-greenlets``): the same users on the
+  ``greenlet`` driver (``--driver greenlet``): each call in the user's greenlet, a sync call's completion waited for
+  on the hub's thread pool (grpc's gevent integration), an async one handed to the loop and back.
 - ``loop-gevent``: a bare ``MilvusClient.search`` loop in N greenlets under loadgen's gevent policy (the users'
   runtime, without Locust): where the gevent integration's own cost shows.
 - ``locust-milvus``: the peer: N of Locust's own ``locust.contrib.milvus.MilvusUser`` (``self.search`` in a task,
@@ -31,6 +31,9 @@ Paths:
   Locust, no users: what the fast sync user costs beyond it is Locust's and loadgen's per-call work.
 
 Prints a table and writes bench/out/cost.json. Ratios are per round (same round, same machine state), then medians.
+
+``--before DIR``: a path named ``PATH@before`` runs ``PATH`` from another checkout (its own bench_cost.py and loadgen,
+e.g. ``git archive main`` unpacked in DIR), in the same round as the others: a change measured side by side.
 
 ``--interleave``: every path's child of a round runs at once and they take turns in slices of ``SLICE_S`` (a shared
 wall-clock schedule, ``Gate``): a call begins only in its own path's slice, so the paths measure the server of the
@@ -61,15 +64,24 @@ OPTIONS = [
 ]  # fmt: skip
 PATHS = (
     "grpc", "client", "client-async", "client-async-bridge", "loop-gevent", "grpc-gevent",
-    "user-sync", "user-sync-greenlets", "user-async", "fast-sync", "fast-sync-greenlets", "fast-async",
-    "locust-milvus",
+    "user-sync", "user-sync-greenlets", "user-async", "user-async-greenlets", "fast-sync", "fast-sync-greenlets",
+    "fast-async", "locust-milvus",
 )  # fmt: skip
+BEFORE = ""  # --before: the other checkout's directory
 USERS = {
     "user-sync": ("loadgen.users.pymilvus", "PymilvusUser", "pymilvus"),
     "user-async": ("loadgen.users.pymilvus", "AsyncPymilvusUser", "pymilvus-async"),
     "fast-sync": ("loadgen.users.fastpath", "FastPymilvusUser", "pymilvus-fast"),
     "fast-async": ("loadgen.users.fastpath", "AsyncFastPymilvusUser", "pymilvus-fast-async"),
 }
+
+
+def _child_cmd(path: str) -> tuple[list[str], dict[str, str] | None]:
+    """How a path's child starts: this file, or for ``PATH@before`` the other checkout's, with its loadgen."""
+    if not path.endswith("@before"):
+        return [sys.executable, __file__, "--child", path], None
+    return ([sys.executable, str(Path(BEFORE) / "bench" / "bench_cost.py"), "--child", path.removesuffix("@before")],
+            {**os.environ, "PYTHONPATH": BEFORE})  # fmt: skip
 
 
 # ---- the child: one path, one concurrency, one window ----------------------------------------------------------
@@ -317,20 +329,21 @@ def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -
 
     module, cls_name, request_type = USERS[path.removesuffix("-greenlets")]
     user_cls = getattr(importlib.import_module(module), cls_name)
-    if path.endswith("-greenlets"):  # the sync user as it was: each call in its greenlet, waited on the hub's pool
-        user_cls = type(cls_name, (user_cls,), {"thread_sends": False})
     parser = argparse.ArgumentParser()
     add_options(parser, locust=False)
     ns = parser.parse_args(OPTIONS)
     ns.headless, ns.autostart, ns.users = True, False, n
+    if path.endswith("-greenlets"):  # each call in the user's greenlet
+        ns.driver = "greenlet"
     state = {"on": False}
     lat: list[float] = []
     counts = [0, 0, 0]  # calls, hits, failures
     if GATE is not None:  # a row comes to the hub after its call (in a batch): the call's own start decides
-        gate, base = GATE, user_cls
+        from loadgen.users.pipeline import Pipeline
 
-        def report_call(user: Any, *args: Any) -> None:  # (op, inputs, sample, outcome, intended)
-            sample, outcome = args[2], args[3]
+        gate, report = GATE, Pipeline._report
+
+        def counted(pipeline: Any, call: Any, sample: Any, outcome: Any) -> None:
             if gate.counts(sample.start):
                 if sample.error is not None:
                     counts[2] += 1
@@ -338,9 +351,10 @@ def _locust_users(path: str, host: str, n: int, warmup: float, seconds: float) -
                     lat.append(sample.elapsed_ms)
                     counts[0] += 1
                     counts[1] += outcome.length
-            base.report_call(user, *args)
+            report(pipeline, call, sample, outcome)
 
-        user_cls = type(cls_name, (base,), {"wait_time": lambda _user: gate.pause(), "report_call": report_call})
+        Pipeline._report = counted  # type: ignore[method-assign]
+        user_cls = type(cls_name, (user_cls,), {"wait_time": lambda _user: gate.pause()})
     env = Environment(user_classes=[user_cls], events=events, host=host, parsed_options=ns)
     runner = env.create_local_runner()
     events.init.fire(environment=env, runner=runner, web_ui=None)
@@ -485,8 +499,9 @@ def child(path: str, host: str, n: int, seconds: float) -> dict[str, Any]:
 
 # ---- the parent: one server, every path, alternating rounds -----------------------------------------------------
 def run_child(path: str, host: str, n: int, seconds: float) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", path, "--host", host, "--inflight", str(n), "--seconds", str(seconds)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120 + n, check=False)
+    cmd, env = _child_cmd(path)
+    cmd += ["--host", host, "--inflight", str(n), "--seconds", str(seconds)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120 + n, check=False, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{path} x{n} failed:\n{proc.stderr[-3000:]}")
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -502,8 +517,9 @@ def run_together(paths: list[str], host: str, n: int, seconds: float) -> list[di
     procs = []
     for i, p in enumerate(paths):
         gate = f"{epoch},{i},{len(paths)},{first},{cycles},{slice_s},{margin_s}"
-        cmd = [sys.executable, __file__, "--child", p, "--host", host, "--inflight", str(n), "--gate", gate]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        cmd, env = _child_cmd(p)
+        cmd += ["--host", host, "--inflight", str(n), "--gate", gate]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     out = []
     for p, proc in zip(paths, procs, strict=True):
         stdout, stderr = proc.communicate(timeout=180 + n + 2 * (first + cycles) * len(paths) * slice_s)
@@ -539,9 +555,12 @@ def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[di
             med = {k: statistics.median(x[k] for x in runs) for k in ("cpu_us_per_call", "qps", "p50_ms", "mean_ms")}
             row: dict[str, Any] = {"path": p, "inflight": n, **med, "hits_per_call": runs[0]["hits_per_call"]}
             twin = {"fast-sync": "user-sync", "fast-async": "user-async", "fast-sync-greenlets": "user-sync-greenlets",
-                    "user-sync-greenlets": "user-sync"}.get(p, "")  # fmt: skip
+                    "user-sync-greenlets": "user-sync", "user-async-greenlets": "user-async"}.get(p, "")  # fmt: skip
+            if p.endswith("@before"):  # a path from the other checkout: against the same path here
+                twin = p.removesuffix("@before")
             # the same layer without us
-            bare = "client-async" if p in ("user-async", "fast-async", "client-async-bridge") else "client"
+            asynchronous = ("user-async", "fast-async", "client-async-bridge", "user-async-greenlets")
+            bare = "client-async" if p.removesuffix("@before") in asynchronous else "client"
             bases = (("client", "client"), ("grpc", "grpc"), (twin, "user"), (bare, "bare"), ("locust-milvus", "peer"))
             for base, key in bases:
                 if base in raw:  # the same round's base: ratios measured side by side
@@ -558,13 +577,13 @@ def table(raw: dict[str, Any], paths: list[str], inflight: list[int]) -> list[di
 def render(rows: list[dict[str, Any]]) -> str:
     """The table; a ratio whose base path was not in the run is ``-``."""
     cols = (("CPU/client", "cpu_vs_client"), ("CPU/grpc", "cpu_vs_grpc"), ("QPS/client", "qps_vs_client"),
-            ("QPS/bare", "qps_vs_bare"), ("CPU/user", "cpu_vs_user"), ("QPS/peer", "qps_vs_peer"),
-            ("CPU/peer", "cpu_vs_peer"))  # fmt: skip
-    head = f"{'in flight':>9} {'path':<19} {'CPU us/call':>11} {'QPS':>7} {'p50 ms':>7} {'mean ms':>8} {'hits':>5}"
+            ("QPS/bare", "qps_vs_bare"), ("CPU/user", "cpu_vs_user"), ("QPS/user", "qps_vs_user"),
+            ("QPS/peer", "qps_vs_peer"), ("CPU/peer", "cpu_vs_peer"))  # fmt: skip
+    head = f"{'in flight':>9} {'path':<27} {'CPU us/call':>11} {'QPS':>7} {'p50 ms':>7} {'mean ms':>8} {'hits':>5}"
     lines = [head + "".join(f" {title:>10}" for title, _ in cols)]
     for r in rows:
         lines.append(
-            f"{r['inflight']:>9} {r['path']:<19} {r['cpu_us_per_call']:>11.0f} {r['qps']:>7.0f} {r['p50_ms']:>7.2f}"
+            f"{r['inflight']:>9} {r['path']:<27} {r['cpu_us_per_call']:>11.0f} {r['qps']:>7.0f} {r['p50_ms']:>7.2f}"
             f" {r['mean_ms']:>8.2f} {r['hits_per_call']:>5.1f}"
             + "".join(f" {r[key]:>10.2f}" if key in r else f" {'-':>10}" for _, key in cols)
         )
@@ -582,7 +601,10 @@ def main() -> None:
     ap.add_argument("--interleave", action="store_true", help="the paths of a round at once, taking turns")
     ap.add_argument("--child", default="")
     ap.add_argument("--gate", default="", help=argparse.SUPPRESS)  # a child's turns under --interleave
+    ap.add_argument("--before", default="", help="another checkout: paths named PATH@before run from it")
     a = ap.parse_args()
+    global BEFORE  # noqa: PLW0603 - the parent's one setting, read where each child starts
+    BEFORE = str(Path(a.before).resolve()) if a.before else ""
     if a.gate:
         global GATE  # noqa: PLW0603 - a child's one setting, read by every path's loop
         GATE = Gate(a.gate)

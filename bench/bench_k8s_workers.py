@@ -1,4 +1,4 @@
-"""Throughput of one vs two Locust worker processes when the client side is the bottleneck (issue 5).
+"""Throughput of one vs two Locust worker processes when the client side is the bottleneck.
 
 The same master/worker commands the Kubernetes pods run (``python -m locust -f k8s/locust/locustfiles/locustfile.py
 --master|--worker``), as local processes against an embedded Milvus: a headless master that waits for N workers,

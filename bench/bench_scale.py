@@ -6,7 +6,7 @@
     ... --rounds 3   # the levels in alternating order, 3 times; a row per level: the median of its rounds
 
 ``--fake-ms``: each call is ``asyncio.sleep(fake_ms)`` on the loop, behind the real async user's machinery
-(its schedule and sends on the loop, ``loadgen.users.loop_sends``; ``ameasure``, ``report``, Locust's stats; with
+(its schedule and sends on the loop, the ``loop`` driver; ``ameasure``, ``report``, Locust's stats; with
 ``--sync``, send greenlets): whatever the reported time has on top of ``fake_ms`` is the generator's own. With
 ``--host`` the calls are real searches (AsyncPymilvusUser; ``--fast``: AsyncFastPymilvusUser, prebuilt requests)
 and the server's own mean comes from ``milvus_proxy_sq_latency`` on its /metrics.
@@ -20,13 +20,17 @@ without loadgen.
 Per level (a child process each): reported mean / p50 / p99 (from the intended send time, as the open model
 reports), its parts (``queued_ms``: intended -> the call started on the loop; ``service_ms``: the call on the loop),
 late and dropped sends, generator CPU (process time, all threads) over the window. Prints a table; writes
-bench/out/scale.json.
+bench/out/scale.json. The window opens once every user has connected: the connection storm is not in it.
+
+``--before DIR``: each level also runs from another checkout (its bench_scale.py and loadgen, e.g. ``git archive
+main`` unpacked in DIR), right after this one's in the same round: rows marked ``before``, a change side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -327,6 +331,21 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _print(rows: list[dict[str, Any]], fake_ms: float) -> None:
+    print(f"{'code':>6} {'users':>6} {'rate':>6} {'mean':>7} {'p50':>7} {'p99':>7} {'queued':>7} {'service':>7}"
+          f" {'server':>7} {'rtt':>6} {'x srv+rtt':>9} {'lag':>6} {'late':>5} {'sent':>5} {'CPU %':>6}"
+          f" {'CPU us/call':>11}")  # fmt: skip
+    for r in rows:
+        server = f"{r['server_mean_ms']:.2f}" if r["server_mean_ms"] is not None else f"({fake_ms:g})"
+        rtt = f"{r['rtt_ms']:.2f}" if r.get("rtt_ms") is not None else "-"
+        ratio = f"{r['vs_server_rtt']:.2f}" if r.get("vs_server_rtt") is not None else "-"
+        code = "floor" if r.get("floor") else r.get("code", "")
+        print(f"{code:>6} {r['users']:>6} {r['achieved_rate']:>6.1f} {r['mean_ms']:>7.2f} {r['p50_ms']:>7.2f}"
+              f" {r['p99_ms']:>7.2f} {r['queued_mean_ms']:>7.2f} {r['service_mean_ms']:>7.2f} {server:>7} {rtt:>6}"
+              f" {ratio:>9} {r['send_lag_mean_ms']:>6.2f} {r['late']:>5} {r['sent']:>5}"
+              f" {100 * r['cpu_share_of_core']:>6.1f} {r['cpu_us_per_call']:>11.0f}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="")
@@ -349,6 +368,7 @@ def main() -> None:
     ap.add_argument("--sync", action="store_true", help="sync users (no asyncio hand-off) instead of async ones")
     ap.add_argument("--fast", action="store_true", help="with --host: the fast-path users (prebuilt requests)")
     ap.add_argument("--switch-interval", type=float, default=0.0, help="sys.setswitchinterval in the generator")
+    ap.add_argument("--before", default="", help="another checkout: each level from it too, side by side")
     a = ap.parse_args()
     if a.probe:
         print(json.dumps(rtt_probe(a.host, a.seconds)))
@@ -364,15 +384,20 @@ def main() -> None:
     rows = []
     levels = [int(x) for x in a.users.split(",")]
 
-    def level(n: int, seconds: float) -> list[list[str]]:
-        cmd = [sys.executable, __file__, "--child", "--users", str(n), "--rate", str(a.rate), "--seconds",
+    before = str(Path(a.before).resolve()) if a.before else ""
+    codes = {"": (__file__, None), **({"before": (f"{before}/bench/bench_scale.py", {**os.environ,
+             "PYTHONPATH": before})} if before else {})}  # fmt: skip
+
+    def level(n: int, seconds: float, code: str = "") -> list[list[str]]:
+        cmd = [sys.executable, codes[code][0], "--child", "--users", str(n), "--rate", str(a.rate), "--seconds",
                str(seconds), "--fake-ms", str(a.fake_ms), "--host", a.host, "--metrics", a.metrics,
                "--switch-interval", str(a.switch_interval), *(["--sync"] if a.sync else []),
                *(["--fast"] if a.fast else [])]  # fmt: skip
         return ([[*cmd, "--loop-floor"]] if a.floor and a.host else []) + [cmd]
 
-    def measure(run: list[str], n: int) -> dict[str, Any]:
-        proc = subprocess.run(run, capture_output=True, text=True, timeout=180 + a.seconds, check=False)
+    def measure(run: list[str], n: int, code: str = "") -> dict[str, Any]:
+        env = codes[code][1]
+        proc = subprocess.run(run, capture_output=True, text=True, timeout=180 + a.seconds, check=False, env=env)
         if proc.returncode != 0:
             raise SystemExit(f"{n} users failed:\n{proc.stderr[-3000:]}")
         return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -382,22 +407,14 @@ def main() -> None:
             measure(run, levels[0])
     for r in range(a.rounds):  # rounds alternate the order of the levels: drift lands on every level alike
         for n in levels if r % 2 == 0 else levels[::-1]:
-            for run in level(n, a.seconds):
-                rows.append({**measure(run, n), "round": r + 1})
+            for code in codes if r % 2 == 0 else list(codes)[::-1]:
+                for run in level(n, a.seconds, code):
+                    rows.append({**measure(run, n, code), "round": r + 1, "code": code, "floor": "--loop-floor" in run})
     if a.rounds > 1:  # then one row per level: the median of its rounds, field by field
-        rows = [_median_row([x for x in rows if x["users"] == key]) for key in dict.fromkeys(x["users"] for x in rows)]
-    print(f"{'users':>6} {'rate':>6} {'mean':>7} {'p50':>7} {'p99':>7} {'queued':>7} {'service':>7} {'server':>7}"
-          f" {'rtt':>6} {'x srv+rtt':>9} {'lag':>6} {'late':>5} {'sent':>5} {'CPU %':>6}"
-          f" {'CPU us/call':>11}")  # fmt: skip
-    for r in rows:
-        server = f"{r['server_mean_ms']:.2f}" if r["server_mean_ms"] is not None else f"({a.fake_ms:g})"
-        rtt = f"{r['rtt_ms']:.2f}" if r.get("rtt_ms") is not None else "-"
-        ratio = f"{r['vs_server_rtt']:.2f}" if r.get("vs_server_rtt") is not None else "-"
-        print(f"{r['users']:>6} {r['achieved_rate']:>6.1f} {r['mean_ms']:>7.2f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
-              f" {r['queued_mean_ms']:>7.2f} {r['service_mean_ms']:>7.2f} {server:>7} {rtt:>6} {ratio:>9}"
-              f" {r['send_lag_mean_ms']:>6.2f}"
-              f" {r['late']:>5} {r['sent']:>5}"
-              f" {100 * r['cpu_share_of_core']:>6.1f} {r['cpu_us_per_call']:>11.0f}")  # fmt: skip
+        keys = dict.fromkeys((x["users"], x["code"], x["floor"]) for x in rows)
+        rows = [{**_median_row([x for x in rows if (x["users"], x["code"], x["floor"]) == key]), "code": key[1],
+                 "floor": key[2]} for key in keys]  # fmt: skip
+    _print(rows, a.fake_ms)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = json.loads(out.read_text()) if out.exists() else {}

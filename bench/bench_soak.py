@@ -1,5 +1,5 @@
 """Soak: a long headless `loadgen run` at many users; does the generator leak memory or file descriptors, and does
-anything fail that should not? Not part of CI. Full runs (issue 12), each 10 minutes:
+anything fail that should not? Not part of CI. Full runs, each 10 minutes:
   closed model: bench/bench_soak.py --users 200 --seconds 600
   open model:   bench/bench_soak.py --users 1000 --rate 200 --user-class AsyncPymilvusUser --seconds 600
 

@@ -2,7 +2,7 @@
 
 Both run in this process under the same gevent policy (cooperative grpc): the raw loop is N greenlets, each with its own
 MilvusClient, calling search back to back; ours is N PymilvusUser in a Locust LocalRunner with only the search task.
-Target (issue 2): ours reaches at least 0.9x the raw loop's throughput. Rounds alternate to share any drift.
+Target: ours reaches at least 0.9x the raw loop's throughput. Rounds alternate to share any drift.
 """
 
 import loadgen.runtime  # first

@@ -1,9 +1,9 @@
 """The gevent/asyncio policy. Every entry point (locustfiles, users) imports this module first.
 
-What works (see shared/NOTES.md): Locust's own ``patch_all()`` is skipped (``LOCUST_SKIP_MONKEY_PATCH=1``), we patch
-everything but threads, make grpc cooperative with ``init_gevent()``, and run one asyncio loop per process in a real
-OS thread on the *unpatched* epoll selector. Greenlets hand coroutines to that loop and sleep on a gevent waiter, so
-the hub keeps running other users while a coroutine is in flight.
+What works (tests/test_bridge.py checks it): Locust's own ``patch_all()`` is skipped (``LOCUST_SKIP_MONKEY_PATCH=1``),
+we patch everything but threads, make grpc cooperative with ``init_gevent()``, and run one asyncio loop per process in
+a real OS thread on the *unpatched* epoll selector. Greenlets hand coroutines to that loop and sleep on a gevent
+waiter, so the hub keeps running other users while a coroutine is in flight.
 
 A plain ``locust -f ...`` has already run ``patch_all()`` (threads included) before our locustfile is imported; grpc.aio
 hangs under that. We then re-execute the same command once with ``LOCUST_SKIP_MONKEY_PATCH=1`` set, before Locust has
@@ -73,8 +73,8 @@ class _Loop(asyncio.SelectorEventLoop):
 
     ``SelectorEventLoop`` makes its self-pipe with ``socket.socketpair()``, which ``patch_all`` turned into gevent
     sockets: every ``call_soon_threadsafe`` from a greenlet (one per async call) then went through gevent's Python
-    socket layer (py-spy: ~200 us per call of one user, bench/bench_cost.py). ``_socket`` objects have the few
-    methods asyncio uses on it (setblocking, fileno, send, recv, close).
+    socket layer, at a cost per call bench/COST.md section 2 measures. ``_socket`` objects have the few methods
+    asyncio uses on it (setblocking, fileno, send, recv, close).
     """
 
     def _make_self_pipe(self) -> None:
@@ -245,17 +245,17 @@ def off_hub(fn: Callable[..., T], *args: Any) -> T:
     real ``threading.Condition``, since threads are not patched) on a thread pool of its own: the calling greenlet
     waits, the hub and every other user keep running.
 
-    Not on the hub's thread pool: grpc's gevent integration waits for every sync call's completion there, and 1,000
-    users starting at once queued 1,000 constructors (~20 ms of CPU each) ahead of those waits, so the calls of the
-    users already running took seconds (bench/bench_scale.py --sync, 1,000 users: p99 8.9 s)."""
+    Not on the hub's thread pool: grpc's gevent integration waits for every sync call's completion there, and
+    hundreds of users starting at once queued their constructors ahead of those waits, so the calls of the users
+    already running took seconds (bench/COST.md section 4, run D)."""
     return _setup_pool(os.getpid()).apply(fn, args)
 
 
 def freeze_heap() -> None:
     """After a user has connected: what the process holds now (users, clients, channels) leaves the garbage
-    collector's sight (``gc.freeze``), so its full collections walk only what calls make. 1,000 async users hold
-    ~675,000 objects, and each full collection of them stalled every user of the process for 250-500 ms (their
-    p99 at 150/s: 135 ms, with a freeze 26-43 ms; bench/bench_scale.py). O(1): it moves lists, it walks nothing."""
+    collector's sight (``gc.freeze``), so its full collections walk only what calls make. With many users, each
+    full collection of what they hold stalled every user of the process for a large part of a second, in their p99
+    (bench/COST.md section 4, run D). O(1): it moves lists, it walks nothing."""
     gc.freeze()
 
 

@@ -93,27 +93,8 @@ def test_async_closed_model_tasks_run_on_the_loop_with_the_class_pacing() -> Non
 
 def test_async_users_without_a_wait_still_yield_to_the_loop() -> None:
     # constant(0) and calls that never wait: the users' tasks skip the loop between two calls, but not for long
-    # (loop_sends.YIELD_EVERY): the loop's other tasks still run, a stop still ends them, every call is a row
+    # (drivers.loop.YIELD_EVERY): the loop's other tasks still run, a stop still ends them, every call is a row
     out = run_script("loop_yield_check.py", timeout=45)
     assert out["on_loop"] == [True, True]
     assert out["ticks"] >= 3, out  # a 10 ms ticker over 1 s (~10 ticks); without the yield it never ticks again
     assert out["stop_s"] < 5.0 and out["rows"] == out["calls"] > 100, out
-
-
-def test_sync_closed_model_runs_in_a_thread_per_user_and_reports_every_call() -> None:
-    # a few sync users: each runs its task loop in an OS thread of its own (no hop to the hub's pool per call);
-    # every call it made is a row, its failures failures, the one in flight at the stop included, and the threads end
-    out = run_script("thread_sends_check.py", "6")
-    assert out["in_thread"] == [True] * 6 and out["call_threads"] == 6 and out["hub_thread"] is False
-    assert out["in_flight_at_stop"] > 0
-    assert out["rows"] == out["calls"] > 0 and out["failures"] == out["failed"] > 0, out
-    assert out["user_threads_left"] == []
-    # constant(0.1) between two tasks: at least 0.15 s apart with the 50 ms call (without it, 0.05 s: twice this)
-    assert out["calls"] <= 6 * (out["ran_s"] / 0.1 + 1), out
-
-
-def test_sync_users_beyond_the_thread_limit_keep_their_greenlets() -> None:
-    # 20 users (over thread_sends.MAX_THREADS): one path for the whole run, the greenlets, every call on the hub
-    out = run_script("thread_sends_check.py", "20")
-    assert out["in_thread"] == [False] * 20 and out["hub_thread"] is True and out["call_threads"] == 1
-    assert out["rows"] > 0 and out["failures"] > 0 and out["user_threads_left"] == []

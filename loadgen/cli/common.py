@@ -1,26 +1,66 @@
 """What the ``loadgen`` commands share: the locustfile to run, the Milvus to run against (``--host``, or an embedded
-one started for the command), the checks the options alone allow, and quiet client logs.
+one started for the command), the checks the options alone allow, quiet client logs, and ``isolated``.
 
-This process never imports gevent or Locust: Locust runs as a child process, so its monkey-patching stays there.
+This process never imports gevent or Locust: Locust runs as a child process, so its monkey-patching stays there. The
+load commands (run, sweep, capacity) also keep the client libraries out of it (``isolated``): it waits beside Locust's
+process for the whole run, and pymilvus alone (with pandas and grpc) would more than triple its memory
+(bench/COST.md section 12).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from loadgen.cli import interrupt, preflight
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
 from loadgen.milvus.server import EmbeddedMilvus
 
+T = TypeVar("T")
 REPO_LOCUSTFILES = Path(__file__).resolve().parents[2] / "locustfiles"
 DEFAULT_LOCUSTFILE = "pymilvus_users.py"
+
+
+def isolated(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a forked child process: its value, or its ``LoadgenError`` raised here. What it imports
+    (pymilvus, the adapters) stays in the child, which ends when it returns. ``fn`` must not print: it returns."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    context = multiprocessing.get_context("fork")  # this process has no threads of its own: a fork is safe
+    receive, send = context.Pipe(duplex=False)
+
+    def child() -> None:
+        try:
+            answer: tuple[Any, ...] = ("value", fn(*args))
+        except LoadgenError as exc:
+            answer = ("error", str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            answer = ("interrupted",)
+        send.send(answer)
+
+    process = context.Process(target=child, daemon=True)
+    process.start()
+    send.close()
+    try:
+        answer = receive.recv()
+    except EOFError:  # it died (a crash prints its own traceback)
+        answer = ("error", f"a check in a child process ended without an answer (exit code {process.exitcode})", 1)
+    finally:
+        process.join()
+    if answer[0] == "error":
+        raise LoadgenError(answer[1], answer[2])
+    if answer[0] == "interrupted":
+        raise KeyboardInterrupt
+    value: T = answer[1]
+    return value
 
 
 def quiet_clients() -> None:
@@ -64,7 +104,7 @@ def milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
     ok = False
     try:
         info = server.start()
-        if hasattr(args, "milvus_metrics_url") and not args.milvus_metrics_url:  # issue 16: scrape our own server
+        if hasattr(args, "milvus_metrics_url") and not args.milvus_metrics_url:  # scrape our own server
             args.milvus_metrics_url = info.metrics_url
         yield info.uri, keep
         ok = True
@@ -92,12 +132,13 @@ def offline_checks(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def check_server(settings: Settings, locustfile: Path) -> str:
+def check_server(settings: Settings, locustfile: Path | None) -> str:
     """What the server says before the load: the collection check, then whether it serves every operation the
     locustfile's users will call (an old server: one line, before Locust starts). Returns its version."""
     from loadgen.milvus import collection
 
+    quiet_clients()
     version = collection.check(settings)
-    preflight.server_capabilities(locustfile, settings, version)
-    print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
+    if locustfile is not None:
+        preflight.server_capabilities(locustfile, settings, version)
     return version

@@ -29,7 +29,7 @@ from loadgen.errors import LoadgenError
 K8S_DIR = Path(__file__).resolve().parents[2] / "k8s"
 OVERLAYS = {
     "default": ".", "perf": "overlays/perf", "headless": "overlays/headless",
-    "monitoring": "overlays/monitoring",  # issue 16: default + components/monitoring (needs prometheus-operator)
+    "monitoring": "overlays/monitoring",  # default + components/monitoring (needs prometheus-operator)
 }  # fmt: skip
 IMAGE_NAME = "milvus-loadgen"  # the name the manifests use; components/image maps it to the real one
 SECRET_NAME = "loadgen-milvus"
@@ -52,7 +52,7 @@ def add_parser(subparsers: Any) -> None:
             )
             p.add_argument(
                 "--locustfile", type=Path, help="your own locustfile: into the ConfigMap, run by master and workers"
-            )  # issue 14: loadgen/cli/k8s_locustfile.py
+            )  # loadgen/cli/k8s_locustfile.py
         if cluster:
             p.add_argument("-n", "--namespace", default="loadgen")
             p.add_argument("--dry-run", action="store_true", help="print the kubectl commands instead of running them")

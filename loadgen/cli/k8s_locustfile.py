@@ -1,4 +1,4 @@
-"""``loadgen k8s render|apply|down --locustfile PATH``: your own locustfile on the cluster (issue 14).
+"""``loadgen k8s render|apply|down --locustfile PATH``: your own locustfile on the cluster.
 
 The file goes into the ``loadgen-locustfiles`` ConfigMap under its own name (the generator's ``behavior: merge``, so
 the name's content hash changes and the pods roll), and every Locust container that ran the built-in

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cap = sub.add_parser("capacity", help="the highest open-model rate that holds --slo-p99-ms (bracket, bisect)")
     _run_arguments(cap, sweep=False)
-    capacity_arguments(cap)  # issue 16: loadgen/cli/capacity.py
+    capacity_arguments(cap)  # loadgen/cli/capacity.py
 
     cmp = sub.add_parser("compare", help="N sequential sync calls vs N concurrent async calls, per client layer")
     cmp.add_argument("--host", help="Milvus URI (default: start an embedded Milvus)")
@@ -61,11 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", type=Path, help="output directory (default results/compare-<timestamp>)")
     cmp.add_argument(
         "--modes", help="retrieval modes instead of layers: the same queries through e.g. dense,bm25,hybrid"
-    )  # issue 15: loadgen.cli.modes
+    )  # loadgen.cli.modes
     cmp.add_argument("--mode-queries", type=_positive_int, default=50, help="--modes: judged queries per mode")
     cmp.add_argument("--engine", choices=ENGINES, default="milvus")
     cmp.add_argument("--startup-timeout", type=float, default=120.0)
-    add_options(cmp, locust=False)
+    add_options(cmp, locust=False, load=False)  # no load model, no checks: its own experiment
 
     add_ui_parser(sub)
     operations.add_parser(sub)
@@ -91,8 +91,9 @@ def _run_arguments(run: argparse.ArgumentParser, *, sweep: bool) -> None:
                          help="users that carry each --rates level (default 20)")  # fmt: skip
     else:
         run.add_argument("-u", "--users", type=_positive_int, default=20, help="concurrent users (default 20)")
-        run.add_argument("--sweep-users", help="one run per level, e.g. 1,5,10,20 (each for --run-time): sweep.json")
-        run.add_argument("--sweep-rates", help="one open-model run per --arrival-rate level, e.g. 50,100,200")
+        # one way to sweep is shown (`loadgen sweep --users/--rates`); these are its older spelling, still accepted
+        run.add_argument("--sweep-users", help=argparse.SUPPRESS)
+        run.add_argument("--sweep-rates", help=argparse.SUPPRESS)
     run.add_argument(
         "-r", "--spawn-rate", type=_positive_float, default=None,
         help="users started per second (default 20; open model: all users at once)",

@@ -2,6 +2,8 @@
 level is one Locust process (or a master with ``--processes`` workers) against one server and collection.
 
 This process never imports gevent or Locust: Locust runs as a child process, so its monkey-patching stays there.
+What needs a client library (the checks against the server, the observations after each level, the last drop) runs
+in a short-lived child (``common.isolated``), so this process stays small while Locust's runs.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.cli import common, interrupt, preflight
-from loadgen.cli.common import check_server, milvus, offline_checks, quiet_clients, terminate_on_sigterm
+from loadgen.cli.common import check_server, isolated, milvus, offline_checks, quiet_clients, terminate_on_sigterm
 from loadgen.config import paths
 from loadgen.config.settings import Settings, to_argv
+from loadgen.config.values import redact_uri
 from loadgen.errors import LoadgenError
 from loadgen.milvus.server import die_with_parent
 from loadgen.stats.checks import CHECK_FAILED_EXIT_CODE
@@ -51,13 +54,11 @@ def run(args: argparse.Namespace) -> int:
     from loadgen.stats import results as summary
 
     locustfile = common.locustfile(args)
-    quiet_clients()
-    # bad options fail before anything starts
-    checked = offline_checks(args)
     levels = sweep_levels(args)
     swept = levels != [{}]
     out = (args.out or Path("results") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
-    preflight.check_run(args, checked, locustfile, out)  # what Locust or the server would refuse, refused first
+    # bad options fail before anything starts, and what Locust or the server would refuse is refused first
+    isolated(_before_start, args, locustfile, out)
     # one run id for every level: a collection the first level creates is this run's, dropped after the last one
     args.run_id = args.run_id or uuid.uuid4().hex[:16]
     terminate_on_sigterm()
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     codes, failed = [], []
     with milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
-        version = check_server(settings, locustfile)
+        version = isolated(check_server, settings, locustfile)
+        print(f"loadgen: Milvus {version} at {redact_uri(settings.uri)}", file=sys.stderr)
         paths.make_dir(out)  # after every check: bad input writes no results dir
         for i, level in enumerate(levels):
             users = level.get("users", args.users)
@@ -93,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
                     break
                 continue
             print(summary.render_table(results))
-            print_observations(level_out, results)  # INTEGRATION (issue 16): until results.py folds these in
-            partial = " (partial: stopped early)" if results["run"].get("partial") else ""  # issue 12
+            for line in isolated(observations, level_out, results):
+                print(line)
+            partial = " (partial: stopped early)" if results["run"].get("partial") else ""
             print(f"\nresults: {level_out / 'results.json'}  report: {level_out / 'report.html'}{partial}")
             level_failed = results.get("checks", {}).get("failed", [])
             done.append((level, results))
@@ -117,20 +120,17 @@ def capacity_command(args: argparse.Namespace) -> int:
     directory (``sweep.json``, one folder per rate) that ``loadgen report`` reads, ``capacity.json``, one line."""
     from loadgen import clients
     from loadgen.cli import capacity, sweep
-    from loadgen.milvus import collection
 
     slo = capacity.check_arguments(args)
     locustfile = common.locustfile(args)
-    quiet_clients()
-    checked = offline_checks(args)
     out = (args.out or Path("results") / time.strftime("capacity-%Y%m%d-%H%M%S")).resolve()
-    preflight.check_run(args, checked, locustfile, out)
+    isolated(_before_start, args, locustfile, out)
     terminate_on_sigterm()
     done: dict[float, dict[str, Any]] = {}
     with milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
-        version = collection.check(settings)
-        print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
+        version = isolated(check_server, settings, None)
+        print(f"loadgen: Milvus {version} at {redact_uri(settings.uri)}", file=sys.stderr)
         paths.make_dir(out)  # after every check: bad input writes no results dir
 
         def measure(rate: float) -> capacity.Measurement:
@@ -164,8 +164,7 @@ def capacity_command(args: argparse.Namespace) -> int:
         )  # fmt: skip
         if not args.keep_data:  # every step kept the collection for the next: drop it now, if loadgen created it
             used = {r["type"].split("-")[0] for res in done.values() for r in res.get("requests", [])}
-            for layer in sorted(used & set(clients.layers())):
-                clients.adapter(layer).drop(settings)
+            isolated(_drop, settings, sorted(used & set(clients.layers())))
         keep["logs"] = not done
     levels = [({"rate": rate}, done[rate]) for rate in sorted(done) if done[rate]]
     sweep.write(out, sweep.combine(levels))
@@ -196,17 +195,29 @@ def _level_results(out: Path, code: int) -> dict[str, Any] | None:
     return results
 
 
-def print_observations(out: Path, results: dict[str, Any]) -> None:
+def _before_start(args: argparse.Namespace, locustfile: Path, out: Path) -> None:
+    """What the options alone, Locust's own parsers and the server's limits refuse (``preflight``)."""
+    quiet_clients()
+    preflight.check_run(args, offline_checks(args), locustfile, out)
+
+
+def observations(out: Path, results: dict[str, Any]) -> list[str]:
     """Client p99 beside server p99 per operation (``server.json``), and the generator's saturation line."""
     from loadgen import clients
     from loadgen.stats import generator, server_metrics
 
     server = results.get("server") or server_metrics.read_section(out / "server.json")
-    for line in server_metrics.summary_lines(server, results["requests"], clients.server_function):
-        print(line)
+    lines = server_metrics.summary_lines(server, results["requests"], clients.server_function)
     saturated = (results.get("generator") or generator.read_section(out / "generator.json")).get("line")
-    if saturated:
-        print(saturated)
+    return [*lines, *([saturated] if saturated else [])]
+
+
+def _drop(settings: Settings, layers: list[str]) -> None:
+    from loadgen import clients
+
+    quiet_clients()
+    for layer in layers:
+        clients.adapter(layer).drop(settings)
 
 
 def _processes_args(processes: int) -> list[str]:

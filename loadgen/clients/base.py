@@ -8,8 +8,9 @@ each: that is what a request row measures), what came back (untimed, after the c
 call a failure) and any bookkeeping. ``--weights``, the web UI's rows, ``compare``'s experiments, sizing's reads and
 writes and the sync/async twins all derive from these tables. Adding an operation is one record in one table.
 
-A store is the adapter's per-user state (its clients, row factories, the ids it wrote). ``open`` builds it in the
-user's greenlet (sync library constructors are gevent-cooperative there); an async user's store is then bound to
+A store is the adapter's per-user state (its clients, row factories, the ids it wrote). ``open`` builds it on a
+thread pool of loadgen's own (``runtime.off_hub``: a library's sync constructor may block its OS thread while it
+connects, so neither the gevent hub nor the asyncio loop waits for it); an async user's store is then bound to
 loadgen's asyncio loop by ``attach``, which only creates async clients and awaits their bounded handshakes, so no
 sync call ever runs on the loop thread.
 """
@@ -88,19 +89,25 @@ class Operation:
         return (self.acall or self.call)(store, *inputs)
 
 
+def follow_up(
+    ops: Mapping[str, Operation], store: Any, op: Operation, inputs: tuple[Any, ...]
+) -> tuple[Operation, tuple[Any, ...], float] | None:
+    """After ``op``'s call succeeded and was settled: the task's next call (operation, inputs, pause before it), or
+    None when the task is done."""
+    nxt = op.follow(store, inputs) if op.follow is not None else None
+    return None if nxt is None else (ops[nxt.op], nxt.inputs, nxt.pause)
+
+
 def chain(
     ops: Mapping[str, Operation], store: Any, op: Operation, inputs: tuple[Any, ...]
 ) -> Iterator[tuple[Operation, tuple[Any, ...], float]]:
     """The calls one task makes, each (operation, inputs, pause before it): ``op`` itself, then its follow-ups. The
     caller makes each call, settles its outcome, and stops iterating when one fails; the next follow-up is asked for
     only after that, so it sees what the previous call showed."""
-    pause = 0.0
-    while True:
-        yield op, inputs, pause
-        nxt = op.follow(store, inputs) if op.follow is not None else None
-        if nxt is None:
-            return
-        op, inputs, pause = ops[nxt.op], nxt.inputs, nxt.pause
+    step: tuple[Operation, tuple[Any, ...], float] | None = (op, inputs, 0.0)
+    while step is not None:
+        yield step
+        step = follow_up(ops, store, step[0], step[1])
 
 
 def table(*operations: Operation) -> dict[str, Operation]:
@@ -116,7 +123,7 @@ class Adapter:
 
     layer: str
     operations: Mapping[str, Operation]
-    open: Callable[[Any, bool], Any]  # (settings, use_async) -> store; in the user's greenlet
+    open: Callable[[Any, bool], Any]  # (settings, use_async) -> store; on loadgen's setup threads
     close: Callable[[Any], None]  # sync store
     attach: Callable[[Any], Coroutine[Any, Any, None]]  # async store, on the loop: async clients, bounded handshake
     aclose: Callable[[Any], Coroutine[Any, Any, None]]  # async store, on the loop

@@ -82,7 +82,7 @@ class Store:
     name = "fake"
 
     def __init__(self, settings: Settings, use_async: bool = False) -> None:
-        self.s = settings
+        self.settings = settings
         self.own: deque[int] = deque(maxlen=10_000)
         self.embedder = embedder_for(settings)
         self.client = AsyncClient() if use_async else Client()
@@ -117,7 +117,7 @@ async def _afail(_s: Store) -> Any:
 def _delete_in(s: Store) -> tuple[Any, ...]:
     if not s.own:
         raise Skip("nothing inserted yet")
-    return ([s.own.popleft() for _ in range(min(len(s.own), s.s.batch_size))],)
+    return ([s.own.popleft() for _ in range(min(len(s.own), s.settings.batch_size))],)
 
 
 def _inserted(s: Store, inputs: tuple[Any, ...], ok: bool) -> None:
@@ -136,13 +136,13 @@ async def _aembed_then(s: Store, k: int) -> list[int]:
 
 
 OPERATIONS = table(
-    Operation("search", 10, "read", lambda s: (s.s.top_k,), lambda s, k: _hits(k), lambda s, k: _ahits(k),
+    Operation("search", 10, "read", lambda s: (s.settings.top_k,), lambda s, k: _hits(k), lambda s, k: _ahits(k),
               search=True),
-    Operation("insert", 2, "write", lambda s: ([next(_ids) for _ in range(s.s.batch_size)],),
+    Operation("insert", 2, "write", lambda s: ([next(_ids) for _ in range(s.settings.batch_size)],),
               lambda s, ids: _hits(len(ids)), lambda s, ids: _ahits(len(ids)), done=_inserted),
     Operation("delete", 1, "write", _delete_in, lambda s, ids: _hits(len(ids)), lambda s, ids: _ahits(len(ids))),
     Operation("fail", 0, "write", lambda s: (), _fail, _afail),
-    Operation("embed_search", 0, "read", lambda s: (s.s.top_k,), _embed_then, _aembed_then),
+    Operation("embed_search", 0, "read", lambda s: (s.settings.top_k,), _embed_then, _aembed_then),
     *freshness.operations(weight=0),
 )  # fmt: skip
 

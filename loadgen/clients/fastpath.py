@@ -46,7 +46,7 @@ class Requests:
     """The serialized requests of one process (shared by its users): built once, read by every call."""
 
     def __init__(self, settings: Settings, client: Any, schema: dict[str, Any]) -> None:
-        s = self.s = settings
+        s = self.settings = settings
         rows = RowFactory(s.dim, s.metric_type, s.seed + 7919)  # one seed: every process sends the same pool
         self.workload = truth.workload_for(s) if s.dataset else None
         vectors = self.workload.queries if self.workload is not None else rows.vectors(POOL)
@@ -128,7 +128,7 @@ class Store:
     process's pool of requests, and Search/Query methods on the client's raw channel."""
 
     def __init__(self, settings: Settings) -> None:
-        self.s = settings
+        self.settings = settings
         self.conn: dict[str, Any] = settings.client_kwargs(f"loadgen-fast-{uuid.uuid4().hex}")
         self.rows = RowFactory(settings.dim, settings.metric_type, settings.seed + next(_instances))  # picks only
         self.client: Any = None
@@ -142,10 +142,10 @@ class Store:
         the lock ten users starting at once built ten pools side by side (~0.13 s of CPU each, fighting for the
         interpreter lock into the first seconds of the test); the others wait here for the one build and share it.
         Async users build on the loop's thread, one at a time anyway."""
-        if (kept := _cached(self.s)) is not None:
+        if (kept := _cached(self.settings)) is not None:
             return kept
         with _build_lock:
-            return _cached(self.s) or _keep(self.s, Requests(self.s, self.client, schema))
+            return _cached(self.settings) or _keep(self.settings, Requests(self.settings, self.client, schema))
 
     def bind(self, channel: Any, db_name: str) -> None:
         """Search and Query on pymilvus's *raw* channel: its interceptors only add headers, which go along here as
@@ -162,8 +162,8 @@ class Store:
         self.search = method("Search", milvus_pb2.SearchResults)
         self.query = method("Query", milvus_pb2.QueryResults)
         md: list[tuple[str, Any]] = [("dbname", db_name)]
-        if self.s.milvus_token:  # what pymilvus's authorization interceptor adds
-            md.append(("authorization", base64.b64encode(self.s.milvus_token.encode())))
+        if self.settings.milvus_token:  # what pymilvus's authorization interceptor adds
+            md.append(("authorization", base64.b64encode(self.settings.milvus_token.encode())))
         self.md = tuple(md)
 
 
@@ -180,23 +180,23 @@ def _pick(name: str) -> Any:
 
 # ---- calls (timed): the bytes out, the answer parsed by grpc, its status checked as MilvusClient checks it ---------
 def _search(st: Store, request: bytes, _i: int) -> Any:
-    response = st.search(request, timeout=st.s.timeout, metadata=st.md)
+    response = st.search(request, timeout=st.settings.timeout, metadata=st.md)
     check_status(response.status)
     return response
 
 
 async def _asearch(st: Store, request: bytes, _i: int) -> Any:
-    response = await st.search(request, timeout=st.s.timeout, metadata=st.md)
+    response = await st.search(request, timeout=st.settings.timeout, metadata=st.md)
     check_status(response.status)
     return response
 
 
 def _query(st: Store, request: bytes, _i: int) -> Any:
-    return _queried(st.query(request, timeout=st.s.timeout, metadata=st.md))
+    return _queried(st.query(request, timeout=st.settings.timeout, metadata=st.md))
 
 
 async def _aquery(st: Store, request: bytes, _i: int) -> Any:
-    return _queried(await st.query(request, timeout=st.s.timeout, metadata=st.md))
+    return _queried(await st.query(request, timeout=st.settings.timeout, metadata=st.md))
 
 
 def _queried(response: Any) -> Any:
@@ -242,7 +242,7 @@ async def _attach(st: Store) -> None:
     interceptors to that list in place, so the list object itself is swapped for the moment, then put back)."""
     import asyncio
 
-    s = st.s
+    s = st.settings
     st.client = AsyncMilvusClient(**st.conn)
     await asyncio.wait_for(st.client.has_collection(s.collection, timeout=s.timeout), s.timeout)
     if (req := _cached(s)) is None:

@@ -48,8 +48,8 @@ def _query_kwargs(st: Any, row_id: int) -> dict[str, Any]:
     return {
         "filter": f"id == {row_id}",
         "output_fields": ["id"],
-        "consistency_level": st.s.consistency_level,
-        "timeout": st.s.timeout,
+        "consistency_level": st.settings.consistency_level,
+        "timeout": st.settings.timeout,
     }
 
 
@@ -66,18 +66,18 @@ def write_inputs(st: Any) -> tuple[Seen]:
 
 def write(st: Any, seen: Seen) -> int:
     if seen.write == "insert":
-        st.client.insert(st.name, seen.rows, timeout=st.s.timeout)
+        st.client.insert(st.name, seen.rows, timeout=st.settings.timeout)
     else:
-        st.client.delete(st.name, ids=[seen.id], timeout=st.s.timeout)
+        st.client.delete(st.name, ids=[seen.id], timeout=st.settings.timeout)
     seen.acked = time.perf_counter()
     return 1
 
 
 async def awrite(st: Any, seen: Seen) -> int:
     if seen.write == "insert":
-        await st.client.insert(st.name, seen.rows, timeout=st.s.timeout)
+        await st.client.insert(st.name, seen.rows, timeout=st.settings.timeout)
     else:
-        await st.client.delete(st.name, ids=[seen.id], timeout=st.s.timeout)
+        await st.client.delete(st.name, ids=[seen.id], timeout=st.settings.timeout)
     seen.acked = time.perf_counter()  # on the loop, as the call returns: the hand-off back is not counted
     return 1
 
@@ -125,7 +125,7 @@ def query_outcome(st: Any, inputs: tuple[Any, ...], found: list[Any]) -> Outcome
         if _visible(found, seen.write):
             seen.freshness_ms = (seen.answered - seen.acked) * 1000.0
             extra = {"freshness_ms": seen.freshness_ms, "write": seen.write}
-        elif seen.answered - seen.acked > st.s.timeout:
+        elif seen.answered - seen.acked > st.settings.timeout:
             seen.unseen = True
             extra = {"freshness_unseen": 1, "write": seen.write}
     return Outcome(len(found), extra=extra)

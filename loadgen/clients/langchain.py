@@ -103,15 +103,15 @@ class Store:
     aclient: AsyncMilvusClient | None = None
 
     def __init__(self, settings: Settings) -> None:
-        self.s = settings
-        self.t = settings.timeout
+        self.settings = settings
+        self.timeout = settings.timeout
         self.tag = f"lg-{uuid.uuid4().hex[:12]}"
         self.alias = f"loadgen-lc-{uuid.uuid4().hex}"
         self.embedder = embedder_for(settings)
         self.seq = itertools.count()
         self.rng = np.random.default_rng(settings.seed + next(_instances))
         self.own_ids: deque[str] = deque(maxlen=100_000)
-        self.k = settings.top_k
+        self.top_k = settings.top_k
         self.expr = settings.filter or None  # searches: how an invalid filter reaches the server
         self.workload = truth.workload_for(settings) if settings.dataset else None
         # only rows of our own: the collection may be a user's, or hold a dataset whose ground truth is fixed
@@ -121,7 +121,7 @@ class Store:
         return int(self.rng.integers(0, CATEGORIES))
 
     def query_text(self) -> str:
-        n = int(self.rng.integers(0, max(self.s.rows, 1)))
+        n = int(self.rng.integers(0, max(self.settings.rows, 1)))
         return f"{WORDS[n % len(WORDS)]} document {n}"
 
     def query(self) -> tuple[str, int | None]:
@@ -132,12 +132,12 @@ class Store:
         return dataset_texts.query_text(j), j
 
     def new(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-        ids = [f"{self.tag}-{next(self.seq)}" for _ in range(self.s.batch_size)]
+        ids = [f"{self.tag}-{next(self.seq)}" for _ in range(self.settings.batch_size)]
         texts = [f"{WORDS[i % len(WORDS)]} document {pk}" for i, pk in enumerate(ids)]
         return ids, texts, [{"category": self.category(), "source": self.tag} for _ in ids]
 
     def own(self) -> list[str]:
-        own = [self.own_ids.popleft() for _ in range(min(self.s.batch_size, len(self.own_ids)))]
+        own = [self.own_ids.popleft() for _ in range(min(self.settings.batch_size, len(self.own_ids)))]
         if not own:
             raise Skip("no rows of this user's own to delete yet")
         return own
@@ -153,7 +153,7 @@ def _twin(method: str, plan: Plan) -> tuple[Callable[..., Any], Callable[..., An
 
     def call(s: Store, *inputs: Any) -> Any:
         args, kw = plan(s, *inputs)
-        with bounded(s.t), _surfacing() as sink, _translated(method, method):
+        with bounded(s.timeout), _surfacing() as sink, _translated(method, method):
             return getattr(s.lc, method)(*args, **kw), sink
 
     async def acall(s: Store, *inputs: Any) -> Any:
@@ -200,9 +200,10 @@ def _remember(s: Store, inputs: tuple[Any, ...], ok: bool) -> None:
 
 def _upsert_in(s: Store) -> tuple[Any, ...]:
     if s.own_rows_only:  # maybe a user's collection: rewrite only rows this user wrote (or new ones, then its own)
-        ids = list(s.own_ids)[-s.s.batch_size :] or s.new()[0]
+        ids = list(s.own_ids)[-s.settings.batch_size :] or s.new()[0]
     else:  # loadgen's own collection: its prefilled rows
-        ids = list(dict.fromkeys(str(int(x)) for x in s.rng.integers(0, max(s.s.rows, 1), s.s.batch_size)))
+        drawn = s.rng.integers(0, max(s.settings.rows, 1), s.settings.batch_size)
+        ids = list(dict.fromkeys(str(int(x)) for x in drawn))
     source = s.tag if s.own_rows_only else "prefill"
     docs = [Document(page_content=f"upserted document {pk}", metadata={"category": s.category(), "source": source})
             for pk in ids]  # fmt: skip
@@ -217,9 +218,9 @@ def _upserted(s: Store, inputs: tuple[Any, ...], ok: bool) -> None:
 def _from_texts_plan(s: Store, ids: list[str], texts: list[str], metas: list[dict[str, Any]]) -> Any:
     """A classmethod: a new store over the SAME collection. The sync one shares this store's connection; the async
     one takes none (its async client needs an async connection; the default per-uri ones are shared, never closed)."""
-    kw = store_kwargs(s.s, None if s.aclient is not None else s.alias)
+    kw = store_kwargs(s.settings, None if s.aclient is not None else s.alias)
     kw["embedding"] = kw.pop("embedding_function")
-    return (texts,), {**kw, "metadatas": metas, "ids": ids, "drop_old": False, "timeout": s.t}
+    return (texts,), {**kw, "metadatas": metas, "ids": ids, "drop_old": False, "timeout": s.timeout}
 
 
 def _from_texts() -> Operation:
@@ -227,7 +228,7 @@ def _from_texts() -> Operation:
 
     def call(s: Store, *inputs: Any) -> Any:
         args, kw = plan(s, *inputs)
-        with bounded(s.t):
+        with bounded(s.timeout):
             return Milvus.from_texts(*args, **kw), []
 
     async def acall(s: Store, *inputs: Any) -> Any:
@@ -241,9 +242,9 @@ def _from_texts() -> Operation:
 
 def _search(op: str) -> Plan:
     def plan(s: Store, q: Any, _query_index: int | None = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        kw: dict[str, Any] = {"k": s.k, "expr": s.expr, "timeout": s.t}
+        kw: dict[str, Any] = {"k": s.top_k, "expr": s.expr, "timeout": s.timeout}
         if op.startswith("max_marginal"):
-            kw["fetch_k"] = 2 * s.k
+            kw["fetch_k"] = 2 * s.top_k
         return (q,), kw
 
     return plan
@@ -284,7 +285,7 @@ def _delete_expr_in(s: Store) -> tuple[Any, ...]:
     return f'source == "{s.tag}" and pk in {ids}', ids
 
 
-_ADD = lambda s, ids, *rest: (rest, {"ids": ids, "timeout": s.t})  # noqa: E731 - (ids, texts|docs, ...) -> call
+_ADD = lambda s, ids, *rest: (rest, {"ids": ids, "timeout": s.timeout})  # noqa: E731 - (ids, texts|docs, ...) -> call
 _SEARCHES = (
     ("similarity_search", 10, _text), ("similarity_search_by_vector", 2, _vector),
     ("similarity_search_with_score", 2, _text), ("similarity_search_with_score_by_vector", 1, _vector),
@@ -297,15 +298,15 @@ OPERATIONS = table(
     # MMR is not scored: its hits are diversified on purpose, not the k nearest
     *(_op(name, w, "read", inputs, _search(name), search=name == "similarity_search", server="Search",
           outcome=None if name.startswith("max_marginal") else _scored) for name, w, inputs in _SEARCHES),
-    _op("delete", 1, "write", lambda s: (s.own(),), lambda s, ids: ((), {"ids": ids, "timeout": s.t}),
+    _op("delete", 1, "write", lambda s: (s.own(),), lambda s, ids: ((), {"ids": ids, "timeout": s.timeout}),
         outcome=_deleted, server="Delete"),
-    _op("delete_expr", 1, "write", _delete_expr_in, lambda s, expr, _ids: ((), {"expr": expr, "timeout": s.t}),
+    _op("delete_expr", 1, "write", _delete_expr_in, lambda s, expr, _ids: ((), {"expr": expr, "timeout": s.timeout}),
         method="delete", outcome=_deleted, label="delete[expr]", server="Delete"),
     _op("upsert", 1, "write", _upsert_in,
-        lambda s, ids, docs: ((), {"ids": ids, "documents": docs, "timeout": s.t}),
+        lambda s, ids, docs: ((), {"ids": ids, "documents": docs, "timeout": s.timeout}),
         outcome=_written, done=_upserted, server="Insert"),
-    _op("search_by_metadata", 2, "read", lambda s: (s.s.filter or f"category == {s.category()}",),
-        lambda s, expr: ((expr,), {"fields": ["pk", "category", "source"], "limit": s.k}), outcome=_by_metadata,
+    _op("search_by_metadata", 2, "read", lambda s: (s.settings.filter or f"category == {s.category()}",),
+        lambda s, expr: ((expr,), {"fields": ["pk", "category", "source"], "limit": s.top_k}), outcome=_by_metadata,
         server="Query"),
     _op("get_pks", 1, "read", lambda s: (f"category == {s.category()}",), lambda s, expr: ((expr,), {}),
         server="Query"),
@@ -324,9 +325,9 @@ def _open(settings: Settings, _use_async: bool) -> Store:
 async def _attach(s: Store) -> None:
     """An async client of its own (with our alias, the library would reuse the alias's *sync* connection), made on
     the loop; its first call, the handshake without a deadline of its own, is made here, bounded."""
-    s.aclient = AsyncMilvusClient(**s.s.client_kwargs(s.alias + "-async"))
+    s.aclient = AsyncMilvusClient(**s.settings.client_kwargs(s.alias + "-async"))
     s.lc._async_milvus_client = s.aclient
-    await asyncio.wait_for(s.aclient.has_collection(collection_name(s.s), timeout=s.t), s.t)
+    await asyncio.wait_for(s.aclient.has_collection(collection_name(s.settings), timeout=s.timeout), s.timeout)
 
 
 def _close(s: Store) -> None:

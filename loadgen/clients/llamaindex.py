@@ -104,7 +104,7 @@ class _IngestPool:
     _pools: dict[tuple[Any, ...], _IngestPool] = {}  # noqa: RUF012 - one per process and collection
 
     def __init__(self, settings: Settings) -> None:
-        self.s = settings
+        self.settings = settings
         self._jobs = _OSQueue()
         self.stores = [store_for(settings) for _ in range(INGEST_THREADS)]
         self._threads = [threading.Thread(target=self._run, args=(st,), name="loadgen-li-ingest", daemon=True)
@@ -126,7 +126,7 @@ class _IngestPool:
         loop = asyncio.SelectorEventLoop(gevent.monkey.get_original("selectors", "EpollSelector")())
         asyncio.set_event_loop(loop)
         try:
-            loop.run_until_complete(attach_async_client(store, self.s))
+            loop.run_until_complete(attach_async_client(store, self.settings))
         except BaseException as exc:  # every job of this thread then says why
             failed: BaseException | None = exc
         else:
@@ -181,8 +181,8 @@ class Store:
     use_async = False
 
     def __init__(self, settings: Settings) -> None:
-        self.s = settings
-        self.t = settings.timeout
+        self.settings = settings
+        self.timeout = settings.timeout
         self.embedder = embedder_for(settings)
         self.embed_model = llamaindex_embedding(self.embedder)
         self.rng = np.random.default_rng(settings.seed + next(_instances))
@@ -199,7 +199,7 @@ class Store:
         self.retriever = index.as_retriever(similarity_top_k=settings.top_k)
 
     def text(self) -> str:
-        n = int(self.rng.integers(0, max(self.s.rows, 1)))
+        n = int(self.rng.integers(0, max(self.settings.rows, 1)))
         return f"{WORDS[n % len(WORDS)]} document {n}"
 
     def query_text(self) -> tuple[str, int | None]:
@@ -211,13 +211,13 @@ class Store:
 
     def query(self, filters: MetadataFilters | None = None) -> VectorStoreQuery:
         emb = self.embedder.embed([self.text()])[0]
-        return VectorStoreQuery(query_embedding=emb, similarity_top_k=self.s.top_k, filters=filters)
+        return VectorStoreQuery(query_embedding=emb, similarity_top_k=self.settings.top_k, filters=filters)
 
     def scored_query(self) -> tuple[Any, ...]:
         """``query``'s inputs: the query, no extra arguments, and the dataset query it runs (or None)."""
         text, j = self.query_text()
         emb = self.embedder.embed([text])[0]
-        return VectorStoreQuery(query_embedding=emb, similarity_top_k=self.s.top_k), None, j
+        return VectorStoreQuery(query_embedding=emb, similarity_top_k=self.settings.top_k), None, j
 
     def from_documents(self, docs: list[Document], store: MilvusVectorStore) -> int:
         """On an ingest thread: the library's call, as a sync app with use_async=True makes it."""
@@ -233,12 +233,12 @@ class Store:
 
 # ---- inputs (untimed) ---------------------------------------------------------------------------------------------
 def _add_in(s: Store) -> tuple[Any, ...]:
-    return (nodes([f"lg-node-{uuid.uuid4().hex}" for _ in range(s.s.batch_size)], s.embedder, s.rng),)
+    return (nodes([f"lg-node-{uuid.uuid4().hex}" for _ in range(s.settings.batch_size)], s.embedder, s.rng),)
 
 
 def _filtered_in(s: Store) -> tuple[Any, ...]:
-    if s.s.filter:  # the library drops string_expr when filters are given: send it alone
-        return s.query(), {"string_expr": s.s.filter}
+    if s.settings.filter:  # the library drops string_expr when filters are given: send it alone
+        return s.query(), {"string_expr": s.settings.filter}
     category = int(s.rng.integers(0, CATEGORIES))
     return s.query(MetadataFilters(filters=[MetadataFilter(key="category", value=category)])), {}
 
@@ -250,10 +250,10 @@ def _delete_in(s: Store) -> tuple[Any, ...]:
 
 
 def _delete_nodes_in(s: Store) -> tuple[Any, ...]:
-    own = [s.own_nodes.popleft() for _ in range(min(s.s.batch_size, len(s.own_nodes)))]
+    own = [s.own_nodes.popleft() for _ in range(min(s.settings.batch_size, len(s.own_nodes)))]
     if not own:
         raise Skip("no nodes of this user's own to delete yet")
-    return own, {"timeout": s.t}  # the one call whose kwargs reach pymilvus: it can carry a deadline
+    return own, {"timeout": s.timeout}  # the one call whose kwargs reach pymilvus: it can carry a deadline
 
 
 # ---- calls (timed) ------------------------------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def _method(owner: str, sync: str, asyn: str) -> tuple[Callable[..., Any], Calla
     Milvus), and its async twin (bounded by the user's own deadline)."""
 
     def call(s: Store, arg: Any, kw: dict[str, Any] | None = None, _query_index: int | None = None) -> Any:
-        with gevent.Timeout(s.t, CallTimeout(f"no answer within {s.t:g} s")):
+        with gevent.Timeout(s.timeout, CallTimeout(f"no answer within {s.timeout:g} s")):
             return getattr(getattr(s, owner), sync)(arg, **(kw or {}))
 
     def acall(s: Store, arg: Any, kw: dict[str, Any] | None = None, _query_index: int | None = None) -> Any:
@@ -273,7 +273,7 @@ def _method(owner: str, sync: str, asyn: str) -> tuple[Callable[..., Any], Calla
 
 def _ingest_sync(s: Store, docs: list[Document]) -> int:
     assert s.ingest is not None
-    return int(s.ingest.run_sync(lambda store: s.from_documents(docs, store), s.t))
+    return int(s.ingest.run_sync(lambda store: s.from_documents(docs, store), s.timeout))
 
 
 async def _ingest_async(s: Store, docs: list[Document]) -> int:
@@ -340,9 +340,10 @@ OPERATIONS = table(
     _op("delete", 1, "write", _delete_in, ("store", "delete", "adelete"), outcome=_asked, server="Delete"),
     _op("delete_nodes", 1, "write", _delete_nodes_in, ("store", "delete_nodes", "adelete_nodes"), outcome=_asked,
         server="Delete"),
-    _op("get_nodes", 2, "read", lambda s: ([f"lg-{int(i)}" for i in s.rng.integers(0, max(s.s.rows, 1),
-        s.s.batch_size)],), ("store", "get_nodes", "aget_nodes"), server="Query"),
-    Operation("from_documents", 1, "write", lambda s: ([_document(s.text(), s.rng) for _ in range(s.s.batch_size)],),
+    _op("get_nodes", 2, "read", lambda s: ([f"lg-{int(i)}" for i in s.rng.integers(0, max(s.settings.rows, 1),
+        s.settings.batch_size)],), ("store", "get_nodes", "aget_nodes"), server="Query"),
+    Operation("from_documents", 1, "write",
+              lambda s: ([_document(s.text(), s.rng) for _ in range(s.settings.batch_size)],),
               _ingest_sync, _ingest_async, outcome=lambda s, i, n: Outcome(int(n)), done=_ingested,
               label="VectorStoreIndex.from_documents", async_label="VectorStoreIndex.from_documents",
               server="Insert"),
@@ -357,7 +358,7 @@ def _open(settings: Settings, _use_async: bool) -> Store:
 
 
 async def _attach(s: Store) -> None:
-    await attach_async_client(s.store, s.s)
+    await attach_async_client(s.store, s.settings)
 
 
 def _close(s: Store) -> None:

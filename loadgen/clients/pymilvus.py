@@ -28,8 +28,8 @@ class Store:
     in a collection loadgen did not create, or that holds a dataset), and the dataset's queries, when one is set."""
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
-        self.s = settings
-        self.t = settings.timeout
+        self.settings = settings
+        self.timeout = settings.timeout
         self.name = settings.collection
         self.search_params = {"metric_type": settings.metric_type, "params": collection.search_params(settings)}
         self.rows = RowFactory(settings.dim, settings.metric_type, settings.seed + next(_instances))
@@ -48,14 +48,14 @@ class Store:
 
 # ---- inputs (untimed) -------------------------------------------------------------------------------------------
 def _insert_in(s: Store) -> tuple[Any, ...]:
-    return (s.rows.rows(s.rows.new_ids(s.s.batch_size)),)
+    return (s.rows.rows(s.rows.new_ids(s.settings.batch_size)),)
 
 
 def _upsert_in(s: Store) -> tuple[Any, ...]:
-    n = s.s.batch_size
+    n = s.settings.batch_size
     if s.own_rows_only:  # rewrite rows this user inserted, or write new ones (which become its own)
         return (s.rows.rows(list(s.own_ids)[-n:] or s.rows.new_ids(n)),)
-    return (s.rows.rows(s.rows.existing_ids(n, s.s.rows)),)
+    return (s.rows.rows(s.rows.existing_ids(n, s.settings.rows)),)
 
 
 def _search_in(s: Store) -> tuple[Any, ...]:
@@ -66,11 +66,11 @@ def _search_in(s: Store) -> tuple[Any, ...]:
 
 
 def _query_in(s: Store) -> tuple[Any, ...]:
-    return (s.s.filter or f"category == {int(s.rows.rng.integers(0, CATEGORIES))}",)
+    return (s.settings.filter or f"category == {int(s.rows.rng.integers(0, CATEGORIES))}",)
 
 
 def _delete_in(s: Store) -> tuple[Any, ...]:
-    own = s.take_own(s.s.batch_size)
+    own = s.take_own(s.settings.batch_size)
     if not own:
         raise Skip("no rows of this user's own to delete yet")
     return (own,)
@@ -78,22 +78,22 @@ def _delete_in(s: Store) -> tuple[Any, ...]:
 
 # ---- calls (timed) ----------------------------------------------------------------------------------------------
 def _search(s: Store, vectors: Any, _query_index: int | None) -> Any:
-    kw: dict[str, Any] = {"data": vectors, "limit": s.s.top_k, "search_params": s.search_params}
-    if s.s.filter:
-        kw["filter"] = s.s.filter
-    return s.client.search(s.name, **kw, consistency_level=s.s.consistency_level, timeout=s.t)
+    kw: dict[str, Any] = {"data": vectors, "limit": s.settings.top_k, "search_params": s.search_params}
+    if s.settings.filter:
+        kw["filter"] = s.settings.filter
+    return s.client.search(s.name, **kw, consistency_level=s.settings.consistency_level, timeout=s.timeout)
 
 
 def _query(s: Store, expr: str) -> Any:
     return s.client.query(
-        s.name, filter=expr, limit=s.s.top_k, output_fields=["id", "category"],
-        consistency_level=s.s.consistency_level, timeout=s.t,
+        s.name, filter=expr, limit=s.settings.top_k, output_fields=["id", "category"],
+        consistency_level=s.settings.consistency_level, timeout=s.timeout,
     )  # fmt: skip
 
 
 def _count(s: Store, expr: str) -> Any:
-    return s.client.query(s.name, filter=expr, output_fields=["count(*)"], consistency_level=s.s.consistency_level,
-                          timeout=s.t)  # fmt: skip
+    return s.client.query(s.name, filter=expr, output_fields=["count(*)"],
+                          consistency_level=s.settings.consistency_level, timeout=s.timeout)  # fmt: skip
 
 
 # ---- outcomes and bookkeeping (untimed) ---------------------------------------------------------------------------
@@ -102,8 +102,9 @@ def _searched(s: Store, inputs: tuple[Any, ...], result: Any) -> Outcome:
     query_index = inputs[1]
     if s.workload is None or query_index is None:
         return Outcome(hits)
-    ids = [int(hit["id"]) for hit in result[0]] if len(result) else []
-    return Outcome(hits, s.workload.recall(query_index, ids))
+    first = result[0] if len(result) else []
+    ids = getattr(first, "ids", None)  # pymilvus's hits keep their ids as a list: no hit made into a dict
+    return Outcome(hits, s.workload.recall(query_index, ids if ids is not None else [hit["id"] for hit in first]))
 
 
 def _counted(_s: Store, _inputs: tuple[Any, ...], result: Any) -> Outcome:
@@ -120,21 +121,21 @@ def _remember(key: str) -> Any:
 
 
 OPERATIONS = table(
-    Operation("insert", 2, "write", _insert_in, lambda s, rows: s.client.insert(s.name, rows, timeout=s.t),
+    Operation("insert", 2, "write", _insert_in, lambda s, rows: s.client.insert(s.name, rows, timeout=s.timeout),
               outcome=lambda s, i, r: Outcome(int(r["insert_count"])), done=_remember("insert"),
               async_label="insert", server="Insert"),
-    Operation("upsert", 1, "write", _upsert_in, lambda s, rows: s.client.upsert(s.name, rows, timeout=s.t),
+    Operation("upsert", 1, "write", _upsert_in, lambda s, rows: s.client.upsert(s.name, rows, timeout=s.timeout),
               outcome=lambda s, i, r: Outcome(int(r["upsert_count"])), done=_remember("upsert"),
               async_label="upsert", server="Upsert"),
     Operation("search", 10, "read", _search_in, _search, outcome=_searched, search=True, async_label="search",
               server="Search"),
     Operation("query", 2, "read", _query_in, _query, async_label="query", server="Query"),
-    Operation("get", 2, "read", lambda s: (s.rows.existing_ids(s.s.batch_size, s.existing_rows),),
-              lambda s, ids: s.client.get(s.name, ids=ids, output_fields=["id"], timeout=s.t), async_label="get",
+    Operation("get", 2, "read", lambda s: (s.rows.existing_ids(s.settings.batch_size, s.existing_rows),),
+              lambda s, ids: s.client.get(s.name, ids=ids, output_fields=["id"], timeout=s.timeout), async_label="get",
               server="Query"),
-    Operation("delete", 1, "write", _delete_in, lambda s, ids: s.client.delete(s.name, ids=ids, timeout=s.t),
+    Operation("delete", 1, "write", _delete_in, lambda s, ids: s.client.delete(s.name, ids=ids, timeout=s.timeout),
               outcome=lambda s, i, r: Outcome(int(r["delete_count"])), async_label="delete", server="Delete"),
-    Operation("query_count", 0, "read", lambda s: (s.s.filter,), _count, outcome=_counted,
+    Operation("query_count", 0, "read", lambda s: (s.settings.filter,), _count, outcome=_counted,
               label="query[count]", async_label="query[count]", server="Query"),
 )  # fmt: skip
 
@@ -151,7 +152,7 @@ async def _attach(store: Store) -> None:
     """The async client is bound to the running loop (pymilvus requires it). It connects on its first call, and that
     handshake has no deadline of its own: it is made here, bounded."""
     store.client = AsyncMilvusClient(**store.conn)
-    await asyncio.wait_for(store.client.has_collection(store.name, timeout=store.t), store.t)
+    await asyncio.wait_for(store.client.has_collection(store.name, timeout=store.timeout), store.timeout)
 
 
 async def _aclose(store: Store) -> None:

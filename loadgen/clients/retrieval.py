@@ -45,7 +45,7 @@ def corpus_for(settings: Settings) -> corpora.Corpus:
 
 class _Common:
     def __init__(self, settings: Settings) -> None:
-        self.s = settings
+        self.settings = settings
         self.name = schema.collection_name(settings)
         self.corpus = corpus_for(settings)
         self.vectors = TextVectors(settings)
@@ -102,13 +102,13 @@ class _Common:
         if op in ("search_iterator", "query_iterator") and probe_.first_page_ms is not None:
             return {"first_page_ms": probe_.first_page_ms, "pages": probe_.pages}
         if op == "tenant_search":
-            return {"tenant": inputs[1], "tenant_bucket": bucket(inputs[1], self.s.tenants)}
+            return {"tenant": inputs[1], "tenant_bucket": bucket(inputs[1], self.settings.tenants)}
         if op in RELEVANCE_OPS:
             relevant = self.corpus.qrels.get(inputs[-1])
             if relevant:
                 ranked = [self.corpus.doc_ids[i] for i in probe_.ids if 0 <= i < len(self.corpus)]
                 return {
-                    "relevance_recall": corpora.recall_at_k(ranked, relevant, self.s.top_k),
+                    "relevance_recall": corpora.recall_at_k(ranked, relevant, self.settings.top_k),
                     "ndcg@10": corpora.ndcg_at_k(ranked, relevant, 10),
                 }
         return {}
@@ -190,7 +190,8 @@ def _open(settings: Settings, use_async: bool) -> RetrievalStore:
 async def _attach(store: RetrievalStore) -> None:
     """The async client is bound to the running loop; its first-call handshake is made here, bounded."""
     store.client = AsyncMilvusClient(**store.conn)
-    await asyncio.wait_for(store.client.has_collection(store.name, timeout=store.s.timeout), store.s.timeout)
+    timeout = store.settings.timeout
+    await asyncio.wait_for(store.client.has_collection(store.name, timeout=timeout), timeout)
 
 
 async def _aclose(store: RetrievalStore) -> None:

@@ -72,7 +72,7 @@ def langchain_store(settings: Settings, vectors: TextVectors, *, creating: bool 
 
 def _lc_kwargs(st: Any, ranker: str) -> dict[str, Any]:
     _, params = RANKERS[ranker]
-    return {"k": st.s.top_k, "ranker_type": ranker, "ranker_params": params}
+    return {"k": st.settings.top_k, "ranker_type": ranker, "ranker_params": params}
 
 
 def _lc_ids(docs: list[Any], probe: Probe) -> int:
@@ -91,7 +91,16 @@ def _lc_op(ranker: str) -> Op:
             warnings.simplefilter("ignore", DeprecationWarning)
             return _lc_ids(await st.store.asimilarity_search(text, **_lc_kwargs(st, ranker)), probe)
 
-    return Op(f"similarity_search[hybrid-{ranker}]", 1, "read", _text_probe_qid, call, acall, cap.FULL_TEXT_BM25)
+    return Op(
+        f"similarity_search[hybrid-{ranker}]",
+        1,
+        "read",
+        _text_probe_qid,
+        call,
+        acall,
+        cap.FULL_TEXT_BM25,
+        "HybridSearch",
+    )
 
 
 # ---- LlamaIndex --------------------------------------------------------------------------------------------------
@@ -127,7 +136,7 @@ def _li_query(st: Any, text: str, mode: str) -> Any:
 
     vector = st.vectors.dense([text])[0] if mode != "text_search" else None
     return VectorStoreQuery(
-        query_str=text, query_embedding=vector, similarity_top_k=st.s.top_k, mode=VectorStoreQueryMode(mode)
+        query_str=text, query_embedding=vector, similarity_top_k=st.settings.top_k, mode=VectorStoreQueryMode(mode)
     )
 
 
@@ -146,7 +155,10 @@ def _li_op(name: str, mode: str, store_attr: str) -> Op:
         qid, text = st.pick_query()
         return (_li_query(st, text, mode), Probe(), qid)
 
-    return Op(name, 1, "read", inputs, call, acall, cap.FULL_TEXT_BM25)
+    # full text alone is one search; a hybrid mode is the library's hybrid_search
+    return Op(
+        name, 1, "read", inputs, call, acall, cap.FULL_TEXT_BM25, "Search" if mode == "text_search" else "HybridSearch"
+    )
 
 
 def _text_probe_qid(st: Any) -> tuple[Any, ...]:
@@ -255,7 +267,7 @@ def operation(op: Op, *, search: bool) -> Operation:
         op.name, op.weight, op.kind, op.inputs, op.call, op.acall,
         outcome=lambda st, inputs, n: Outcome(int(n), extra=st.observe("search", inputs)),
         async_label=f"a{base}[{variant}" if variant else "a" + base,  # the library's async method: asimilarity_search
-        search=search, needs=cap.show(op.min_version),
+        search=search, needs=cap.show(op.min_version), server=op.server,
     )  # fmt: skip
 
 
@@ -307,7 +319,10 @@ def _states() -> tuple[type, type]:
 
             self.aclient = AsyncMilvusClient(**self.conn)  # an alias of its own (``_Common.conn``)
             self.store._async_milvus_client = self.aclient
-            await asyncio.wait_for(self.aclient.has_collection(lc_name(self.s), timeout=self.s.timeout), self.s.timeout)
+            await asyncio.wait_for(
+                self.aclient.has_collection(lc_name(self.settings), timeout=self.settings.timeout),
+                self.settings.timeout,
+            )
 
         async def aclose(self) -> None:
             try:
@@ -334,8 +349,8 @@ def _states() -> tuple[type, type]:
                 self.build()
 
         def build(self) -> None:
-            self.store = llamaindex_store(self.s, "rrf", use_async=self.use_async)
-            self.weighted_store = llamaindex_store(self.s, "weighted", use_async=self.use_async)
+            self.store = llamaindex_store(self.settings, "rrf", use_async=self.use_async)
+            self.weighted_store = llamaindex_store(self.settings, "weighted", use_async=self.use_async)
 
         @classmethod
         async def open(cls, settings: Settings) -> Any:

@@ -55,12 +55,12 @@ class Op:
 
 
 def _common(st: Any) -> dict[str, Any]:
-    return {"consistency_level": st.s.consistency_level, "timeout": st.s.timeout}
+    return {"consistency_level": st.settings.consistency_level, "timeout": st.settings.timeout}
 
 
 def _dense(st: Any, vector: list[float], **extra: Any) -> dict[str, Any]:
-    params = {"metric_type": st.s.metric_type, "params": extra.pop("params", {})}
-    return {"data": [vector], "anns_field": "dense", "limit": st.s.top_k, "search_params": params, **extra}
+    params = {"metric_type": st.settings.metric_type, "params": extra.pop("params", {})}
+    return {"data": [vector], "anns_field": "dense", "limit": st.settings.top_k, "search_params": params, **extra}
 
 
 def _range_params(metric: str) -> dict[str, float]:
@@ -72,8 +72,8 @@ def _range_params(metric: str) -> dict[str, float]:
 
 
 def _hybrid_kwargs(st: Any, vector: list[float], text: str, ranker: Any) -> dict[str, Any]:
-    k = st.s.top_k
-    dense = AnnSearchRequest(data=[vector], anns_field="dense", param={"metric_type": st.s.metric_type}, limit=k)
+    k = st.settings.top_k
+    dense = AnnSearchRequest(data=[vector], anns_field="dense", param={"metric_type": st.settings.metric_type}, limit=k)
     bm25 = AnnSearchRequest(data=[text], anns_field="sparse", param={"metric_type": "BM25"}, limit=k)
     return {"reqs": [dense, bm25], "ranker": ranker, "limit": k, "output_fields": ["id"], **_common(st)}
 
@@ -87,7 +87,7 @@ def _requests() -> dict[str, Callable[..., tuple[str, dict[str, Any]]]]:
             {
                 "data": [q],
                 "anns_field": "sparse",
-                "limit": st.s.top_k,
+                "limit": st.settings.top_k,
                 "search_params": {"metric_type": "BM25"},
                 "output_fields": ["id"],
                 **_common(st),
@@ -98,7 +98,7 @@ def _requests() -> dict[str, Callable[..., tuple[str, dict[str, Any]]]]:
             {
                 "data": [sv],
                 "anns_field": "learned",
-                "limit": st.s.top_k,
+                "limit": st.settings.top_k,
                 "search_params": {"metric_type": "IP"},
                 "output_fields": ["id"],
                 **_common(st),
@@ -111,11 +111,16 @@ def _requests() -> dict[str, Callable[..., tuple[str, dict[str, Any]]]]:
         ),
         "text_match_query": lambda st, word: (
             "query",
-            {"filter": f"text_match(text, '{word}')", "limit": st.s.top_k, "output_fields": ["id"], **_common(st)},
+            {
+                "filter": f"text_match(text, '{word}')",
+                "limit": st.settings.top_k,
+                "output_fields": ["id"],
+                **_common(st),
+            },
         ),
         "range_search": lambda st, v: (
             "search",
-            {**_dense(st, v, params=_range_params(st.s.metric_type)), "output_fields": ["id"], **_common(st)},
+            {**_dense(st, v, params=_range_params(st.settings.metric_type)), "output_fields": ["id"], **_common(st)},
         ),
         "grouping_search": lambda st, v: (
             "search",
@@ -186,8 +191,8 @@ def search_iterator(st: Any, vector: list[float], probe: Probe) -> int:
         warnings.simplefilter("ignore")
         it = st.client.search_iterator(
             st.name, data=[vector], anns_field="dense", batch_size=ITERATOR_BATCH,
-            limit=ITERATOR_BATCH * ITERATOR_PAGES, search_params={"metric_type": st.s.metric_type},
-            output_fields=["id"], timeout=st.s.timeout,
+            limit=ITERATOR_BATCH * ITERATOR_PAGES, search_params={"metric_type": st.settings.metric_type},
+            output_fields=["id"], timeout=st.settings.timeout,
         )  # fmt: skip
     return _drain(it, probe, begun)
 
@@ -197,7 +202,7 @@ async def asearch_pages(st: Any, vector: list[float], probe: Probe) -> int:
     for n in range(ITERATOR_PAGES):
         res = await st.client.search(
             st.name, data=[vector], anns_field="dense", limit=ITERATOR_BATCH, offset=n * ITERATOR_BATCH,
-            search_params={"metric_type": st.s.metric_type}, output_fields=["id"], **_common(st),
+            search_params={"metric_type": st.settings.metric_type}, output_fields=["id"], **_common(st),
         )  # fmt: skip
         page = res[0] if len(res) else []
         if not page:
@@ -213,7 +218,7 @@ def query_iterator(st: Any, expr: str, probe: Probe) -> int:
     begun = time.perf_counter()
     it = st.client.query_iterator(
         st.name, batch_size=ITERATOR_BATCH, limit=ITERATOR_BATCH * ITERATOR_PAGES, filter=expr,
-        output_fields=["id"], timeout=st.s.timeout,
+        output_fields=["id"], timeout=st.settings.timeout,
     )  # fmt: skip
     return _drain(it, probe, begun)
 

@@ -18,6 +18,8 @@ from loadgen.config import values as v
 from loadgen.errors import LoadgenError
 
 INDEX_TYPES = ("AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT")
+# index build parameters unless --index-params says otherwise (the collection's, and sizing's memory formulas)
+INDEX_DEFAULTS: dict[str, dict[str, int]] = {"HNSW": {"M": 16, "efConstruction": 200}, "IVF_FLAT": {"nlist": 128}}
 METRICS = ("COSINE", "L2", "IP")
 CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
 SECRET_FIELDS = ("milvus_token", "openai_api_key")
@@ -36,12 +38,16 @@ def option(
     choices: tuple[str, ...] | None = None,
     secret: bool = False,
     ui: bool = True,
+    load: bool = False,
+    shown: tuple[str, ...] = ("loadgen", "locust"),
 ) -> Any:
     """A settings field that is also a flag. ``raw``: the flag's own default when it differs from the parsed value
-    (``""`` for a JSON option whose value is ``{}``); ``parse(text, name)``: flag text -> value."""
+    (``""`` for a JSON option whose value is ``{}``); ``parse(text, name)``: flag text -> value. ``load``: it applies
+    to a load test only (not to ``loadgen compare``). ``shown``: the parsers whose ``--help`` lists it (``loadgen``'s
+    commands, Locust's): plumbing that ``loadgen run`` sets itself is accepted everywhere and listed nowhere."""
     raw = default if raw is MISSING else raw
     meta = {"help": help, "raw": raw, "type": typ or type(raw), "parse": parse, "choices": choices}
-    meta.update(secret=secret, ui=ui)
+    meta.update(secret=secret, ui=ui, load=load, shown=shown)
     if isinstance(default, dict | list):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta, repr=not secret)
@@ -88,12 +94,13 @@ class Settings:
     )
     consistency_level: str = option("Bounded", "consistency level of searches and queries", choices=CONSISTENCY_LEVELS)
     batch_size: int = option(10, "rows per insert/upsert/delete call; ids per get")
-    fanout: int = option(10, "concurrent calls gathered by the async fanout task")
+    fanout: int = option(10, "concurrent calls gathered by the async fanout task", load=True)
     weights: dict[str, int] = option(
         {},
         "task weights op=w,... by operation name (0 disables; unnamed ops of a named layer: 0)",
         raw="",
         parse=v.weights,
+        load=True,
     )
     timeout: float = option(10.0, "seconds before any single Milvus call fails")
     arrival_rate: float = option(
@@ -101,17 +108,28 @@ class Settings:
         "open model: total requests per second across all users and workers, sent on schedule whatever the latency "
         "(latency counted from the intended send time); 0: closed model (each user waits for its answer)",
         parse=lambda text, name: v.rate(text, v.flag(name)),
+        load=True,
     )
     arrival_process: str = option(
         "uniform", "open model schedule: evenly spaced sends, or poisson (independent arrivals)",
-        choices=("uniform", "poisson"),
+        choices=("uniform", "poisson"), load=True,
     )  # fmt: skip
-    max_in_flight: int = option(100, "open model and streams: outstanding requests per user before sends are dropped")
+    driver: str = option(
+        "auto",
+        "how each store call waits: auto (from the user class, its operations and the load model, never the number "
+        "of users), greenlet, thread or loop (README: How it is built)",
+        parse=v.name,
+        load=True,
+    )
+    max_in_flight: int = option(
+        100, "open model and streams: outstanding requests per user before sends are dropped", load=True
+    )
     stream_rates: dict[str, float] = option(
         {},
         "fixed-rate background operations next to the workload, total calls/s: e.g. insert=20 or upsert=10,delete=10",
         raw="",
         parse=v.stream_rates,
+        load=True,
     )
     embedding: str = option(
         "fake", "text embeddings for LangChain/LlamaIndex: fake (offline), local, openai",
@@ -119,7 +137,7 @@ class Settings:
     )  # fmt: skip
     embedding_model: str = option("", "model name for --embedding openai (default text-embedding-3-small)")
     seed: int = option(42, "seed for generated vectors")
-    # retrieval layer (issue 15): full-text, sparse, hybrid and multi-tenant workloads
+    # the retrieval layer: full-text, sparse, hybrid and multi-tenant workloads
     corpus: str = option(
         "generated",
         "retrieval layer: text corpus: generated (Zipf-distributed words, --rows documents, offline), a .jsonl or "
@@ -155,39 +173,73 @@ class Settings:
         60.0,
         "a worker quits when it has not heard from the master for this many seconds (Locust's 60 by default)",
         ui=False,
+        load=True,
     )
     latency_file: str = option(
-        "", "write microsecond latency percentiles (HDR, merged from workers) to this JSON", ui=False
+        "",
+        "write microsecond latency percentiles (HDR, merged from workers) to this JSON",
+        ui=False,
+        load=True,
+        shown=(),
     )
-    recall_file: str = option("", "write recall statistics (merged from workers) to this JSON", ui=False)
+    recall_file: str = option(
+        "", "write recall statistics (merged from workers) to this JSON", ui=False, load=True, shown=()
+    )
     retrieval_file: str = option(
         "",
         "retrieval layer: write relevance, iterator first-page, tenant and freshness statistics to this JSON",
         ui=False,
+        load=True,
+        shown=(),
     )
-    open_loop_file: str = option("", "write open-model send counts (merged from workers) to this JSON", ui=False)
-    flows_file: str = option("", "write flow step statistics (merged from workers) to this JSON", ui=False)  # i14
-    workers_file: str = option("", "master: write the workers seen and those that went missing to this JSON", ui=False)
+    open_loop_file: str = option(
+        "", "write open-model send counts (merged from workers) to this JSON", ui=False, load=True, shown=()
+    )
+    flows_file: str = option(
+        "", "write flow step statistics (merged from workers) to this JSON", ui=False, load=True, shown=()
+    )
+    workers_file: str = option(
+        "", "master: write the workers seen and those that went missing to this JSON", ui=False, load=True, shown=()
+    )
     results_dir: str = option(
-        "", "the master writes results.json (and latency.json, recall.json, open_loop.json) to this directory", ui=False
+        "",
+        "the master writes results.json (and latency.json, recall.json, open_loop.json) to this directory",
+        ui=False,
+        load=True,
+        shown=("locust",),
     )
-    run_info: str = option("", "JSON merged into results.json's run section (set by loadgen run)", ui=False)
-    check_p99_ms: float | None = option(None, "checks: fail (exit 3) if any request's p99 is above this", typ=float)
+    run_info: str = option(
+        "", "JSON merged into results.json's run section (set by loadgen run)", ui=False, load=True, shown=()
+    )
+    check_p99_ms: float | None = option(
+        None, "checks: fail (exit 3) if any request's p99 is above this", typ=float, load=True
+    )
     check_fail_ratio: float | None = option(
-        None, "checks: fail (exit 3) if more than this share of the store calls failed", typ=float
+        None, "checks: fail (exit 3) if more than this share of the store calls failed", typ=float, load=True
     )
     check_min_qps: float | None = option(
-        None, "checks: fail (exit 3) if the total request rate is below this", typ=float
+        None, "checks: fail (exit 3) if the total request rate is below this", typ=float, load=True
     )
-    check_min_recall: float | None = option(None, "checks: fail (exit 3) if a mean recall is below this", typ=float)
-    # issue 16: Milvus's own metrics, scraped by the master (loadgen.stats.server_metrics)
+    check_min_recall: float | None = option(
+        None, "checks: fail (exit 3) if a mean recall is below this", typ=float, load=True
+    )
+    # Milvus's own metrics, scraped by the master (loadgen.stats.server_metrics)
     milvus_metrics_url: str = option(
-        "", "Milvus Prometheus endpoint scraped during the run, e.g. http://HOST:9091/metrics (loadgen run: embedded)"
+        "",
+        "Milvus Prometheus endpoint scraped during the run, e.g. http://HOST:9091/metrics (loadgen run: embedded)",
+        load=True,
     )
-    server_metrics_file: str = option("", "write Milvus's own figures over the run to this JSON", ui=False)
-    generator_file: str = option("", "write the generator's own load (CPU, loop lag; merged) to this JSON", ui=False)
+    server_metrics_file: str = option(
+        "", "write Milvus's own figures over the run to this JSON", ui=False, load=True, shown=()
+    )
+    generator_file: str = option(
+        "", "write the generator's own load (CPU, loop lag; merged) to this JSON", ui=False, load=True, shown=()
+    )
     prometheus_port: int = option(
-        0, "master: serve loadgen's live figures for Prometheus on this port, all interfaces (0: off)", ui=False
+        0,
+        "master: serve loadgen's live figures for Prometheus on this port, all interfaces (0: off)",
+        ui=False,
+        load=True,
     )
     # not options: set by loadgen itself
     total_users: int = 0  # users in the whole test, set by the master at test start (splits the rates)
@@ -314,13 +366,17 @@ def _env_name(dest: str) -> str:
     return "LOADGEN_" + dest.upper()
 
 
-def add_options(parser: Any, *, locust: bool) -> None:
-    """Register every option on ``parser`` (Locust's configargparse parser, or a plain argparse one)."""
+def add_options(parser: Any, *, locust: bool, load: bool = True) -> None:
+    """Register the options on ``parser`` (Locust's configargparse parser, or a plain argparse one); ``load=False``:
+    only those that apply to something else than a load test (``loadgen compare``)."""
     # Locust's include_in_web_ui/is_secret only work on the parser itself, not on an argument group
     group = parser if locust else parser.add_argument_group("loadgen", "workload options (env LOADGEN_<NAME>)")
     for f in _options():
         meta, default = f.metadata, f.metadata["raw"]
-        kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
+        if meta["load"] and not load:
+            continue
+        shown = ("locust" if locust else "loadgen") in meta["shown"]
+        kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"] if shown else argparse.SUPPRESS}
         env = _env_name(f.name)
         if locust and meta["secret"]:
             # no env_var here: Locust would put the env value into the web UI page as the field's default.

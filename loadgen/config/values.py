@@ -18,6 +18,14 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def name(text: str, option: str) -> str:
+    """A name such as a driver's (letters, digits, underscores); which names exist is the caller's to check."""
+    value = (text or "").strip().lower()
+    if not value.replace("_", "a").isalnum():
+        raise LoadgenError(f"{flag(option)} {text!r}: expected a name such as auto")
+    return value
+
+
 def json_object(text: str, name: str) -> dict[str, Any]:
     if not text:
         return {}
@@ -147,6 +155,11 @@ def checked_url(url: str, option: str, example: str) -> None:
         raise LoadgenError(f"{option} {url!r}: the port must be a number from 1 to 65535; expected {example}")
     if not parts.hostname or not _HOSTNAME.fullmatch(parts.hostname):
         raise LoadgenError(f"{option} {url!r}: no valid host name in it; expected {example}")
+
+
+def redact_uri(uri: str) -> str:
+    """``http://user:secret@host`` -> ``http://***@host``: credentials never reach a message."""
+    return re.sub(r"//[^/@]*@", "//***@", uri)
 
 
 def normalize_uri(host: str) -> str:

@@ -39,6 +39,7 @@ from loadgen.milvus import collection, preparation
 from loadgen.runtime import bridge, thaw_heap
 from loadgen.stats import checks, results
 from loadgen.stats.arrivals import ArrivalStats
+from loadgen.stats.drivers import DriverStats
 from loadgen.stats.histograms import HistogramListener
 from loadgen.stats.listeners import RunFolder, out_path, write_json
 from loadgen.stats.recall import RecallListener, recall_section
@@ -56,8 +57,9 @@ class _State:
     worker_requests: dict[str, int] = {}  # noqa: RUF012 - one process-wide tally, on the master
     histograms: HistogramListener | None = None  # microsecond latencies, merged on the master
     recall: RecallListener | None = None  # per-search recall against --dataset, merged on the master
-    retrieval: RetrievalListener | None = None  # relevance, first pages, tenants, freshness (issue 15)
+    retrieval: RetrievalListener | None = None  # relevance, first pages, tenants, freshness
     arrivals: ArrivalStats | None = None  # open-model and stream send counts, merged on the master
+    drivers: DriverStats | None = None  # which driver ran each user class, in each process, merged on the master
     workers: WorkerWatch | None = None  # workers seen and lost, on the master
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
     error = ""  # why the last test could not start, for the web UI (where stderr is out of sight)
@@ -69,7 +71,7 @@ class _State:
 state = _State()
 # (environment, state) -> None, called at init where the process has a web UI: how loadgen.web attaches its tab
 web_ui_extensions: list[Callable[[Any, _State], None]] = []
-# i14: results.json sections of merged statistics kept by higher layers (users.custom's flow steps): name -> builder
+# results.json sections of merged statistics kept by higher layers (users.custom's flow steps): name -> builder
 result_sections: dict[str, Callable[[], dict[str, Any]]] = {}
 # files written beside a web UI run's results.json, from the same document: name -> page (loadgen.web: report.html)
 result_pages: dict[str, Callable[[dict[str, Any]], str]] = {}
@@ -192,15 +194,16 @@ def _on_init(environment: Any, **_: Any) -> None:
     state.recall = RecallListener(environment, out_path=out_path(opts, "recall_file", "recall.json"))
     state.retrieval = RetrievalListener(environment, out_path=out_path(opts, "retrieval_file", "retrieval.json"))
     state.arrivals = ArrivalStats(environment, out_path=out_path(opts, "open_loop_file", "open_loop.json"))
+    state.drivers = DriverStats(environment)
     state.workers = WorkerWatch(environment, out_path=out_path(opts, "workers_file", "workers.json"))
     apply_master_timeout(environment)
     for layer in starting.layers_of(environment.user_classes or []):  # every process, before any user needs them
         adapters.preload(layer)
-    observe.attach(environment, state)  # INTEGRATION (issue 16): Milvus's metrics, generator load, Prometheus export
+    observe.attach(environment, state)  # Milvus's metrics, the generator's load, the Prometheus export
     if getattr(environment, "web_ui", None) is not None:  # the master's or local runner's web UI
         for extend in web_ui_extensions:
             extend(environment, state)
-    shutdown.install(environment)  # issue 12: Ctrl-C stops the users before the quitting cleanup; after the listeners
+    shutdown.install(environment)  # Ctrl-C stops the users before the quitting cleanup; after the listeners
     if isinstance(environment.runner, WorkerRunner):
         return
     if opts is None or not (opts.headless or opts.autostart):
@@ -278,9 +281,11 @@ def run_info(environment: Any) -> dict[str, Any]:
         info.update(model="open", arrival_rate=settings.arrival_rate)
     if settings is not None and settings.run_info:
         info.update(json.loads(settings.run_info))
+    if state.drivers is not None and state.drivers.has_data():
+        info["drivers"] = state.drivers.entries()
     if state.error:
         info["error"] = state.error
-    if partial_report.stopped_early():  # issue 12: Ctrl-C or SIGTERM cut the run short
+    if partial_report.stopped_early():  # Ctrl-C or SIGTERM cut the run short
         info["partial"] = partial_report.NOTE
     return info
 
@@ -294,7 +299,7 @@ def current_results(environment: Any) -> dict[str, Any]:
     arrival_rate = settings.arrival_rate if settings is not None else 0.0
     sections = {
         "recall": recall_section(state.recall) if state.recall is not None else {},
-        # the retrieval layer's relevance, iterator first pages, tenant buckets and freshness (issue 15)
+        # the retrieval layer's relevance, iterator first pages, tenant buckets and freshness
         "retrieval": state.retrieval.results() if state.retrieval is not None and state.retrieval.has_data() else {},
         "open_loop": results.open_loop_section(state.arrivals.results(), arrival_rate) if state.arrivals else {},
         "workers": state.workers.results() if state.workers is not None and state.workers.seen else {},
@@ -344,7 +349,7 @@ def _on_quitting(environment: Any, **_: Any) -> None:
             write_results(environment)
         except Exception as exc:  # the results must not hide the collection cleanup below
             log.warning("loadgen: could not write the run's results: %s", " ".join(str(exc).split()))
-    try:  # issue 12: right after the results, from the same statistics (nothing yields in between)
+    try:  # right after the results, from the same statistics (nothing yields in between)
         partial_report.write(environment)
     except Exception as exc:  # the report must not hide the collection cleanup below either
         log.warning("loadgen: could not write the partial report: %s", " ".join(str(exc).split()))

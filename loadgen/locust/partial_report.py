@@ -1,4 +1,4 @@
-"""``--html`` (report.html) for a run stopped by Ctrl-C or SIGTERM before its run time ended (issue 12).
+"""``--html`` (report.html) for a run stopped by Ctrl-C or SIGTERM before its run time ended.
 
 Locust writes its HTML report only when its main greenlet ends or gets a KeyboardInterrupt, and then *before*
 ``quitting``: on SIGTERM (what ``loadgen run`` sends Locust on a Ctrl-C, and what Kubernetes sends a pod) its handler

@@ -5,7 +5,7 @@ loadgen's cleanup at ``quitting`` stops the asyncio loop and drops the collectio
 found their loop gone (async calls in flight waited their whole ``--timeout``, new ones failed, the ``on_stop`` close
 failed) and their collection dropped under them ("collection not found" failures in the partial results). Under a
 loaded machine calls take longer, an async call is more often in flight at that moment, and Ctrl-C took as long as
-the stop timeout: the race of issue 12. So the first ``quitting`` listener to run stops the users.
+the stop timeout: a race. So the first ``quitting`` listener to run stops the users.
 
 A SIGINT lands in whichever greenlet is running (a user's, grpc's): that greenlet dies with it, without its
 ``on_stop``. Instead, the first SIGINT is handed to the main greenlet (Locust's own ``except KeyboardInterrupt`` path:
@@ -68,7 +68,7 @@ def stop_users_first(environment: Any, **_: Any) -> None:
     if runner is None or isinstance(runner, WorkerRunner):  # a worker stops its users when the master says so
         return
     if runner.state in (STATE_SPAWNING, STATE_RUNNING):  # not "stopping": a run time that ran out is no cut
-        partial_report.mark_stopped_early()  # issue 12: its report.html is rewritten once the users have stopped
+        partial_report.mark_stopped_early()  # its report.html is rewritten once the users have stopped
     if runner.state not in (STATE_INIT, STATE_STOPPED):
         runner.stop()  # each user ends its current call and runs on_stop; Locust kills them after --stop-timeout
     # A stop begun elsewhere (the run time ran out: Locust's runner.quit() from its timer greenlet) may still be

@@ -4,8 +4,8 @@ Each operation declares the Milvus version it needs (``min_version``); ``require
 the server reports (``MilvusClient.get_server_version()``) and refuses with one line naming the operation, the version
 it needs and the server's version. Version strings seen here: the real engine ``v2.3.5-lite`` (the ``milvus`` wheel),
 a release ``v2.5.4`` / ``2.6.0``, and milvus-lite ``milvus_lite-3.2.2``. milvus-lite numbers its own releases: 3.2.x
-implements the Milvus 2.5/2.6 features (BM25 functions, hybrid search, text_match, grouping, iterators; see
-/work/shared/NOTES.md), so it counts as Milvus 2.6.0 for these checks.
+implements the Milvus 2.5/2.6 features (BM25 functions, hybrid search, text_match, grouping, iterators; the
+retrieval layer's tests run each of them against it), so it counts as Milvus 2.6.0 for these checks.
 """
 
 from __future__ import annotations

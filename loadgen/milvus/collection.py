@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,8 @@ from typing import Any
 import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from loadgen.config.settings import Settings
+from loadgen.config.settings import INDEX_DEFAULTS, Settings
+from loadgen.config.values import redact_uri
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.milvus import held_rows, ownership, preparation, readiness
 from loadgen.milvus.ownership import MARKER, OWNER_PROPERTY, is_owned
@@ -33,7 +33,6 @@ INDEX_PARAMS: dict[str, dict[str, tuple[int, int]]] = {
     "HNSW": {"M": (2, 2048), "efConstruction": (1, 1 << 20)},
     "IVF_FLAT": {"nlist": (1, 65536)},
 }
-INDEX_DEFAULTS: dict[str, dict[str, int]] = {"HNSW": {"M": 16, "efConstruction": 200}, "IVF_FLAT": {"nlist": 128}}
 SEARCH_PARAMS: dict[str, dict[str, tuple[int, int]]] = {
     "AUTOINDEX": {"level": (1, 5)},
     "FLAT": {},
@@ -42,11 +41,6 @@ SEARCH_PARAMS: dict[str, dict[str, tuple[int, int]]] = {
 }
 WRITTEN_FIELDS = ("id", "vector", "text", "category", "price")
 LAYOUT = ownership.Layout("vector", WRITTEN_FIELDS[1:], "loadgen")
-
-
-def redact_uri(uri: str) -> str:
-    """``http://user:secret@host`` -> ``http://***@host``: credentials never reach a message."""
-    return re.sub(r"//[^/@]*@", "//***@", uri)
 
 
 def _check_params(kind: str, params: dict[str, Any], allowed: dict[str, tuple[int, int]], index: str) -> None:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from loadgen.report.load import Run
+from loadgen.stats.drivers import by_type
 
 # a knee is only called when the curve bends this much away from the straight line between its ends (normalised);
 # measurement noise on a straight line stays well below it
@@ -40,6 +41,7 @@ class Point:
     source: str
     late: int | None = None  # open model: sends that left more than 10 ms behind schedule (this request type)
     dropped: int | None = None  # open model: sends skipped because every client was busy
+    driver: str = ""  # how the calls of this request type waited (results' run.drivers); "" in older results
 
     @property
     def layer(self) -> str:
@@ -62,13 +64,15 @@ def points(runs: list[Run]) -> list[Point]:
         kind, level = run.level
         recall = run.results.get("recall") if isinstance(run.results.get("recall"), dict) else {}
         open_loop = run.results.get("open_loop")
-        by_type = open_loop.get("by_type") if isinstance(open_loop, dict) else None
+        by_kind = open_loop.get("by_type") if isinstance(open_loop, dict) else None
+        drivers = run.run.get("drivers")
+        driver_of = by_type(drivers) if isinstance(drivers, list) else {}
         for m in run.results["requests"]:
             if not isinstance(m, dict) or not counts_toward_qps(str(m.get("type", ""))):
                 continue
             n, fails = int(m.get("requests", 0)), int(m.get("failures", 0))
             rec = recall.get(f"{m['type']} {m['name']}") if isinstance(recall, dict) else None
-            sends = by_type.get(m["type"]) if isinstance(by_type, dict) else None
+            sends = by_kind.get(m["type"]) if isinstance(by_kind, dict) else None
             sends = sends if isinstance(sends, dict) else {}
             out.append(
                 Point(
@@ -80,6 +84,7 @@ def points(runs: list[Run]) -> list[Point]:
                     recall=float(rec["mean"]) if isinstance(rec, dict) and isinstance(rec.get("mean"), int | float)
                     else None,
                     source=run.source, late=sends.get("late"), dropped=sends.get("dropped"),
+                    driver=driver_of.get(m["type"], ""),
                 )
             )  # fmt: skip
     return out
@@ -184,6 +189,15 @@ def sync_vs_async(pts: list[Point]) -> list[dict[str, Any]]:
     return rows
 
 
+def differs(driver: str, pts: list[Point]) -> bool:
+    """Whether this level's calls waited another way than most levels of its curve (another driver)."""
+    known = [p.driver for p in pts if p.driver]
+    if not driver or len(set(known)) < 2:
+        return False
+    usual = max(sorted(set(known)), key=known.count)
+    return driver != usual
+
+
 def analyse(runs: list[Run], *, slo_p99_ms: float | None, max_error_rate: float) -> dict[str, Any]:
     """The report's numbers: one entry per curve, plus sync/async pairs and scaling tables."""
     pts = points(runs)
@@ -198,6 +212,7 @@ def analyse(runs: list[Run], *, slo_p99_ms: float | None, max_error_rate: float)
                 "slo": asdict(slo) if slo else None,
                 "levels": [
                     {key: v for key, v in asdict(p).items() if key not in ("type", "name", "kind", "source")}
+                    | {"driver_differs": differs(p.driver, cpts)}
                     for p in cpts
                 ],
             }

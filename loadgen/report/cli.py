@@ -101,7 +101,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             **{k: first.get(k) for k in ("index_type", "top_k", "consistency_level")},
         },
         "analysis": result,
-        "time_split": time_split.analyse(runs),  # issue 16: server time against client time
+        "time_split": time_split.analyse(runs),  # server time against client time
     }
     if args.target_qps is not None:
         vectors = args.vectors or int(first.get("rows") or 0)
@@ -118,7 +118,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             index_params=params, headroom=args.headroom, assumed_efficiency=args.assume_efficiency,
             measured_shape=shape,
         )  # fmt: skip
-        if args.generator_cpu_us is not None:  # issue 17: the generator's own processes and pods
+        if args.generator_cpu_us is not None:  # the generator's own processes and pods
             report["sizing"]["generator"] = sizing.generator(
                 args.target_qps, args.generator_cpu_us, pod_cpu=args.pod_cpu, headroom=args.headroom
             )

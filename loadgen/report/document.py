@@ -55,14 +55,20 @@ def _curves_section(layer: str, curves: list[dict[str, Any]], slo: float | None)
     rows = [
         (f"{c['type']} {c['name']}", _level(c["kind"], lv["level"]), str(lv["processes"]), _f(lv["qps"]),
          _f(lv["p50_ms"], 2), _f(lv["p95_ms"], 2), _f(lv["p99_ms"], 2), _f(100 * lv["error_rate"], 2, "%"),
-         _f(lv["recall"], 4), "" if lv["late"] is None else f"{lv['late']} / {lv['dropped']}")
+         _f(lv["recall"], 4), "" if lv["late"] is None else f"{lv['late']} / {lv['dropped']}", _driver(lv))
         for c in curves
         for lv in c["levels"]
     ]  # fmt: skip
     header = ("operation", "level", "workers", "QPS", "p50 ms", "p95 ms", "p99 ms", "errors", "recall",
-              "late / dropped sends")  # fmt: skip
+              "late / dropped sends", "driver")  # fmt: skip
     sec.tables.append((header, rows))
     return sec
+
+
+def _driver(level: dict[str, Any]) -> str:
+    """How the level's calls waited (``--driver``); a level that ran differently from the others says so."""
+    driver = str(level.get("driver") or "")
+    return f"{driver} (differs from the other levels)" if level.get("driver_differs") else driver
 
 
 def sections(report: dict[str, Any]) -> list[Section]:
@@ -75,6 +81,8 @@ def sections(report: dict[str, Any]) -> list[Section]:
             "Dataset: " + ", ".join(f"{k} {v}" for k, v in ds.items()),
             "QPS counts each Milvus call; fan-out batches (`*-batch`) and embedding time are left out. "
             "The knee is where throughput stops growing in step with load (largest bend away from the straight line).",
+            "Driver: how each level's calls waited (`--driver`: greenlet, thread or loop); a level that ran on another "
+            "driver than the rest of its curve is marked.",
         ],
     )
     out = [intro]
@@ -103,7 +111,7 @@ def sections(report: dict[str, Any]) -> list[Section]:
         else:
             sec.text.append(f"Only one count of {what.lower()} among the inputs: nothing to compare.")
         out.append(sec)
-    if report.get("time_split") is not None:  # issue 16: server time against client time
+    if report.get("time_split") is not None:  # server time against client time
         out.append(_time_split_section(report["time_split"]))
     if report.get("sizing"):
         out.append(_sizing_section(report["sizing"]))

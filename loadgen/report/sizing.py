@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from loadgen.milvus.collection import INDEX_DEFAULTS
+from loadgen.config.settings import INDEX_DEFAULTS
 
 FLOAT_BYTES = 4  # float32 vectors
 ID_BYTES = 4  # graph links and inverted-list entries as 4-byte ids, as the sources below count them
@@ -183,7 +183,7 @@ def plan(
     }
 
 
-# ---- the generator's own size (issue 17) ---------------------------------------------------------------------------
+# ---- the generator's own size -----------------------------------------------------------------------------------
 # One Python worker process holds the interpreter lock for its request handling: about one core is what it can use,
 # whatever the pod offers. bench/bench_cost.py measures the client CPU per call of each client path.
 PROCESS_CORES = 1.0

@@ -2,7 +2,7 @@
 at the end of every run (``loadgen run``, a plain ``locust`` command, the web UI, a Kubernetes Job), the web UI's
 ``/loadgen/results.json`` while it runs, and the summary table. Every figure is defined in ``loadgen.stats.figures``.
 
-Format ``milvus-loadgen/results/v2`` (v1 before issue 13): request rows are store calls only (no ``embedding`` or
+Format ``milvus-loadgen/results/v2`` (v1 before it): request rows are store calls only (no ``embedding`` or
 ``*-batch`` rows: embedding time is each row's ``embedding`` block, fan-out batches are in ``batches``), latency
 figures are over successful calls, and ``totals`` carries ``qps`` and ``window_s``.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.stats import figures
+from loadgen.stats import drivers, figures
 from loadgen.stats.flows import render_lines as flow_lines
 from loadgen.stats.histograms import HistogramListener, LatencyHistograms
 
@@ -138,6 +138,8 @@ def render_table(results: dict[str, Any]) -> str:
 
 def _extra_lines(results: dict[str, Any]) -> list[str]:
     lines = []
+    if ran := drivers.line(results.get("run", {}).get("drivers") or []):
+        lines.append(ran)
     emb = [(m["type"], m["name"], m["embedding"]) for m in results["requests"] if m.get("embedding")]
     for request_type, name, e in emb:
         lines.append(f"embedding inside {request_type} {name}: mean {e['mean_ms']:.3f} ms, p99 {e['p99_ms']:.3f} ms "

@@ -37,7 +37,7 @@ from loadgen.stats.listeners import OutPath, write_json
 log = logging.getLogger("loadgen")
 
 FORMAT = "milvus-loadgen/server/v1"
-SCRAPE_INTERVAL_S = 2.0  # fixed: a timeline point every 2 s costs the master ~10 ms of parsing
+SCRAPE_INTERVAL_S = 2.0  # fixed: each timeline point costs the master a parse of the page
 SCRAPE_TIMEOUT_S = 5.0
 QUANTILES = {"p50_ms": 0.50, "p90_ms": 0.90, "p99_ms": 0.99}
 
@@ -49,9 +49,6 @@ LATENCY_SOURCES: tuple[tuple[str, str, dict[str, str] | None], ...] = (
 )
 
 
-# client operation (per layer: the request type's first word) -> the server function that serves it. Calls that
-# make several server calls (LlamaIndex delete by ref_doc_id queries first) are named by the one that does the work.
-# INTEGRATION: belongs in the clients' Operation records (issue 13) as a ``server`` field; kept here until then.
 @dataclass
 class Histogram:
     """A cumulative Prometheus histogram: finite upper bounds (ms) with their cumulative counts, plus +Inf."""
@@ -137,8 +134,8 @@ _WANTED = (
 
 
 def _wanted_lines(text: str) -> str:
-    """Only the families read here (and their # HELP/# TYPE lines): Milvus publishes ~2000 lines, and parsing them all
-    took ~100 ms of the master's hub per scrape on this machine; the parser still reads what is kept."""
+    """Only the families read here (and their # HELP/# TYPE lines): Milvus publishes thousands of lines, and parsing
+    them all held the master's hub for a noticeable time per scrape; the parser still reads what is kept."""
     keep = []
     for line in text.splitlines():
         name = line.split(" ", 3)[2] if line.startswith("# ") and line.count(" ") >= 2 else line

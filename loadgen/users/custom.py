@@ -16,8 +16,10 @@ use, on loadgen's asyncio loop where the library needs one, with a connection of
   ``query_vector()``, ``query_text()`` and ``filter()`` fit the rows in it. ``existing_collection = "docs"`` uses a
   collection of yours instead: loadgen reads its schema and a sample (``loadgen.milvus.existing``), creates nothing,
   and refuses writes to it unless ``writable = True`` or ``--allow-foreign-collection``.
-- ``--arrival-rate``: a schedule sends the user's tasks (picked by weight) at its share of the rate, each send in a
-  greenlet of its own; the first request a send reports counts its latency from the intended send time.
+- ``--arrival-rate``: the store users' schedule (``loadgen.users.schedule``) sends the user's tasks (picked by
+  weight) at its share of the rate, each send in a greenlet of its own (the ``greenlet`` driver's ``Sends``); the
+  first request a send reports counts its latency from the intended send time. Tasks run in greenlets: the driver
+  recorded for these classes is ``greenlet``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
 # isort: split
 import gevent
 import gevent.lock
-import gevent.pool
 import numpy as np
 from locust import User, events
 from locust.runners import WorkerRunner
@@ -57,9 +58,11 @@ from loadgen.runtime import bridge
 from loadgen.stats.flows import FlowListener
 from loadgen.stats.listeners import out_path
 from loadgen.stats.timing import Sample
-from loadgen.users import handles, schedule
+from loadgen.users import handles
+from loadgen.users.drivers.greenlet import GreenletDriver, Sends
+from loadgen.users.schedule import Plan, Schedule, share
 from loadgen.workload import dataset_texts
-from loadgen.workload.arrival_rate import admit, paced_wait
+from loadgen.workload.arrival_rate import paced_wait
 from loadgen.workload.rows import CATEGORIES, WORDS
 
 TASK_TYPE = "task"  # request type of a task that crashed outside any store call or flow (failures only)
@@ -127,8 +130,7 @@ class VectorStoreUser(User):
         self._handles: dict[str, Any] = {}
         self._handle_lock = gevent.lock.RLock()
         self._started = False
-        self._schedules: list[gevent.Greenlet] = []
-        self._in_flight = gevent.pool.Group()
+        self._sends = Sends(self)
         self._info: existing.CollectionInfo | None = None
         self._workload: Any = None
 
@@ -216,19 +218,18 @@ class VectorStoreUser(User):
         if self.existing_collection:
             self._collection_info()  # a missing or unloaded collection fails here, once, with its one line
         s = self.settings
+        if hooks.state.drivers is not None:
+            hooks.state.drivers.started(type(self).__name__, "", GreenletDriver.name)
         if s.arrival_rate:
             runner = self.environment.runner
-            share = 1.0 / max(s.total_users or (runner.user_count if runner is not None else 1), 1)
-            kind = type(self).__name__
-            send = lambda intended: self._send(intended, kind)  # noqa: E731
-            self._schedules.append(gevent.spawn(schedule.run, s.arrival_rate * share, kind, send,
-                                                process=s.arrival_process, rng=self._pick))  # fmt: skip
+            mine = share(s, runner.user_count if runner is not None else 1)
+            plan = Plan(s.arrival_rate * mine, type(self).__name__, lambda: "")
+            schedule = Schedule(plan, process=s.arrival_process, limit=s.max_in_flight, rng=self._pick,
+                                deliver=lambda fn, *args: fn(*args))  # fmt: skip
+            self._sends.start(schedule, self._sent_task)
 
     def _end(self) -> None:
-        gevent.killall(self._schedules)
-        self._schedules = []
-        self._in_flight.join(timeout=self.timeout + _GUARD)
-        self._in_flight.kill()
+        self._sends.stop(self.timeout + _GUARD)
         handles, self._handles = self._handles, {}
         for _, close in handles.values():
             with contextlib.suppress(Exception):  # a dead server must not hide the run's results
@@ -287,16 +288,8 @@ class VectorStoreUser(User):
         return bridge.run(guarded(), timeout + _GUARD)  # a killed greenlet cancels the coroutine there too
 
     # ---- the open model -----------------------------------------------------------------------------------------
-    def _send(self, intended: float, kind: str) -> None:
-        if not admit(schedule.counts(kind), intended, len(self._in_flight), self.settings.max_in_flight):
-            return
-        self._in_flight.spawn(self._sent_task, self._pick.choice(self._task_fns), intended)
-
-    def _sent_task(self, fn: Callable[..., Any], intended: float) -> None:
-        try:
-            self.run_task(fn, intended)
-        except Exception as exc:  # a greenlet of ours: its crash goes through Locust, not only to stderr
-            self.environment.events.user_error.fire(user_instance=self, exception=exc, tb=exc.__traceback__)
+    def _sent_task(self, intended: float) -> None:
+        self.run_task(self._pick.choice(self._task_fns), intended)
 
     # ---- handles ------------------------------------------------------------------------------------------------
     def _handle(self, name: str, opener: Callable[[], tuple[Any, Callable[[], None]]]) -> Any:

@@ -12,10 +12,10 @@ clients.register("fake", "loadgen.clients.fake")
 class FakeUser(StoreUser):
     layer = "fake"
     use_async = False
-    thread_sends = True
+    calls_off_hub = True
 
 
 class AsyncFakeUser(StoreUser):
     layer = "fake"
     use_async = True
-    loop_sends = True
+    calls_off_hub = True

@@ -15,7 +15,7 @@ class FastPymilvusUser(StoreUser):
 
     layer = "pymilvus-fast"
     use_async = False
-    thread_sends = True
+    calls_off_hub = True
 
 
 class AsyncFastPymilvusUser(StoreUser):
@@ -23,4 +23,4 @@ class AsyncFastPymilvusUser(StoreUser):
 
     layer = "pymilvus-fast"
     use_async = True
-    loop_sends = True
+    calls_off_hub = True

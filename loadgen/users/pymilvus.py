@@ -10,7 +10,7 @@ class PymilvusUser(StoreUser):
 
     layer = "pymilvus"
     use_async = False
-    thread_sends = True
+    calls_off_hub = True
 
 
 class AsyncPymilvusUser(StoreUser):
@@ -18,4 +18,4 @@ class AsyncPymilvusUser(StoreUser):
 
     layer = "pymilvus"
     use_async = True
-    loop_sends = True
+    calls_off_hub = True

@@ -1,4 +1,4 @@
-"""Retrieval users (issue 15): BM25 full-text, sparse, hybrid, range, grouping, iterators, text_match, tenants and
+"""Retrieval users: BM25 full-text, sparse, hybrid, range, grouping, iterators, text_match, tenants and
 freshness probes over loadgen's retrieval collection, through MilvusClient (sync) and AsyncMilvusClient (async)."""
 
 from __future__ import annotations

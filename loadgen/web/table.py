@@ -8,6 +8,7 @@ from typing import Any
 
 from loadgen.clients import row_operation
 from loadgen.milvus import preparation
+from loadgen.stats import drivers
 
 RESULTS_ROUTE = "/loadgen/results.json"
 REPORT_ROUTE = "/loadgen/report.html"
@@ -39,6 +40,8 @@ def _status_rows(environment: Any, state: Any, doc: dict[str, Any]) -> list[dict
     if phase == "preparing":  # the figures are still the last run's: none until the new one starts
         text = "preparing the collections of the picked classes; the test starts when they are ready"
     rows = [{"layer": "run", "operation": text}]
+    if phase != "preparing" and (ran := drivers.line(doc.get("run", {}).get("drivers") or [])):
+        rows.append({"layer": "run", "operation": ran})  # which driver made the figures below
     under_way = preparation.current()
     if under_way is not None:  # a start from the form fills and indexes its collections: what the terminal shows
         rows.append({"layer": "run", "operation": f"preparing: {under_way['text']}"})

@@ -25,8 +25,8 @@ from typing import Any
 LATE_MS = 10.0  # a send this much behind schedule is late (gevent's hub on a busy core jitters by a few ms)
 PROCESSES = ("uniform", "poisson")
 # an open-model user's own task does nothing (its schedule's greenlets send): the user waits this long in Locust's
-# wait between two of them, where a stop ends it at once. It napped 1 s in the task before: 1,000 users woke 1,000
-# times a second, 0.1-0.2 ms of the generator's CPU per call at 150 calls/s (bench/COST.md, run G)
+# wait between two of them, where a stop ends it at once. It napped a second in the task before: every user woke
+# every second, in the generator's CPU per call (bench/COST.md section 4, run G)
 PACED_WAIT_S = 60.0
 
 

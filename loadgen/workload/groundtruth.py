@@ -91,8 +91,10 @@ def recall_at_k(found_ids: Sequence[int] | np.ndarray, true_ids: Sequence[int] |
         raise ValueError(f"k must be at least 1, got {k}")
     if len(true_ids) < k:
         raise ValueError(f"recall@{k} needs {k} true ids, got {len(true_ids)}")
-    truth = {int(i) for i in true_ids[:k]}
-    return len(truth.intersection(int(i) for i in found_ids[:k])) / k
+    head = true_ids[:k]
+    truth = set(head.tolist() if isinstance(head, np.ndarray) else map(int, head))  # tolist: one C call
+    found = found_ids[:k]
+    return len(truth.intersection(found.tolist() if isinstance(found, np.ndarray) else map(int, found))) / k
 
 
 class RecallStats:

@@ -28,10 +28,10 @@ class RowFactory:
 
     def query(self) -> list[list[float]]:
         """One fresh random query vector, as the client libraries take it (``[[...]]``): drawn from a block of 16
-        made at once (a vector made per call cost a search ~18 us of the generator's CPU; a row of a numpy block
-        turned into a list per call, up to 20 us on a loaded generator, where a list index is nothing). The block
-        is small: 256 vectors per user held 256,000 objects for the garbage collector at 1,000 users, and its full
-        collections stalled every user for up to half a second (bench/bench_scale.py)."""
+        made at once (a vector made per call, or a row of a numpy block turned into a list per call, cost the
+        generator CPU on every search, where a list index is nothing: bench/COST.md sections 2 and 11). The block
+        is small: a large one per user holds objects the garbage collector walks, and with many users its full
+        collections stalled every user (bench/COST.md section 4, run D)."""
         if self._next_query >= len(self._queries):
             self._queries, self._next_query = self.vectors(16).tolist(), 0
         self._next_query += 1

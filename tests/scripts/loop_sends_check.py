@@ -1,4 +1,4 @@
-"""The async users' open model on the asyncio loop (``loadgen.users.loop_sends``): 12 fake-store users (6 async, 6
+"""The async users' open model on the asyncio loop (the ``loop`` driver): 12 fake-store users (6 async, 6
 sync) at 100 calls/s in all, each call 50 ms (so a stop finds calls in flight), the hub taking the loop's posts once
 a second (so a stop finds some not taken yet), in a local runner; with ``--stream-rates insert=5`` the async users
 have a write (they keep the greenlet schedule); with ``--closed`` the closed model (search and a fan-out of 4, the
@@ -22,7 +22,7 @@ from locust import constant
 
 from loadgen.clients import fake
 from loadgen.locust import hooks
-from loadgen.users import loop_sends
+from loadgen.users import drivers
 from loadgen.users.fake import AsyncFakeUser, FakeUser
 
 
@@ -47,7 +47,7 @@ async def _counted(k: int) -> list[int]:
 
 
 fake._ahits = _counted  # the operations look it up at each call
-loop_sends.BATCH_S = 1.0  # the hub takes a batch a second: what a stop leaves unflushed would be missing below
+drivers.BATCH_S = 1.0  # the hub takes a batch a second: what a stop leaves unflushed would be missing below
 closed = sys.argv[1:] == ["--closed"]
 extra = [] if closed else sys.argv[1:]  # e.g. --stream-rates insert=5
 model = ["--weights", "search=2,fanout=1", "--fanout", "4"] if closed else ["--arrival-rate", "100"]
@@ -55,10 +55,11 @@ argv = ["--weights", "search=1,fanout=0", "--rows", "100", "--dim", "8", *model,
 began = time.perf_counter()
 runner, users = start([PacedAsync if closed else AsyncFakeUser, FakeUser], argv, 12)
 gevent.sleep(2.5)
+in_greenlets = [u for u in users if u.driver.name == "greenlet"]
 out = {
-    "async_on_loop": sorted(u._loop_sends is not None for u in users if u.use_async),
-    "async_greenlet_schedules": sum(len(u._schedules) for u in users if u.use_async),
-    "sync_on_loop": sorted(u._loop_sends is not None for u in users if not u.use_async),
+    "async_on_loop": sorted(u.driver.name == "loop" for u in users if u.use_async),
+    "async_greenlet_schedules": sum(len(u.driver.sends.schedules) for u in in_greenlets if u.use_async),
+    "sync_on_loop": sorted(u.driver.name == "loop" for u in users if not u.use_async),
 }
 deadline = time.perf_counter() + 2.0
 while calls[1] == 0 and time.perf_counter() < deadline:  # stop while a call is out (closed model: in a user's task)

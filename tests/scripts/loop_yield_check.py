@@ -1,6 +1,6 @@
 """Closed-model async users with no wait (``constant(0)``) over a fake store whose calls answer at once, without
 ever waiting on the loop: the users' tasks skip the trip round the loop between two calls
-(``loop_sends.YIELD_EVERY``), so this checks that they still yield to the loop's other tasks (a ticker here, 10 ms
+(``drivers.loop.YIELD_EVERY``), so this checks that they still yield to the loop's other tasks (a ticker here, 10 ms
 apart), that a stop ends them, and that every call made is a row. Prints one JSON line."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ ticker = asyncio.run_coroutine_threadsafe(_ticker(), bridge.loop)
 gevent.sleep(0.3)  # the users' first task starts their loops
 window = time.perf_counter()
 gevent.sleep(1.0)  # the ticker runs every third turn of each user (three steps of the loop): ~10 times here
-on_loop = [u._loop_sends is not None for u in users]
+on_loop = [u.driver.name == "loop" for u in users]
 ticked = sum(t > window for t in ticks)
 began = time.perf_counter()
 runner.stop()
