@@ -23,6 +23,7 @@ from loadgen.cli import interrupt, preflight
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
 from loadgen.milvus.server import EmbeddedMilvus
+from loadgen.stats import tracing
 
 T = TypeVar("T")
 REPO_LOCUSTFILES = Path(__file__).resolve().parents[2] / "locustfiles"
@@ -99,6 +100,8 @@ def milvus(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, bool]]]:
         startup_timeout=args.startup_timeout,
         die_with_parent=True,
         avoid_ports=[port for port in ours if isinstance(port, int) and port > 0],
+        # --otel: Milvus's own spans to the same OTLP endpoint as loadgen's
+        config=tracing.milvus_trace_config() if getattr(args, "otel", False) and args.engine == "milvus" else None,
     )
     print(f"loadgen: starting embedded Milvus ({args.engine}); logs: {data_dir / 'logs'}", file=sys.stderr)
     ok = False

@@ -21,6 +21,7 @@ from loadgen.config.settings import add_options
 from loadgen.errors import LoadgenError
 from loadgen.milvus.server import ENGINES, EmbeddedMilvus, default_data_dir
 from loadgen.report import cli as report_cli
+from loadgen.stats import tracing
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,6 +29,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:  # one line, not usage + error
         raise LoadgenError(f"{self.prog}: {message}")
+
+
+OTEL_HELP = (
+    "Locust's --otel: each store call an OpenTelemetry span, sent by OTLP to OTEL_EXPORTER_OTLP_ENDPOINT "
+    "(the embedded Milvus exports its own spans there too)"
+)
 
 
 def _positive_int(text: str) -> int:
@@ -77,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--engine", choices=ENGINES, default="milvus")
     server.add_argument("--startup-timeout", type=float, default=120.0)
     server.add_argument("--uri", action="store_true", help="status: print only the URI (for --host $(...))")
+    server.add_argument("--otel", action="store_true", help="start: its spans to OTEL_EXPORTER_OTLP_ENDPOINT")
     k8s.add_parser(sub)
     return parser
 
@@ -108,6 +116,7 @@ def _run_arguments(run: argparse.ArgumentParser, *, sweep: bool) -> None:
     run.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for the embedded Milvus")
     run.add_argument("classes", nargs="*", help="user classes to run (default: all in the locustfile)")
     run.add_argument("--workload", type=Path, help="options from a TOML or YAML file (flags win); see README")
+    run.add_argument("--otel", action="store_true", help=OTEL_HELP)
     add_options(run, locust=False)
 
 
@@ -158,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
-    server = EmbeddedMilvus(args.data_dir, engine=args.engine, startup_timeout=args.startup_timeout)
+    config = tracing.milvus_trace_config() if args.otel and args.engine == "milvus" else None
+    server = EmbeddedMilvus(args.data_dir, engine=args.engine, startup_timeout=args.startup_timeout, config=config)
     if args.action == "start":
         paths.writable_dir(args.data_dir, "--data-dir")
         print(f"starting embedded Milvus ({args.engine}) in {server.data_dir} ...", file=sys.stderr)

@@ -26,6 +26,7 @@ from loadgen.config.settings import Settings, to_argv
 from loadgen.config.values import redact_uri
 from loadgen.errors import LoadgenError
 from loadgen.milvus.server import die_with_parent
+from loadgen.stats import tracing
 from loadgen.stats.checks import CHECK_FAILED_EXIT_CODE
 
 
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_options(args, host)
         version = isolated(check_server, settings, locustfile)
         print(f"loadgen: Milvus {version} at {redact_uri(settings.uri)}", file=sys.stderr)
+        if args.otel:
+            print(tracing.server_line(version, "" if args.host else args.engine), file=sys.stderr)
         paths.make_dir(out)  # after every check: bad input writes no results dir
         for i, level in enumerate(levels):
             users = level.get("users", args.users)
@@ -131,6 +134,8 @@ def capacity_command(args: argparse.Namespace) -> int:
         settings = Settings.from_options(args, host)
         version = isolated(check_server, settings, None)
         print(f"loadgen: Milvus {version} at {redact_uri(settings.uri)}", file=sys.stderr)
+        if args.otel:
+            print(tracing.server_line(version, "" if args.host else args.engine), file=sys.stderr)
         paths.make_dir(out)  # after every check: bad input writes no results dir
 
         def measure(rate: float) -> capacity.Measurement:
@@ -251,6 +256,7 @@ def _locust(
         "--csv", str(out / "stats"), "--csv-full-history",  # per-second history: what a fault did, and when
         "--html", str(out / "report.html"), "--json-file", str(out / "locust"),
         "--only-summary", "--stop-timeout", str(int(settings.timeout) + 2),
+        *(["--otel"] if args.otel else []),
         *(_processes_args(args.processes) if args.processes else []),
         *options, *args.classes,
     ]  # fmt: skip

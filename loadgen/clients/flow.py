@@ -19,6 +19,7 @@ from typing import Any
 
 from loadgen.clients.timed import Reporter, current_task, mark_reported
 from loadgen.errors import CallTimeout
+from loadgen.stats import tracing
 from loadgen.stats.flows import FLOW_TYPE
 from loadgen.stats.timing import Sample
 
@@ -32,17 +33,25 @@ class Flow:
         self._timeout = timeout
         self.steps: dict[str, float] = {}
         self._start = self._last = 0.0
+        self._span: Any = None  # --otel: the flow's parent span, its steps child spans (loadgen.stats.tracing)
+        self._token: Any = None
+        self._clock = (0.0, 0)
 
     def mark(self, step: str) -> float:
         """End the step ``step`` now; returns its milliseconds. Marking a name again adds to it."""
         now = time.perf_counter()
         ms = (now - self._last) * 1000.0
+        if self._span is not None:
+            tracing.flow_step(self._span, step, self._last, now, self._clock)
         self.steps[step] = self.steps.get(step, 0.0) + ms
         self._last = now
         return ms
 
     # ---- both forms -------------------------------------------------------------------------------------------
     def _begin(self) -> Flow:
+        if tracing.enabled():
+            self._span, self._token = tracing.open_flow(self.name)
+            self._clock = (time.perf_counter(), time.time_ns())
         self._start = self._last = time.perf_counter()
         return self
 
@@ -50,6 +59,11 @@ class Flow:
         end = time.perf_counter()
         if self.steps:
             self.steps[REST] = self.steps.get(REST, 0.0) + (end - self._last) * 1000.0
+            if self._span is not None:
+                tracing.flow_step(self._span, REST, self._last, end, self._clock)
+        if self._span is not None:
+            tracing.close_flow(self._span, self._token, exc)
+            self._span = None
         error: BaseException | None = None
         if isinstance(exc, asyncio.CancelledError):
             state = current_task.get()

@@ -34,6 +34,7 @@ import gevent
 
 from loadgen.clients.timed_recall import RECALL, Scoring
 from loadgen.errors import CallTimeout, LoadgenError
+from loadgen.stats import tracing
 from loadgen.stats.timing import Sample, ameasure, measure, report
 
 # what is instrumented, per layer (everything else on the object is left as it is)
@@ -214,11 +215,14 @@ def _sync_wrapper(handle: Handle, name: str, fn: Callable[..., Any]) -> Callable
             kwargs = _with_timeout(fn, kwargs, handle.timeout)
         token = _inside.set(True)
         try:
+            call = functools.partial(fn, *args, **kwargs)
+            if tracing.enabled():  # --otel: the call inside a client span
+                call = functools.partial(tracing.timed_call, handle.layer, name, call)
             if threading.current_thread() is threading.main_thread():  # a greenlet: grpc waits cooperatively
                 with gevent.Timeout(handle.timeout, CallTimeout(f"no answer within {handle.timeout:g} s")):
-                    sample = measure(lambda: fn(*args, **kwargs))
+                    sample = measure(call)
             else:
-                sample = measure(lambda: fn(*args, **kwargs))
+                sample = measure(call)
         finally:
             _inside.reset(token)
         return handle.settle((request_type, name), args, kwargs, sample)
@@ -241,7 +245,11 @@ def _async_wrapper(handle: Handle, name: str, fn: Callable[..., Awaitable[Any]])
             await asyncio.wait_for(handle.warm_up(), handle.timeout)
         token = _inside.set(True)
         try:
-            sample = await ameasure(lambda: fn(*args, **kwargs), handle.timeout)
+            if tracing.enabled():  # --otel: the call inside a client span
+                sample = await ameasure(lambda: tracing.timed_acall(request_type, name, lambda: fn(*args, **kwargs)),
+                                        handle.timeout)  # fmt: skip
+            else:
+                sample = await ameasure(lambda: fn(*args, **kwargs), handle.timeout)
         except asyncio.CancelledError:
             state = current_task.get()
             if state is not None and state.deadline_hit:  # the task's deadline, not the user stopping

@@ -241,6 +241,18 @@ class Settings:
         ui=False,
         load=True,
     )
+    # Locust's --otel: store calls as OpenTelemetry spans (loadgen.stats.tracing)
+    otel_sample: float = option(
+        0.01,
+        "--otel: share of store calls traced by draw (failures and each row's slowest calls are kept too), 0-1",
+        load=True,
+    )
+    otel_slow_ms: float | None = option(
+        None,
+        "--otel: keep every call at least this slow (default: at or above its row's running p99)",
+        typ=float,
+        load=True,
+    )
     # not options: set by loadgen itself
     total_users: int = 0  # users in the whole test, set by the master at test start (splits the rates)
     # --dataset rows the collection holds when they differ from the --rows selection (a reused collection), set by
@@ -298,6 +310,7 @@ class Settings:
             raise LoadgenError(f"--tenant-zipf must be between 0 and 10, got {self.tenant_zipf}")
         if self.master_timeout <= 0:
             raise LoadgenError(f"--master-timeout must be positive, got {self.master_timeout}")
+        self._validate_otel()
         if not 0 <= self.prometheus_port <= 65535:
             raise LoadgenError(f"--prometheus-port must be 0 (off) or a TCP port, got {self.prometheus_port}")
         if self.milvus_metrics_url:
@@ -334,6 +347,12 @@ class Settings:
         elif self.tls_ca_file:  # one-way TLS: pymilvus trusts server_pem_path as the root certificate
             kw["server_pem_path"] = self.tls_ca_file
         return kw
+
+    def _validate_otel(self) -> None:
+        if not 0 <= self.otel_sample <= 1:  # NaN fails too
+            raise LoadgenError(f"--otel-sample must be between 0 and 1, got {self.otel_sample}")
+        if self.otel_slow_ms is not None and not self.otel_slow_ms >= 0:
+            raise LoadgenError(f"--otel-slow-ms must be 0 or more, got {self.otel_slow_ms}")
 
     def public(self) -> dict[str, Any]:
         """Settings safe to write into results and logs: the token is never included."""

@@ -37,7 +37,7 @@ from loadgen.locust import observe, partial_report, shutdown, starting
 from loadgen.locust.workers import WorkerWatch, apply_master_timeout
 from loadgen.milvus import collection, preparation
 from loadgen.runtime import bridge, thaw_heap
-from loadgen.stats import checks, results
+from loadgen.stats import checks, results, tracing
 from loadgen.stats.arrivals import ArrivalStats
 from loadgen.stats.drivers import DriverStats
 from loadgen.stats.histograms import HistogramListener
@@ -190,6 +190,8 @@ def _on_init(environment: Any, **_: Any) -> None:
     cli_token: str = getattr(opts, "milvus_token", "") or ""
     if cli_token:
         state.token, opts.milvus_token = cli_token, ""  # never rendered in the UI or sent to workers
+    if getattr(opts, "otel", False):  # Locust's flag: our store calls become spans (before any client connects)
+        tracing.install_from(opts)
     state.histograms = HistogramListener(environment, out_path=out_path(opts, "latency_file", "latency.json"))
     state.recall = RecallListener(environment, out_path=out_path(opts, "recall_file", "recall.json"))
     state.retrieval = RetrievalListener(environment, out_path=out_path(opts, "retrieval_file", "retrieval.json"))
@@ -337,6 +339,9 @@ def write_results(environment: Any) -> Path | None:
 
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_: Any) -> None:
+    if tracing.enabled():
+        tracing.shutdown()  # what is kept goes out before the process ends
+        log.info("OpenTelemetry: store-call traces %s", json.dumps(tracing.counts(), sort_keys=True))
     if state.worker_requests:
         log.info("requests per worker: %s", json.dumps(state.worker_requests, sort_keys=True))
     if isinstance(environment.runner, WorkerRunner):

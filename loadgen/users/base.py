@@ -31,6 +31,7 @@ from loadgen.clients.base import Operation
 from loadgen.config.settings import Settings
 from loadgen.locust import hooks, starting
 from loadgen.runtime import bridge, freeze_heap, off_hub
+from loadgen.stats import tracing
 from loadgen.users import drivers
 from loadgen.users.schedule import Plan, share
 from loadgen.workload.arrival_rate import paced_wait
@@ -84,7 +85,7 @@ class StoreUser(User):
         self.settings = hooks.settings_for(environment)
         self.request_type = self.layer + ("-async" if self.use_async else "")
         self.adapter = clients.adapter(self.layer)
-        self.ops: dict[str, Operation] = dict(self.adapter.operations)
+        self.ops: dict[str, Operation] = tracing.traced_ops(self.layer, self.adapter.operations, self.settings)
         self.check_settings(self.settings)
         weights = self.task_weights(self.settings)
         self.rng = random.Random(self.settings.seed + id(self))

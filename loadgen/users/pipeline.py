@@ -122,7 +122,8 @@ class Pipeline:
 
     def fanout(self) -> tuple[list[tuple[Any, ...]], list[Callable[[], Awaitable[Any]]]]:
         """``--fanout`` searches of the layer: each one's inputs, and what makes its call (on the loop)."""
-        op, store = self.user.adapter.search, self.user.store
+        search = self.user.adapter.search
+        op, store = self.ops.get(search.name, search), self.user.store  # the user's own: traced under --otel
         all_inputs = [op.inputs(store) for _ in range(self.user.settings.fanout)]
         return all_inputs, [functools.partial(op.async_call, store, *inputs) for inputs in all_inputs]
 
