@@ -95,6 +95,20 @@ def test_helm_values_describe_the_same_cluster() -> None:
     assert f"{image['repository']}:{image['tag']}" == cr["spec"]["components"]["image"]
 
 
+def test_tracing_variant_traces_locust_and_milvus_to_one_collector() -> None:
+    docs = rendered("tracing")
+    collector = "otel-collector.observability:4317"
+    for kind, name in (("Deployment", "locust-master"), ("Deployment", "locust-worker")):
+        env = {e["name"]: e.get("value") for e in container(one(docs, kind, name))["env"]}
+        assert env["LOCUST_ENABLE_OPENTELEMETRY"] == "true", name  # Locust's --otel, as an env var
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://{collector}" and float(env["LOADGEN_OTEL_SAMPLE"]) < 1
+    trace = one(docs, "Milvus")["spec"]["config"]["trace"]
+    assert trace == {"exporter": "otlp", "sampleFraction": 0, "otlp": {"endpoint": collector, "secure": False}}
+    helm = yaml.safe_load((ROOT / "k8s" / "milvus" / "helm-values-tracing.yaml").read_text())
+    assert yaml.safe_load(helm["extraConfigFiles"]["user.yaml"])["trace"] == trace  # the Helm way, the same
+    assert "LOCUST_ENABLE_OPENTELEMETRY" not in json.dumps(rendered("default"))
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_locust_pods_are_locked_down_and_sized(overlay: str) -> None:
     docs = rendered(overlay)

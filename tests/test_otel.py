@@ -177,6 +177,7 @@ def test_every_store_call_is_a_span_and_milvus_receives_its_trace_context(milvus
 
 
 @pytest.mark.milvus
+@pytest.mark.slow
 def test_the_embedded_milvus_exports_its_spans_to_the_same_endpoint(tmp_path: Path) -> None:
     with receiver() as (recv, rport):
         out = run_cli(

@@ -30,6 +30,7 @@ K8S_DIR = Path(__file__).resolve().parents[2] / "k8s"
 OVERLAYS = {
     "default": ".", "perf": "overlays/perf", "headless": "overlays/headless",
     "monitoring": "overlays/monitoring",  # default + components/monitoring (needs prometheus-operator)
+    "tracing": "overlays/tracing",  # default + components/tracing (needs an OpenTelemetry collector)
 }  # fmt: skip
 IMAGE_NAME = "milvus-loadgen"  # the name the manifests use; components/image maps it to the real one
 SECRET_NAME = "loadgen-milvus"
