@@ -94,4 +94,5 @@ def test_endpoint_equals_results_json_at_the_end(milvus: ServerInfo, tmp_path: P
     assert value(samples, "loadgen_generator_saturated") == float(generator["saturated"])
     # Milvus's own view is in results.json too, under every way of running (here: a plain locust command)
     search_calls = sum(r["successes"] for r in results["requests"] if r["name"] == "search")
+    assert not results["server"].get("ends_before_stop"), "the stop's scrape of Milvus failed three times"
     assert results["server"]["operations"]["Search"]["requests"]["success"] >= search_calls > 0

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadgen.report import cost
+from loadgen.stats.rounds import spread
 
 FORMAT = "milvus-loadgen/capacity/v1"
 MAX_DROPPED_SHARE = 0.01  # an open model that dropped more than this did not hold its rate
@@ -146,6 +147,25 @@ def measurement(results: dict[str, Any], rate: float) -> Measurement:
         achieved_rate=float(ol.get("achieved_rate", 0.0)),
         generator_saturated=bool((results.get("generator") or {}).get("saturated")),
     )
+
+
+def over_rounds(rounds: list[Measurement]) -> Measurement:
+    """A step measured in several rounds, as the SLO judges it: each figure's median over the rounds
+    (``loadgen.stats.rounds``), a saturated generator in any round counted."""
+    if len(rounds) == 1:
+        return rounds[0]
+
+    def median(values: list[float]) -> float:
+        return float(spread(values)["median"])
+
+    recalls = [m.recall for m in rounds if m.recall is not None]
+    return Measurement(
+        rate=rounds[0].rate, p99_ms=median([m.p99_ms for m in rounds]),
+        error_rate=median([m.error_rate for m in rounds]), recall=median(recalls) if recalls else None,
+        dropped_share=median([m.dropped_share for m in rounds]),
+        achieved_rate=median([m.achieved_rate for m in rounds]),
+        generator_saturated=any(m.generator_saturated for m in rounds),
+    )  # fmt: skip
 
 
 def step_seconds(rate: float, min_samples: int, min_seconds: float) -> float:

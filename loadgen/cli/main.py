@@ -31,6 +31,10 @@ class _Parser(argparse.ArgumentParser):
         raise LoadgenError(f"{self.prog}: {message}")
 
 
+ROUNDS_HELP = (
+    "measure each level this many times, levels interleaved (default 1): the report shows each figure's spread and "
+    "marks a --baseline delta that lies inside it"
+)
 OTEL_HELP = (
     "Locust's --otel: each store call an OpenTelemetry span, sent by OTLP to OTEL_EXPORTER_OTLP_ENDPOINT "
     "(the embedded Milvus exports its own spans there too)"
@@ -60,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     cap = sub.add_parser("capacity", help="the highest open-model rate that holds --slo-p99-ms (bracket, bisect)")
     _run_arguments(cap, sweep=False)
     capacity_arguments(cap)  # loadgen/cli/capacity.py
+    cap.add_argument(
+        "--rounds", type=_positive_int, default=1,
+        help="measure each step this many times in a row (default 1): the SLO judges medians, the report the spread",
+    )  # fmt: skip
 
     cmp = sub.add_parser("compare", help="N sequential sync calls vs N concurrent async calls, per client layer")
     cmp.add_argument("--host", help="Milvus URI (default: start an embedded Milvus)")
@@ -94,6 +102,7 @@ def _run_arguments(run: argparse.ArgumentParser, *, sweep: bool) -> None:
     run.add_argument("--host", help="Milvus URI, e.g. http://10.0.0.5:19530 (token: env LOADGEN_MILVUS_TOKEN)")
     if sweep:
         run.add_argument("--users", dest="sweep_users", help="closed model: users per level, e.g. 1,5,10,20,40")
+        run.add_argument("--rounds", type=_positive_int, default=1, help=ROUNDS_HELP)
         run.add_argument("--rates", dest="sweep_rates", help="open model: requests/s per level, e.g. 50,100,200")
         run.add_argument("-u", "--users-per-level", dest="users", type=_positive_int, default=20,
                          help="users that carry each --rates level (default 20)")  # fmt: skip

@@ -26,7 +26,7 @@ from loadgen.config.settings import Settings, to_argv
 from loadgen.config.values import redact_uri
 from loadgen.errors import LoadgenError
 from loadgen.milvus.server import die_with_parent
-from loadgen.stats import tracing
+from loadgen.stats import rounds, tracing
 from loadgen.stats.checks import CHECK_FAILED_EXIT_CODE
 
 
@@ -42,6 +42,8 @@ def sweep_levels(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     if args.sweep_users and args.sweep_rates:
         raise LoadgenError("--sweep-users and --sweep-rates exclude each other: sweep one of them")
+    if getattr(args, "rounds", 1) > 1 and not (args.sweep_users or args.sweep_rates):
+        raise LoadgenError("--rounds repeats the levels of a sweep: loadgen sweep --users 1,5,10 --rounds 3")
     if args.sweep_users:
         return [{"users": n} for n in sweep.parse_levels(args.sweep_users)]
     if args.sweep_rates:
@@ -51,12 +53,11 @@ def sweep_levels(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     """One headless run, or a sweep: one run per level (same server and collection, filled once)."""
-    from loadgen.cli import sweep
     from loadgen.stats import results as summary
 
     locustfile = common.locustfile(args)
     levels = sweep_levels(args)
-    swept = levels != [{}]
+    swept, n_rounds = levels != [{}], getattr(args, "rounds", 1)
     out = (args.out or Path("results") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
     # bad options fail before anything starts, and what Locust or the server would refuse is refused first
     isolated(_before_start, args, locustfile, out)
@@ -72,20 +73,21 @@ def run(args: argparse.Namespace) -> int:
         if args.otel:
             print(tracing.server_line(version, "" if args.host else args.engine), file=sys.stderr)
         paths.make_dir(out)  # after every check: bad input writes no results dir
-        for i, level in enumerate(levels):
+        order = rounds.schedule(levels, n_rounds)  # one round: each level once, in order
+        for i, (rnd, level) in enumerate(order):
             users = level.get("users", args.users)
             rate = float(level.get("rate", settings.arrival_rate))
             tag = "-".join(f"{k}-{v:g}" for k, v in level.items())
-            level_out = out / tag if swept else out
+            level_out = (out / tag / f"round-{rnd}" if n_rounds > 1 else out / tag) if swept else out
             paths.make_dir(level_out)
-            last = i == len(levels) - 1  # earlier levels keep the collection for the next one
+            last = i == len(order) - 1  # earlier levels keep the collection for the next one
             spawn_rate = args.spawn_rate or (float(users) if rate else 20.0)  # open model: every user at once
             run = {
                 "users": users, "spawn_rate": spawn_rate, "run_time": args.run_time,
                 "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
                 "embedded": not args.host, "classes": args.classes,
                 "model": "open" if rate else "closed", **({"arrival_rate": rate} if rate else {}),
-                **({"level": level} if swept else {}),
+                **({"level": level} if swept else {}), **({"round": rnd, "rounds": n_rounds} if n_rounds > 1 else {}),
             }  # fmt: skip
             code = _locust(
                 args, locustfile, settings, level_out,
@@ -104,18 +106,26 @@ def run(args: argparse.Namespace) -> int:
             print(f"\nresults: {level_out / 'results.json'}  report: {level_out / 'report.html'}{partial}")
             level_failed = results.get("checks", {}).get("failed", [])
             done.append((level, results))
-            failed += [f"{line} [{tag.replace('-', '=', 1)}]" if swept else line for line in level_failed]
+            where = tag.replace("-", "=", 1) + (f" round {rnd}" if n_rounds > 1 else "")
+            failed += [f"{line} [{where}]" if swept else line for line in level_failed]
             if getattr(args, "interrupted", False):
                 break
         keep["logs"] = any(codes)  # failures: keep the embedded server's logs for a look
     if swept:
-        combined = sweep.combine(done)
-        print("\n" + sweep.render(combined))
-        print(f"\nsweep: {sweep.write(out, combined)}")
-    if swept:  # a single run's master printed its own; a sweep's are repeated here, each with its level
-        for line in failed:
-            print(line, file=sys.stderr)
+        _sweep_end(out, done, failed)
     return CHECK_FAILED_EXIT_CODE if failed else max(codes)
+
+
+def _sweep_end(out: Path, done: list[tuple[dict[str, Any], dict[str, Any]]], failed: list[str]) -> None:
+    """A sweep's table and sweep.json; its failed checks repeated, each with its level (a single run's master
+    printed its own)."""
+    from loadgen.cli import sweep
+
+    combined = sweep.combine(done)
+    print("\n" + sweep.render(combined))
+    print(f"\nsweep: {sweep.write(out, combined)}")
+    for line in failed:
+        print(line, file=sys.stderr)
 
 
 def capacity_command(args: argparse.Namespace) -> int:
@@ -129,7 +139,8 @@ def capacity_command(args: argparse.Namespace) -> int:
     out = (args.out or Path("results") / time.strftime("capacity-%Y%m%d-%H%M%S")).resolve()
     isolated(_before_start, args, locustfile, out)
     terminate_on_sigterm()
-    done: dict[float, dict[str, Any]] = {}
+    done: dict[float, list[dict[str, Any]]] = {}  # each step's rate: its rounds' results
+    n_rounds = args.rounds
     with milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
         version = isolated(check_server, settings, None)
@@ -142,23 +153,27 @@ def capacity_command(args: argparse.Namespace) -> int:
             if getattr(args, "interrupted", False):
                 raise KeyboardInterrupt
             step_s = capacity.step_seconds(rate, args.min_samples, capacity.seconds(args.run_time))
-            level_out = out / f"rate-{rate:g}"
-            paths.make_dir(level_out)
             step_args = argparse.Namespace(**{**vars(args), "run_time": f"{step_s:g}s"})
-            run = {
-                "users": args.users, "spawn_rate": float(args.users), "run_time": step_args.run_time,
-                "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
-                "embedded": not args.host, "classes": args.classes, "model": "open", "arrival_rate": rate,
-                "level": {"rate": rate},
-            }  # fmt: skip
-            print(f"loadgen: capacity step {len(done) + 1}: {rate:g} req/s for {step_s:g} s", file=sys.stderr)
-            code = _locust(
-                step_args, locustfile, settings, level_out,
-                users=args.users, spawn_rate=float(args.users), rate=rate, keep_data=True, run=run,
-            )  # fmt: skip
-            results = _level_results(level_out, code) or {}
-            done[rate] = results
-            m = capacity.measurement(results, rate)
+            print(f"loadgen: capacity step {len(done) + 1}: {rate:g} req/s for {step_s:g} s"
+                  + (f", {n_rounds} rounds" if n_rounds > 1 else ""), file=sys.stderr)  # fmt: skip
+            done[rate] = []
+            for rnd in range(1, n_rounds + 1):  # a step's rounds run one after another: the next step waits on them
+                level_out = out / f"rate-{rate:g}" / f"round-{rnd}" if n_rounds > 1 else out / f"rate-{rate:g}"
+                paths.make_dir(level_out)
+                run = {
+                    "users": args.users, "spawn_rate": float(args.users), "run_time": step_args.run_time,
+                    "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
+                    "embedded": not args.host, "classes": args.classes, "model": "open", "arrival_rate": rate,
+                    "level": {"rate": rate}, **({"round": rnd, "rounds": n_rounds} if n_rounds > 1 else {}),
+                }  # fmt: skip
+                code = _locust(
+                    step_args, locustfile, settings, level_out,
+                    users=args.users, spawn_rate=float(args.users), rate=rate, keep_data=True, run=run,
+                )  # fmt: skip
+                done[rate].append(_level_results(level_out, code) or {})
+                if getattr(args, "interrupted", False):
+                    raise KeyboardInterrupt
+            m = capacity.over_rounds([capacity.measurement(results, rate) for results in done[rate]])
             print(f"loadgen:   p99 {m.p99_ms:.2f} ms, errors {m.error_rate:.2%}: " + (
                 "holds" if not slo.judge(m) else "; ".join(slo.judge(m))), file=sys.stderr)  # fmt: skip
             return m
@@ -168,10 +183,10 @@ def capacity_command(args: argparse.Namespace) -> int:
             max_steps=args.max_steps, max_rate=args.max_rate,
         )  # fmt: skip
         if not args.keep_data:  # every step kept the collection for the next: drop it now, if loadgen created it
-            used = {r["type"].split("-")[0] for res in done.values() for r in res.get("requests", [])}
+            used = {r["type"].split("-")[0] for res in done.values() for one in res for r in one.get("requests", [])}
             isolated(_drop, settings, sorted(used & set(clients.layers())))
         keep["logs"] = not done
-    levels = [({"rate": rate}, done[rate]) for rate in sorted(done) if done[rate]]
+    levels = [({"rate": rate}, one) for rate in sorted(done) for one in done[rate] if one]
     sweep.write(out, sweep.combine(levels))
     doc = outcome.to_dict(slo)
     if (given := capacity.cost.prices(args)) is not None:  # what the answer costs, at the prices given

@@ -13,6 +13,7 @@ from typing import Any
 
 from loadgen.config.values import positive_ints, rate
 from loadgen.errors import LoadgenError
+from loadgen.stats import rounds
 
 FORMAT = "milvus-loadgen/sweep/v1"
 
@@ -29,30 +30,46 @@ def parse_rates(text: str) -> list[float]:
 
 
 def combine(levels: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
-    """``[(level, results.json dict), ...]`` -> one document, each level's results kept whole and tagged."""
+    """``[(level, results.json dict), ...]`` -> one document, each level's results kept whole and tagged (with
+    ``--rounds``, one entry per level and round, its ``run.round`` saying which)."""
     model = "open" if any("rate" in level for level, _ in levels) else "closed"
-    return {"format": FORMAT, "model": model, "levels": [{**results, "level": level} for level, results in levels]}
+    n = max((int(res.get("run", {}).get("rounds", 1)) for _, res in levels), default=1)
+    return {"format": FORMAT, "model": model, "rounds": n,
+            "levels": [{**results, "level": level} for level, results in levels]}  # fmt: skip
 
 
 def _label(level: dict[str, Any]) -> str:
     return ",".join(f"{v:g}" for v in level.values())
 
 
+def _value(level: dict[str, Any]) -> tuple[float, ...]:
+    return tuple(float(v) for v in level.values())
+
+
 def render(sweep: dict[str, Any]) -> str:
-    """Per level and request: req/s, p50, p99, failures: how throughput and latency move with the load."""
+    """Per level and request: req/s, p50, p99, failures: how throughput and latency move with the load. With
+    rounds, each figure is the median of its rounds with the lowest and highest in brackets (``loadgen.stats.
+    rounds``), failures summed."""
     first = "rate/s" if sweep.get("model") == "open" else "users"
     header = (first, "type", "name", "req/s", "p50 ms", "p99 ms", "fails")
-    rows = [
-        (_label(lvl["level"]), m["type"], m["name"], f"{m['rps']:.1f}", f"{m['p50_ms']:.3f}",
-         f"{m['p99_ms']:.3f}", str(m["failures"]))
-        for lvl in sweep["levels"]
-        for m in lvl["requests"]
-        if not m["type"].endswith("-batch") and m["type"] != "embedding"
-    ]  # fmt: skip
+    grouped: dict[tuple[tuple[float, ...], str, str], list[dict[str, Any]]] = {}
+    labels: dict[tuple[float, ...], str] = {}
+    for lvl in sweep["levels"]:
+        labels[_value(lvl["level"])] = _label(lvl["level"])
+        for m in lvl["requests"]:
+            if not m["type"].endswith("-batch") and m["type"] != "embedding":
+                grouped.setdefault((_value(lvl["level"]), m["type"], m["name"]), []).append(m)
+    rows = []
+    for (value, typ, name), ms in sorted(grouped.items(), key=lambda kv: kv[0]):
+        figures = [rounds.cell(rounds.spread(v)["median"], rounds.spread(v), d) for v, d in (
+            ([m["rps"] for m in ms], 1), ([m["p50_ms"] for m in ms], 3), ([m["p99_ms"] for m in ms], 3))]  # fmt: skip
+        rows.append((labels[value], typ, name, *figures, str(sum(int(m["failures"]) for m in ms))))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.rjust(w) if i in (0, 3, 4, 5, 6) else c.ljust(w) for i, (c, w) in
                        enumerate(zip(r, widths, strict=True))) for r in [header, *rows]]  # fmt: skip
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if sweep.get("rounds", 1) > 1:
+        lines.append(f"(medians of {sweep['rounds']} rounds, lowest-highest round in brackets)")
     return "\n".join(lines)
 
 

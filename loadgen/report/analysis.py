@@ -8,10 +8,11 @@ Everything here is plain arithmetic on ``Run``s, so it is unit-tested on synthet
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from loadgen.report.load import Run
+from loadgen.stats import rounds
 from loadgen.stats.drivers import by_type
 
 # a knee is only called when the curve bends this much away from the straight line between its ends (normalised);
@@ -42,6 +43,8 @@ class Point:
     late: int | None = None  # open model: sends that left more than 10 ms behind schedule (this request type)
     dropped: int | None = None  # open model: sends skipped because every client was busy
     driver: str = ""  # how the calls of this request type waited (results' run.drivers); "" in older results
+    rounds: int = 1  # --rounds: how many runs this point is the median of
+    spread: dict[str, dict[str, float]] | None = None  # --rounds: per figure, its median, lowest and highest round
 
     @property
     def layer(self) -> str:
@@ -87,6 +90,35 @@ def points(runs: list[Run]) -> list[Point]:
                     driver=driver_of.get(m["type"], ""),
                 )
             )  # fmt: skip
+    return merge_rounds(out)
+
+
+SPREAD_FIGURES = ("qps", "p50_ms", "p95_ms", "p99_ms")
+
+
+def merge_rounds(pts: list[Point]) -> list[Point]:
+    """The rounds of one level (``--rounds``: same operation, level and setup, same input) as one point: each
+    figure the median of its rounds (``loadgen.stats.rounds``) with its spread; calls and failures summed."""
+    grouped: dict[tuple[Any, ...], list[Point]] = defaultdict(list)
+    for p in pts:
+        grouped[(p.source, p.type, p.name, p.kind, p.level, p.processes, p.replicas)].append(p)
+    out = []
+    for same in grouped.values():
+        if len(same) == 1:
+            out.append(same[0])
+            continue
+        figures = {f: rounds.spread([getattr(p, f) for p in same]) for f in SPREAD_FIGURES}
+        n, fails = sum(p.requests for p in same), sum(p.failures for p in same)
+        recalls = [p.recall for p in same if p.recall is not None]
+        out.append(replace(
+            same[0], requests=n, failures=fails, error_rate=fails / n if n else 0.0,
+            avg_ms=rounds.spread([p.avg_ms for p in same])["median"],
+            recall=rounds.spread(recalls)["median"] if recalls else None,
+            late=sum(p.late or 0 for p in same) if any(p.late is not None for p in same) else None,
+            dropped=sum(p.dropped or 0 for p in same) if any(p.dropped is not None for p in same) else None,
+            rounds=len(same), spread=figures, qps=figures["qps"]["median"], p50_ms=figures["p50_ms"]["median"],
+            p95_ms=figures["p95_ms"]["median"], p99_ms=figures["p99_ms"]["median"],
+        ))  # fmt: skip
     return out
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from loadgen.report.analysis import Point, points
 from loadgen.report.load import Run
+from loadgen.stats import rounds
 
 FIELDS = ("qps", "p50_ms", "p99_ms", "error_rate", "recall")
 
@@ -16,6 +17,10 @@ def _key(p: Point) -> tuple[str, str, str, float, int, int | None]:
 
 def _pct(before: float, after: float) -> float | None:
     return (after - before) / before * 100.0 if before else None
+
+
+def _of(p: Point, figure: str) -> dict[str, float] | None:
+    return p.spread.get(figure) if p.spread else None
 
 
 def diff(baseline: list[Run], candidate: list[Run]) -> dict[str, Any]:
@@ -30,6 +35,13 @@ def diff(baseline: list[Run], candidate: list[Run]) -> dict[str, Any]:
                 "operation": f"{pa.type} {pa.name}", "kind": pa.kind, "level": pa.level, "processes": pa.processes,
                 "baseline": {f: getattr(pa, f) for f in FIELDS},
                 "candidate": {f: getattr(pb, f) for f in FIELDS},
+                # --rounds: each side's spread, and whether the change lies inside it (their ranges overlap)
+                "spread": {"baseline": pa.spread, "candidate": pb.spread},
+                "within_spread": {
+                    "qps": rounds.overlap(_of(pa, "qps"), _of(pb, "qps")),
+                    "p50": rounds.overlap(_of(pa, "p50_ms"), _of(pb, "p50_ms")),
+                    "p99": rounds.overlap(_of(pa, "p99_ms"), _of(pb, "p99_ms")),
+                },
                 "delta": {
                     "qps_pct": _pct(pa.qps, pb.qps),
                     "p50_pct": _pct(pa.p50_ms, pb.p50_ms),

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadgen.stats import rounds
+
 Table = tuple[tuple[str, ...], Sequence[tuple[str, ...]]]  # header, rows
 
 
@@ -53,8 +55,8 @@ def _curves_section(layer: str, curves: list[dict[str, Any]], slo: float | None)
     slo_head = f"best QPS with p99 <= {slo:g} ms" if slo is not None else "best QPS within SLO"
     sec.tables.append((("operation", "workers", "replicas", "peak QPS", "knee", slo_head), summary))
     rows = [
-        (f"{c['type']} {c['name']}", _level(c["kind"], lv["level"]), str(lv["processes"]), _f(lv["qps"]),
-         _f(lv["p50_ms"], 2), _f(lv["p95_ms"], 2), _f(lv["p99_ms"], 2), _f(100 * lv["error_rate"], 2, "%"),
+        (f"{c['type']} {c['name']}", _level(c["kind"], lv["level"]), str(lv["processes"]), _round(lv, "qps", 1),
+         _round(lv, "p50_ms", 2), _round(lv, "p95_ms", 2), _round(lv, "p99_ms", 2), _f(100 * lv["error_rate"], 2, "%"),
          _f(lv["recall"], 4), "" if lv["late"] is None else f"{lv['late']} / {lv['dropped']}", _driver(lv))
         for c in curves
         for lv in c["levels"]
@@ -62,7 +64,16 @@ def _curves_section(layer: str, curves: list[dict[str, Any]], slo: float | None)
     header = ("operation", "level", "workers", "QPS", "p50 ms", "p95 ms", "p99 ms", "errors", "recall",
               "late / dropped sends", "driver")  # fmt: skip
     sec.tables.append((header, rows))
+    if any(lv.get("rounds", 1) > 1 for c in curves for lv in c["levels"]):
+        sec.text.append(
+            "With --rounds, each figure is the median of its rounds; the lowest and highest round are in "
+            "brackets (the levels ran interleaved, so a drift touched every level alike)."
+        )
     return sec
+
+
+def _round(level: dict[str, Any], figure: str, digits: int) -> str:
+    return rounds.cell(level[figure], (level.get("spread") or {}).get(figure), digits)
 
 
 def _driver(level: dict[str, Any]) -> str:
@@ -176,6 +187,33 @@ def _cost_section(c: dict[str, Any]) -> Section:
     return sec
 
 
+def _spread(row: dict[str, Any], side: str, figure: str, digits: int) -> str:
+    """A diff row's figure, with the lowest and highest round when the side ran --rounds."""
+    spread = (row.get("spread") or {}).get(side) or {}
+    return rounds.cell(row[side][figure], spread.get(figure), digits)
+
+
+def _noise(row: dict[str, Any], figure: str, delta: str) -> str:
+    """A delta, marked when it lies inside the rounds' spread: a change this run-to-run noise already makes."""
+    inside = (row.get("within_spread") or {}).get(figure)
+    return f"{delta} (within spread)" if inside else delta
+
+
+def _noise_note(rows: list[dict[str, Any]]) -> str:
+    judged = [r for r in rows if any(v is not None for v in (r.get("within_spread") or {}).values())]
+    if not judged:
+        return (
+            "Each side ran each level once: how far a figure moves between two runs of the same setup is unknown "
+            "here, so a delta may be noise. Sweep both with --rounds 3 to have the report tell."
+        )
+    inside = sum(1 for r in judged if (r.get("within_spread") or {}).get("p99"))
+    return (
+        f"Figures with a range are medians of rounds (lowest-highest round in brackets); a delta marked "
+        f"'within spread' lies inside what repeating the run already moved: {inside} of {len(judged)} p99 "
+        f"delta(s) here."
+    )
+
+
 def _diff_section(d: dict[str, Any]) -> Section:
     sec = Section(
         "Baseline vs candidate",
@@ -184,15 +222,17 @@ def _diff_section(d: dict[str, Any]) -> Section:
             "Candidate: " + ", ".join(d["candidate"]),
             f"Matched by operation and level; {d['only_in_baseline']} point(s) only in the baseline, "
             f"{d['only_in_candidate']} only in the candidate.",
+            _noise_note(d["rows"]),
         ],
         charts=["diff"],
     )
     sec.tables.append((
         ("operation", "level", "QPS before", "QPS after", "QPS delta", "p99 before", "p99 after", "p99 delta",
          "errors delta", "recall delta"),
-        [(r["operation"], _level(r["kind"], r["level"]), _f(r["baseline"]["qps"]), _f(r["candidate"]["qps"]),
-          _signed(r["delta"]["qps_pct"]), _f(r["baseline"]["p99_ms"], 2), _f(r["candidate"]["p99_ms"], 2),
-          _signed(r["delta"]["p99_pct"]), _signed(r["delta"]["error_rate_pp"], " pp"),
+        [(r["operation"], _level(r["kind"], r["level"]), _spread(r, "baseline", "qps", 1),
+          _spread(r, "candidate", "qps", 1), _noise(r, "qps", _signed(r["delta"]["qps_pct"])),
+          _spread(r, "baseline", "p99_ms", 2), _spread(r, "candidate", "p99_ms", 2),
+          _noise(r, "p99", _signed(r["delta"]["p99_pct"])), _signed(r["delta"]["error_rate_pp"], " pp"),
           _signed(r["delta"]["recall"], ""))
          for r in d["rows"]],
     ))  # fmt: skip
