@@ -87,3 +87,14 @@ def test_a_sweep_with_rounds_keeps_every_round_and_shows_the_spread(milvus: Serv
     assert report.returncode == 0, report.stderr[-2000:]
     md = (tmp_path / "r" / "report.md").read_text()
     assert "(within spread)" in md and "medians of rounds" in md
+
+
+def test_a_capacity_step_in_rounds_is_judged_on_its_medians() -> None:
+    from loadgen.cli.capacity import Measurement, Slo, over_rounds
+
+    steps = [Measurement(100, p99, err, generator_saturated=sat)
+             for p99, err, sat in ((9.0, 0.0, False), (30.0, 0.02, False), (11.0, 0.0, True))]  # fmt: skip
+    m = over_rounds(steps)
+    assert (m.rate, m.p99_ms, m.error_rate, m.generator_saturated) == (100, 11.0, 0.0, True)
+    assert Slo(p99_ms=12.0).judge(m) == [] and Slo(p99_ms=10.0).judge(m)  # one slow round does not decide it
+    assert over_rounds(steps[:1]) is steps[0]
