@@ -145,3 +145,11 @@ def check_server(settings: Settings, locustfile: Path | None) -> str:
     if locustfile is not None:
         preflight.server_capabilities(locustfile, settings, version)
     return version
+
+
+def processes_args(processes: int) -> list[str]:
+    """``--processes N`` on a master port of our own: Locust's default 5557 may be taken (another run, a master)."""
+    from loadgen.milvus.server import free_ports
+
+    (port,) = free_ports(1)
+    return ["--processes", str(processes), "--master-bind-port", str(port), "--master-port", str(port)]

@@ -240,14 +240,6 @@ def _drop(settings: Settings, layers: list[str]) -> None:
         clients.adapter(layer).drop(settings)
 
 
-def _processes_args(processes: int) -> list[str]:
-    """``--processes N`` on a master port of our own: Locust's default 5557 may be taken (another run, a master)."""
-    from loadgen.milvus.server import free_ports
-
-    (port,) = free_ports(1)
-    return ["--processes", str(processes), "--master-bind-port", str(port), "--master-port", str(port)]
-
-
 def _locust(
     args: argparse.Namespace,
     locustfile: Path,
@@ -272,7 +264,7 @@ def _locust(
         "--html", str(out / "report.html"), "--json-file", str(out / "locust"),
         "--only-summary", "--stop-timeout", str(int(settings.timeout) + 2),
         *(["--otel"] if args.otel else []),
-        *(_processes_args(args.processes) if args.processes else []),
+        *(common.processes_args(args.processes) if args.processes else []),
         *options, *args.classes,
     ]  # fmt: skip
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}

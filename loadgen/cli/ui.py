@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             sys.executable, "-m", "locust", "-f", str(locustfile), "--class-picker", "--host", settings.uri,
             "--web-host", args.web_host, "--web-port", str(args.web_port),
             "--stop-timeout", str(int(settings.timeout) + 2),
-            *(["--processes", str(args.processes)] if args.processes else []),
+            *(cli.processes_args(args.processes) if args.processes else []),  # a master port of its own
             *to_argv(args),
             # each test started from the form writes its results into a folder of its own there (loadgen.web.start)
             "--results-dir", str(args.out.resolve()),
