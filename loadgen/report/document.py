@@ -119,7 +119,29 @@ def sections(report: dict[str, Any]) -> list[Section]:
         out.append(_cost_section(report["cost"]))
     if report.get("diff"):
         out.append(_diff_section(report["diff"]))
+    out += [_runbook_section(rb) for rb in report.get("runbooks", [])]
     return out
+
+
+def _runbook_section(rb: dict[str, Any]) -> Section:
+    """A runbook's recall per step (the figures: ``loadgen.stats.runbook``)."""
+    sec = Section(f"Recall while data changes ({rb['input']})")
+    sec.text.append(
+        f"Runbook {rb.get('source', '')}: {rb.get('queries')} queries per search step at k={rb.get('k')}, "
+        f"consistency {rb.get('consistency_level')}. Each search step is scored against the exact top-k over the "
+        "rows the collection holds after the steps before it; p10: a tenth of the queries scored at or below it."
+    )
+    rows = []
+    for s in rb["steps"]:
+        r = s.get("recall") or {}
+        changed = s.get("truth_changed")
+        rows.append((str(s["step"]), s["label"], str(s["rows"]), _f(r.get("mean"), 4), _f(r.get("p10"), 4),
+                     _f(r.get("min"), 4), "" if changed is None else _f(100 * changed, 0, "%")))  # fmt: skip
+    total = rb.get("recall") or {}
+    rows.append(("", "all searches", "", _f(total.get("mean"), 4), _f(total.get("p10"), 4), _f(total.get("min"), 4),
+                 ""))  # fmt: skip
+    sec.tables.append((("step", "operation", "rows held", "recall mean", "p10", "min", "truth changed"), rows))
+    return sec
 
 
 def _sizing_section(s: dict[str, Any]) -> Section:

@@ -56,8 +56,8 @@ def render_html(results: dict[str, Any]) -> str:
     if recall:
         parts += [
             "<h2>Recall</h2>",
-            _table(["request", "mean", "p5", "min", "count"],
-                   [[k, v.get("mean"), v.get("p5"), v.get("min"), v.get("count")] for k, v in recall.items()]),
+            _table(["request", "mean", "p5", "p10", "min", "count"],
+                   [[k, *(v.get(x) for x in ("mean", "p5", "p10", "min", "count"))] for k, v in recall.items()]),
         ]  # fmt: skip
     if results.get("failures"):
         rows = [[f["type"], f["name"], f["occurrences"], f["error"]] for f in results["failures"]]
