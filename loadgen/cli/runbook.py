@@ -22,7 +22,7 @@ from loadgen.cli.common import milvus, quiet_clients, terminate_on_sigterm
 from loadgen.config import paths
 from loadgen.config.settings import Settings, add_option, add_options, normalize_uri
 from loadgen.errors import LoadgenError
-from loadgen.milvus import collection
+from loadgen.milvus import collection, readiness
 from loadgen.milvus.server import ENGINES
 from loadgen.stats import checks, figures, results, timing
 from loadgen.stats import runbook as figures_rb
@@ -43,7 +43,10 @@ def add_parser(sub: Any) -> None:
     rb.add_argument("--steps", help="inline steps, e.g. insert:0:5000,search,delete:0:1000,replace:0:100:9000,search")
     rb.add_argument("--runbook", type=Path, help="the steps as a YAML or JSON file (README: Recall while data changes)")
     rb.add_argument("--search-queries", type=int, default=100, help="query vectors per search step (default 100)")
-    rb.add_argument("--flush-steps", action="store_true", help="flush after every write step (seal, then index)")
+    rb.add_argument(
+        "--index-steps", action="store_true",
+        help="after every write step: flush, wait for the index to cover every row, load the indexed segments",
+    )  # fmt: skip
     rb.add_argument("--out", type=Path, help="output directory (default results/runbook-<timestamp>)")
     rb.add_argument("--engine", choices=ENGINES, default="milvus")
     rb.add_argument("--startup-timeout", type=float, default=120.0)
@@ -115,7 +118,7 @@ def _search(client: MilvusClient, s: Settings, queries: np.ndarray, calls: _Call
 
 
 def play(settings: Settings, steps: list[runbook.Step], queries: np.ndarray, base: np.ndarray, *,
-         flush: bool, log: Any = None) -> tuple[list[dict[str, Any]], RecallStats, _Calls]:  # fmt: skip
+         index: bool, log: Any = None) -> tuple[list[dict[str, Any]], RecallStats, _Calls]:  # fmt: skip
     """Run the steps against ``settings.collection`` (created empty by the caller)."""
     state = runbook.State(max((int(s.ids.max()) + 1 for s in steps if len(s.ids)), default=0))
     calls, overall, records = _Calls(), RecallStats(), []
@@ -140,8 +143,8 @@ def play(settings: Settings, steps: list[runbook.Step], queries: np.ndarray, bas
             else:
                 _write(client, settings, step, base, calls=calls, n=n)
                 state.apply(step)
-                if flush:
-                    client.flush(settings.collection, timeout=max(settings.timeout, 120))
+                if index:  # searches then run on the index, not on growing segments searched without it
+                    readiness.wait_until_indexed(client, settings, settings.collection, "vector", owned=True)
                 records.append(figures_rb.step_record(n, step.operation, step.label, state.count,
                                                       time.perf_counter() - started))  # fmt: skip
             if log is not None:
@@ -186,7 +189,7 @@ def command(args: argparse.Namespace) -> int:
         version = collection.create_empty(settings)
         print(f"loadgen: Milvus {version} at {collection.redact_uri(settings.uri)}", file=sys.stderr)
         try:
-            records, overall, calls = play(settings, steps, queries, base, flush=args.flush_steps,
+            records, overall, calls = play(settings, steps, queries, base, index=args.index_steps,
                                            log=lambda m: print(m, file=sys.stderr))  # fmt: skip
         finally:
             collection.release(settings, settings.collection)
@@ -209,7 +212,7 @@ def _results(args: argparse.Namespace, settings: Settings, version: str, *, reco
     source = str(args.runbook) if args.runbook else "--steps " + args.steps
     section = figures_rb.section(
         records, overall, source=source, queries=queries, k=settings.top_k,
-        consistency_level=settings.consistency_level, flush_steps=args.flush_steps,
+        consistency_level=settings.consistency_level, index_steps=args.index_steps,
     )  # fmt: skip
     return {
         "format": results.FORMAT,

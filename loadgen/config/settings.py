@@ -230,6 +230,16 @@ class Settings:
         typ=float,
         load=True,
     )
+    check_max_index_lag_s: float | None = option(
+        None, "checks: fail (exit 3) if the index lag (--ingest-readiness) ever exceeds this many seconds", typ=float,
+        load=True,
+    )  # fmt: skip
+    ingest_readiness: bool = option(
+        False,
+        "time every pymilvus insert from acknowledgement to searchable (a query at --consistency-level sees it) to "
+        "indexed (describe_index counts it), and the index lag (README: Ingest readiness)",
+        load=True,
+    )
     # Milvus's own metrics, scraped by the master (loadgen.stats.server_metrics)
     milvus_metrics_url: str = option(
         "",

@@ -104,6 +104,8 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         "time_split": time_split.analyse(runs),  # server time against client time
         # recall per step of each runbook among the inputs (``loadgen runbook``)
         "runbooks": [{"input": r.source, **r.results["runbook"]} for r in runs if r.results.get("runbook")],
+        # ack -> searchable -> indexed of each run measured with --ingest-readiness
+        "ingest": [{"input": r.source, **r.results["ingest"]} for r in runs if r.results.get("ingest")],
     }
     if args.target_qps is not None:
         vectors = args.vectors or int(first.get("rows") or 0)
