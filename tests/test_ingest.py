@@ -107,3 +107,29 @@ def test_a_run_reports_the_stages_and_checks_the_index_lag(milvus: ServerInfo, t
     assert report.returncode == 0, report.stderr
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Ingest readiness" in md and f"| searchable | {inserts} | {ing['searchable']['count']} |" in md
+    from loadgen.web.page import render_html
+
+    assert "<h2>Ingest readiness</h2>" in render_html(res)  # the web UI's page of the run: the same figures
+
+
+def test_capacity_searches_the_insert_rate_whose_index_lag_stays_bounded(milvus: ServerInfo, tmp_path: Path) -> None:
+    """Steps of 4 s whose inserts are never sealed: the lag grows past 1 s in every step, so no insert rate holds,
+    and each step says why (the positive answer needs segments that seal within the bound)."""
+    out = tmp_path / "cap"
+    proc = run_cli(
+        "capacity", "--host", milvus.uri, "-f", "locustfiles/pymilvus_users.py",
+        "PymilvusUser", "-u", "1", "-t", "4s", "--slo-p99-ms", "10000", "--max-index-lag-s", "1",
+        "--start-rate", "4", "--max-steps", "2", "--min-samples", "1", "--rows", "300", "--dim", "16",
+        "--index-type", "FLAT", "--weights", "search=1", "--collection", "lg_ingest_cap", "--out", str(out),
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((out / "capacity.json").read_text())
+    assert doc["answer"] is None and doc["slo"]["max_index_lag_s"] == 1
+    assert [s["rate"] for s in doc["steps"]] == [4, 2]
+    for s in doc["steps"]:
+        assert s["index_lag_s"] > 1 and any(w.startswith("index lag ") and w.endswith("> 1 s") for w in s["why"])
+    step = json.loads((out / "insert-rate-4" / "results.json").read_text())
+    assert step["run"]["insert_rate"] == 4 and step["ingest"]["writes"] > 0
+    assert step["open_loop"]["by_type"]  # the insert stream's sends
+    assert "capacity: no rate held index lag <= 1 s, p99 <= 10000 ms" in proc.stdout

@@ -130,6 +130,7 @@ def capacity_command(args: argparse.Namespace) -> int:
     isolated(_before_start, args, locustfile, out)
     terminate_on_sigterm()
     done: dict[float, dict[str, Any]] = {}
+    ingest = slo.max_index_lag_s is not None
     with milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
         version = isolated(check_server, settings, None)
@@ -142,24 +143,31 @@ def capacity_command(args: argparse.Namespace) -> int:
             if getattr(args, "interrupted", False):
                 raise KeyboardInterrupt
             step_s = capacity.step_seconds(rate, args.min_samples, capacity.seconds(args.run_time))
-            level_out = out / f"rate-{rate:g}"
+            level_out = out / (f"insert-rate-{rate:g}" if ingest else f"rate-{rate:g}")
             paths.make_dir(level_out)
             step_args = argparse.Namespace(**{**vars(args), "run_time": f"{step_s:g}s"})
+            search_rate = settings.arrival_rate if ingest else rate  # ingest: the searches' load stays as given
+            if ingest:  # the rate searched for is the insert stream's
+                step_args.stream_rates, step_args.ingest_readiness = f"insert={rate:g}", True
             run = {
                 "users": args.users, "spawn_rate": float(args.users), "run_time": step_args.run_time,
                 "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
-                "embedded": not args.host, "classes": args.classes, "model": "open", "arrival_rate": rate,
-                "level": {"rate": rate},
+                "embedded": not args.host, "classes": args.classes, "model": "open" if search_rate else "closed",
+                **({"arrival_rate": search_rate} if search_rate else {}), "level": {"rate": rate},
+                **({"insert_rate": rate} if ingest else {}),
             }  # fmt: skip
-            print(f"loadgen: capacity step {len(done) + 1}: {rate:g} req/s for {step_s:g} s", file=sys.stderr)
+            unit = "inserts/s" if ingest else "req/s"
+            print(f"loadgen: capacity step {len(done) + 1}: {rate:g} {unit} for {step_s:g} s", file=sys.stderr)
             code = _locust(
-                step_args, locustfile, settings, level_out,
-                users=args.users, spawn_rate=float(args.users), rate=rate, keep_data=True, run=run,
+                step_args, locustfile, settings, level_out, users=args.users,
+                spawn_rate=float(args.users) if search_rate else (args.spawn_rate or 20.0), rate=search_rate,
+                keep_data=True, run=run,
             )  # fmt: skip
             results = _level_results(level_out, code) or {}
             done[rate] = results
-            m = capacity.measurement(results, rate)
-            print(f"loadgen:   p99 {m.p99_ms:.2f} ms, errors {m.error_rate:.2%}: " + (
+            m = capacity.measurement(results, rate, streams=ingest)
+            lag = "" if m.index_lag_s is None else f", index lag {m.index_lag_s:.2f} s"
+            print(f"loadgen:   p99 {m.p99_ms:.2f} ms, errors {m.error_rate:.2%}{lag}: " + (
                 "holds" if not slo.judge(m) else "; ".join(slo.judge(m))), file=sys.stderr)  # fmt: skip
             return m
 
