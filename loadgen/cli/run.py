@@ -145,16 +145,11 @@ def capacity_command(args: argparse.Namespace) -> int:
             step_s = capacity.step_seconds(rate, args.min_samples, capacity.seconds(args.run_time))
             level_out = out / (f"insert-rate-{rate:g}" if ingest else f"rate-{rate:g}")
             paths.make_dir(level_out)
-            step_args = argparse.Namespace(**{**vars(args), "run_time": f"{step_s:g}s"})
-            search_rate = settings.arrival_rate if ingest else rate  # ingest: the searches' load stays as given
-            if ingest:  # the rate searched for is the insert stream's
-                step_args.stream_rates, step_args.ingest_readiness = f"insert={rate:g}", True
+            step_args, search_rate, load = _capacity_load(args, settings, rate, step_s, ingest=ingest)
             run = {
                 "users": args.users, "spawn_rate": float(args.users), "run_time": step_args.run_time,
                 "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
-                "embedded": not args.host, "classes": args.classes, "model": "open" if search_rate else "closed",
-                **({"arrival_rate": search_rate} if search_rate else {}), "level": {"rate": rate},
-                **({"insert_rate": rate} if ingest else {}),
+                "embedded": not args.host, "classes": args.classes, **load, "level": {"rate": rate},
             }  # fmt: skip
             unit = "inserts/s" if ingest else "req/s"
             print(f"loadgen: capacity step {len(done) + 1}: {rate:g} {unit} for {step_s:g} s", file=sys.stderr)
@@ -191,6 +186,20 @@ def capacity_command(args: argparse.Namespace) -> int:
     if "cost" in doc:
         print(capacity.cost.line(doc["cost"], "at the SLO"))
     return 0
+
+
+def _capacity_load(
+    args: argparse.Namespace, settings: Settings, rate: float, step_s: float, *, ingest: bool
+) -> tuple[argparse.Namespace, float, dict[str, Any]]:
+    """One capacity step's options, its search rate (0: closed model) and its run section's load model: the rate is
+    the searches' (open model), or with ``--max-index-lag-s`` the insert stream's beside the searches as given."""
+    step_args = argparse.Namespace(**{**vars(args), "run_time": f"{step_s:g}s"})
+    search_rate = settings.arrival_rate if ingest else rate
+    if ingest:
+        step_args.stream_rates, step_args.ingest_readiness = f"insert={rate:g}", True
+    load: dict[str, Any] = {"model": "open" if search_rate else "closed"}
+    load.update({"arrival_rate": search_rate} if search_rate else {}, **({"insert_rate": rate} if ingest else {}))
+    return step_args, search_rate, load
 
 
 def _level_results(out: Path, code: int) -> dict[str, Any] | None:
