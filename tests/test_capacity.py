@@ -135,6 +135,8 @@ def test_capacity_against_the_embedded_milvus(milvus: ServerInfo, tmp_path: Path
         (["--slo-p99-ms", "10", "--prometheus-port", "70000"], "--prometheus-port must be 0 (off) or a TCP port"),
         (["--slo-p99-ms", "10", "--price-per-node-hour", "-1"], "--price-per-node-hour must be positive"),
         (["--slo-p99-ms", "10", "--price-per-generator-hour", "1"], "--price-per-generator-hour needs"),
+        (["--slo-p99-ms", "10", "--max-index-lag-s", "0"], "--max-index-lag-s must be positive"),
+        (["--slo-p99-ms", "10", "--max-index-lag-s", "5", "--stream-rates", "insert=5"], "drop --stream-rates"),
     ],
 )
 def test_bad_options_are_one_line_errors_before_anything_starts(args: list[str], message: str) -> None:

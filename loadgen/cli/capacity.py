@@ -10,6 +10,11 @@ within their bounds when given, and the schedule was kept (at most ``MAX_DROPPED
 2. Bisect between them until the bracket is narrower than ``tolerance`` of its low end, or the step budget is spent.
 3. Stop early when the generator saturated: the step measured the generator, so a higher rate proves nothing.
 The answer is the highest rate that held; the steps tried are kept in order with why each failed.
+
+With ``--max-index-lag-s`` the rate searched for is an insert stream's (``--stream-rates insert=R`` with
+``--ingest-readiness``, beside the searches of ``--arrival-rate`` or the closed model): a rate holds when the index
+lag (``loadgen.stats.ingest``) stays within the bound, the stream dropped no more than ``MAX_DROPPED_SHARE`` of its
+sends, and the store calls hold the SLO as above.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadgen.report import cost
+from loadgen.stats import ingest
 from loadgen.stats.rounds import spread
 
 FORMAT = "milvus-loadgen/capacity/v1"
@@ -35,6 +41,7 @@ class Measurement:
     dropped_share: float = 0.0
     achieved_rate: float = 0.0
     generator_saturated: bool = False
+    index_lag_s: float | None = None  # the run's largest index lag (--ingest-readiness), None when not measured
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class Slo:
     p99_ms: float
     min_recall: float | None = None
     max_error_rate: float | None = None
+    max_index_lag_s: float | None = None
 
     def judge(self, m: Measurement) -> list[str]:
         """Why ``m`` does not hold (empty: it holds)."""
@@ -52,6 +60,9 @@ class Slo:
             why.append(f"errors {m.error_rate:.2%} > {self.max_error_rate:.2%}")
         if self.min_recall is not None and (m.recall is None or m.recall < self.min_recall):
             why.append("no recall measured" if m.recall is None else f"recall {m.recall:.4f} < {self.min_recall:g}")
+        if self.max_index_lag_s is not None and (m.index_lag_s is None or m.index_lag_s > self.max_index_lag_s):
+            lag = "no index lag measured" if m.index_lag_s is None else f"index lag {m.index_lag_s:.2f} s"
+            why.append(lag if m.index_lag_s is None else f"{lag} > {self.max_index_lag_s:g} s")
         if m.dropped_share > MAX_DROPPED_SHARE:
             why.append(f"{m.dropped_share:.1%} of sends dropped")
         return why
@@ -132,12 +143,17 @@ def _midpoint(lo: float, hi: float) -> float:
     return float(round(mid)) if hi - lo >= 4 and lo < round(mid) < hi else round(mid, 2)
 
 
-def measurement(results: dict[str, Any], rate: float) -> Measurement:
-    """One step's ``results.json`` as what the SLO judges."""
+def measurement(results: dict[str, Any], rate: float, *, streams: bool = False) -> Measurement:
+    """One step's ``results.json`` as what the SLO judges; ``streams``: the rate is the streams' (their drops)."""
     rows = [r for r in results.get("requests", []) if r.get("successes", r.get("requests"))]
     recall = [r["mean"] for r in (results.get("recall") or {}).values() if isinstance(r.get("mean"), int | float)]
     ol = results.get("open_loop") or {}
     intended = ol.get("intended") or 0
+    if streams:
+        kinds = [c for k, c in (ol.get("by_type") or {}).items() if k.endswith("[stream]")]
+        ol = {"intended": sum(c.get("intended", 0) for c in kinds), "dropped": sum(c.get("dropped", 0) for c in kinds),
+              "achieved_rate": 0.0}  # fmt: skip
+        intended = ol["intended"]
     return Measurement(
         rate=rate,
         p99_ms=max((float(r["p99_ms"]) for r in rows), default=math.inf),  # nothing succeeded: nothing held
@@ -146,6 +162,7 @@ def measurement(results: dict[str, Any], rate: float) -> Measurement:
         dropped_share=(ol.get("dropped", 0) / intended) if intended else 0.0,
         achieved_rate=float(ol.get("achieved_rate", 0.0)),
         generator_saturated=bool((results.get("generator") or {}).get("saturated")),
+        index_lag_s=ingest.max_lag_s(results.get("ingest")),
     )
 
 
@@ -165,6 +182,7 @@ def over_rounds(rounds: list[Measurement]) -> Measurement:
         dropped_share=median([m.dropped_share for m in rounds]),
         achieved_rate=median([m.achieved_rate for m in rounds]),
         generator_saturated=any(m.generator_saturated for m in rounds),
+        index_lag_s=median(lags) if (lags := [m.index_lag_s for m in rounds if m.index_lag_s is not None]) else None,
     )  # fmt: skip
 
 
@@ -192,6 +210,11 @@ def add_arguments(cap: Any) -> None:
     g.add_argument("--slo-p99-ms", type=float, required=True, help="the p99 every store call must hold (ms)")
     g.add_argument("--min-recall", type=float, help="and this mean recall (needs --dataset)")
     g.add_argument("--max-error-rate", type=float, help="and at most this share of failed calls, e.g. 0.01")
+    g.add_argument(
+        "--max-index-lag-s", type=float,
+        help="search the insert rate instead (--stream-rates insert=R, --ingest-readiness) whose index lag stays "
+        "within this many seconds while searches hold --slo-p99-ms",
+    )  # fmt: skip
     g.add_argument("--start-rate", type=float, default=50.0, help="first rate tried, req/s (default 50)")
     g.add_argument("--max-rate", type=float, default=math.inf, help="never try above this rate (default: no limit)")
     g.add_argument("--growth", type=float, default=2.0, help="bracketing factor between rates (default 2)")
@@ -226,8 +249,12 @@ def check_arguments(args: Any) -> Slo:
         seconds(args.run_time)
     except ValueError as exc:
         raise LoadgenError(f"-t/--run-time: {exc}") from None
+    if args.max_index_lag_s is not None and not args.max_index_lag_s > 0:
+        raise LoadgenError(f"--max-index-lag-s must be positive, got {args.max_index_lag_s}")
+    if args.max_index_lag_s is not None and args.stream_rates:
+        raise LoadgenError("--max-index-lag-s searches the insert rate itself: drop --stream-rates")
     cost.prices(args)
-    return Slo(args.slo_p99_ms, args.min_recall, args.max_error_rate)
+    return Slo(args.slo_p99_ms, args.min_recall, args.max_error_rate, args.max_index_lag_s)
 
 
 def line(outcome: Outcome, slo: Slo) -> str:
@@ -237,9 +264,13 @@ def line(outcome: Outcome, slo: Slo) -> str:
         bounds.append(f"recall >= {slo.min_recall:g}")
     if slo.max_error_rate is not None:
         bounds.append(f"errors <= {slo.max_error_rate:.2%}")
+    unit = "req/s"
+    if slo.max_index_lag_s is not None:
+        bounds.insert(0, f"index lag <= {slo.max_index_lag_s:g} s")
+        unit = "inserts/s"
     hi = outcome.bracket[1]
     tried = f"{len(outcome.steps)} steps"
     if outcome.answer is None:
         return f"capacity: no rate held {', '.join(bounds)} ({tried}; {outcome.stopped})"
-    above = f", {hi:g} req/s did not" if hi is not None else ""
-    return f"capacity: {outcome.answer:g} req/s holds {', '.join(bounds)} ({tried}{above}; stopped: {outcome.stopped})"
+    above = f", {hi:g} {unit} did not" if hi is not None else ""
+    return f"capacity: {outcome.answer:g} {unit} holds {', '.join(bounds)} ({tried}{above}; stopped: {outcome.stopped})"

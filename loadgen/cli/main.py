@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from loadgen.cli import compare_command, k8s, operations, run
+from loadgen.cli import compare_command, k8s, operations, run, runbook
 from loadgen.cli.capacity import add_arguments as capacity_arguments
 from loadgen.cli.common import DEFAULT_LOCUSTFILE
 from loadgen.cli.ui import add_parser as add_ui_parser
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--startup-timeout", type=float, default=120.0)
     add_options(cmp, locust=False, load=False)  # no load model, no checks: its own experiment
 
+    runbook.add_parser(sub)  # loadgen/cli/runbook.py
     add_ui_parser(sub)
     operations.add_parser(sub)
     report_cli.add_parser(sub)  # `loadgen report`: options and code live in loadgen/report/
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "server": _server, "run": run.run, "sweep": run.sweep_command, "compare": compare_command.command,
             "k8s": k8s.run, "ui": ui_command.run, "report": report_cli.run, "capacity": run.capacity_command,
-            "operations": operations.run,
+            "operations": operations.run, "runbook": runbook.command,
         }  # fmt: skip
         return commands[args.command](args)
     except LoadgenError as exc:

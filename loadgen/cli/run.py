@@ -132,7 +132,7 @@ def capacity_command(args: argparse.Namespace) -> int:
     """``loadgen capacity``: open-model steps chosen by ``capacity.search`` on one server and collection; a sweep
     directory (``sweep.json``, one folder per rate) that ``loadgen report`` reads, ``capacity.json``, one line."""
     from loadgen import clients
-    from loadgen.cli import capacity, sweep
+    from loadgen.cli import capacity
 
     slo = capacity.check_arguments(args)
     locustfile = common.locustfile(args)
@@ -141,6 +141,7 @@ def capacity_command(args: argparse.Namespace) -> int:
     terminate_on_sigterm()
     done: dict[float, list[dict[str, Any]]] = {}  # each step's rate: its rounds' results
     n_rounds = args.rounds
+    ingest = slo.max_index_lag_s is not None
     with milvus(args) as (host, keep):
         settings = Settings.from_options(args, host)
         version = isolated(check_server, settings, None)
@@ -153,28 +154,32 @@ def capacity_command(args: argparse.Namespace) -> int:
             if getattr(args, "interrupted", False):
                 raise KeyboardInterrupt
             step_s = capacity.step_seconds(rate, args.min_samples, capacity.seconds(args.run_time))
-            step_args = argparse.Namespace(**{**vars(args), "run_time": f"{step_s:g}s"})
-            print(f"loadgen: capacity step {len(done) + 1}: {rate:g} req/s for {step_s:g} s"
+            step_args, search_rate, load = _capacity_load(args, settings, rate, step_s, ingest=ingest)
+            unit = "inserts/s" if ingest else "req/s"
+            print(f"loadgen: capacity step {len(done) + 1}: {rate:g} {unit} for {step_s:g} s"
                   + (f", {n_rounds} rounds" if n_rounds > 1 else ""), file=sys.stderr)  # fmt: skip
             done[rate] = []
             for rnd in range(1, n_rounds + 1):  # a step's rounds run one after another: the next step waits on them
-                level_out = out / f"rate-{rate:g}" / f"round-{rnd}" if n_rounds > 1 else out / f"rate-{rate:g}"
+                step_dir = out / (f"insert-rate-{rate:g}" if ingest else f"rate-{rate:g}")
+                level_out = step_dir / f"round-{rnd}" if n_rounds > 1 else step_dir
                 paths.make_dir(level_out)
                 run = {
                     "users": args.users, "spawn_rate": float(args.users), "run_time": step_args.run_time,
                     "processes": args.processes, "locustfile": str(locustfile), "server_version": version,
-                    "embedded": not args.host, "classes": args.classes, "model": "open", "arrival_rate": rate,
-                    "level": {"rate": rate}, **({"round": rnd, "rounds": n_rounds} if n_rounds > 1 else {}),
+                    "embedded": not args.host, "classes": args.classes, **load, "level": {"rate": rate},
+                    **({"round": rnd, "rounds": n_rounds} if n_rounds > 1 else {}),
                 }  # fmt: skip
                 code = _locust(
-                    step_args, locustfile, settings, level_out,
-                    users=args.users, spawn_rate=float(args.users), rate=rate, keep_data=True, run=run,
+                    step_args, locustfile, settings, level_out, users=args.users,
+                    spawn_rate=float(args.users) if search_rate else (args.spawn_rate or 20.0), rate=search_rate,
+                    keep_data=True, run=run,
                 )  # fmt: skip
                 done[rate].append(_level_results(level_out, code) or {})
                 if getattr(args, "interrupted", False):
                     raise KeyboardInterrupt
-            m = capacity.over_rounds([capacity.measurement(results, rate) for results in done[rate]])
-            print(f"loadgen:   p99 {m.p99_ms:.2f} ms, errors {m.error_rate:.2%}: " + (
+            m = capacity.over_rounds([capacity.measurement(one, rate, streams=ingest) for one in done[rate]])
+            lag = "" if m.index_lag_s is None else f", index lag {m.index_lag_s:.2f} s"
+            print(f"loadgen:   p99 {m.p99_ms:.2f} ms, errors {m.error_rate:.2%}{lag}: " + (
                 "holds" if not slo.judge(m) else "; ".join(slo.judge(m))), file=sys.stderr)  # fmt: skip
             return m
 
@@ -186,6 +191,16 @@ def capacity_command(args: argparse.Namespace) -> int:
             used = {r["type"].split("-")[0] for res in done.values() for one in res for r in one.get("requests", [])}
             isolated(_drop, settings, sorted(used & set(clients.layers())))
         keep["logs"] = not done
+    _capacity_end(args, out, done, outcome, slo)
+    return 0
+
+
+def _capacity_end(
+    args: argparse.Namespace, out: Path, done: dict[float, list[dict[str, Any]]], outcome: Any, slo: Any
+) -> None:
+    """The search's sweep dir (every step and round), capacity.json, its table and its one-line answer."""
+    from loadgen.cli import capacity, sweep
+
     levels = [({"rate": rate}, one) for rate in sorted(done) for one in done[rate] if one]
     sweep.write(out, sweep.combine(levels))
     doc = outcome.to_dict(slo)
@@ -197,7 +212,20 @@ def capacity_command(args: argparse.Namespace) -> int:
     print(capacity.line(outcome, slo))
     if "cost" in doc:
         print(capacity.cost.line(doc["cost"], "at the SLO"))
-    return 0
+
+
+def _capacity_load(
+    args: argparse.Namespace, settings: Settings, rate: float, step_s: float, *, ingest: bool
+) -> tuple[argparse.Namespace, float, dict[str, Any]]:
+    """One capacity step's options, its search rate (0: closed model) and its run section's load model: the rate is
+    the searches' (open model), or with ``--max-index-lag-s`` the insert stream's beside the searches as given."""
+    step_args = argparse.Namespace(**{**vars(args), "run_time": f"{step_s:g}s"})
+    search_rate = settings.arrival_rate if ingest else rate
+    if ingest:
+        step_args.stream_rates, step_args.ingest_readiness = f"insert={rate:g}", True
+    load: dict[str, Any] = {"model": "open" if search_rate else "closed"}
+    load.update({"arrival_rate": search_rate} if search_rate else {}, **({"insert_rate": rate} if ingest else {}))
+    return step_args, search_rate, load
 
 
 def _level_results(out: Path, code: int) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections import deque
 from typing import Any
@@ -111,6 +112,18 @@ def _counted(_s: Store, _inputs: tuple[Any, ...], result: Any) -> Outcome:
     return Outcome(int(result[0]["count(*)"]) if result else 0)  # the rows the server counted
 
 
+def _inserted(s: Store, inputs: tuple[Any, ...], result: Any) -> Outcome:
+    """With --ingest-readiness: the acknowledgement (now, as the call returned) and the ids, for
+    ``loadgen.stats.ingest``."""
+    n = int(result["insert_count"])
+    if not s.settings.ingest_readiness:
+        return Outcome(n)
+    ack = time.perf_counter()
+    return Outcome(
+        n, extra={"ingest_ack": ack, "ingest_ids": [r["id"] for r in inputs[0]], "ingest_collection": s.name}
+    )
+
+
 def _remember(key: str) -> Any:
     def done(s: Store, inputs: tuple[Any, ...], ok: bool) -> None:
         if ok and (key == "insert" or s.own_rows_only):
@@ -122,7 +135,7 @@ def _remember(key: str) -> Any:
 
 OPERATIONS = table(
     Operation("insert", 2, "write", _insert_in, lambda s, rows: s.client.insert(s.name, rows, timeout=s.timeout),
-              outcome=lambda s, i, r: Outcome(int(r["insert_count"])), done=_remember("insert"),
+              outcome=_inserted, done=_remember("insert"),
               async_label="insert", server="Insert"),
     Operation("upsert", 1, "write", _upsert_in, lambda s, rows: s.client.upsert(s.name, rows, timeout=s.timeout),
               outcome=lambda s, i, r: Outcome(int(r["upsert_count"])), done=_remember("upsert"),

@@ -223,6 +223,23 @@ class Settings:
     check_min_recall: float | None = option(
         None, "checks: fail (exit 3) if a mean recall is below this", typ=float, load=True
     )
+    check_min_recall_p10: float | None = option(
+        None,
+        "checks: fail (exit 3) if the p10 of per-query recall is below this (each recall series; a runbook's every "
+        "search step and all of them)",
+        typ=float,
+        load=True,
+    )
+    check_max_index_lag_s: float | None = option(
+        None, "checks: fail (exit 3) if the index lag (--ingest-readiness) ever exceeds this many seconds", typ=float,
+        load=True,
+    )  # fmt: skip
+    ingest_readiness: bool = option(
+        False,
+        "time every pymilvus insert from acknowledgement to searchable (a query at --consistency-level sees it) to "
+        "indexed (describe_index counts it), and the index lag (README: Ingest readiness)",
+        load=True,
+    )
     # Milvus's own metrics, scraped by the master (loadgen.stats.server_metrics)
     milvus_metrics_url: str = option(
         "",
@@ -413,6 +430,13 @@ def add_options(parser: Any, *, locust: bool, load: bool = True) -> None:
             if meta["choices"]:
                 kwargs["choices"] = meta["choices"]
         group.add_argument(v.flag(f.name), **kwargs)
+
+
+def add_option(parser: Any, name: str) -> None:
+    """Register the one option ``name`` on a plain argparse ``parser`` (a command that takes few of them)."""
+    f = next(f for f in _options() if f.name == name)
+    parser.add_argument(v.flag(name), dest=name, type=f.metadata["type"], default=f.metadata["raw"],
+                        help=f.metadata["help"])  # fmt: skip
 
 
 def to_argv(options: argparse.Namespace) -> list[str]:

@@ -41,6 +41,7 @@ from loadgen.stats import checks, results, tracing
 from loadgen.stats.arrivals import ArrivalStats
 from loadgen.stats.drivers import DriverStats
 from loadgen.stats.histograms import HistogramListener
+from loadgen.stats.ingest import IngestListener
 from loadgen.stats.listeners import RunFolder, out_path, write_json
 from loadgen.stats.recall import RecallListener, recall_section
 from loadgen.stats.retrieval import RetrievalListener
@@ -58,6 +59,7 @@ class _State:
     histograms: HistogramListener | None = None  # microsecond latencies, merged on the master
     recall: RecallListener | None = None  # per-search recall against --dataset, merged on the master
     retrieval: RetrievalListener | None = None  # relevance, first pages, tenants, freshness
+    ingest: IngestListener | None = None  # inserts' ack -> searchable -> indexed, the index lag (--ingest-readiness)
     arrivals: ArrivalStats | None = None  # open-model and stream send counts, merged on the master
     drivers: DriverStats | None = None  # which driver ran each user class, in each process, merged on the master
     workers: WorkerWatch | None = None  # workers seen and lost, on the master
@@ -195,6 +197,10 @@ def _on_init(environment: Any, **_: Any) -> None:
     state.histograms = HistogramListener(environment, out_path=out_path(opts, "latency_file", "latency.json"))
     state.recall = RecallListener(environment, out_path=out_path(opts, "recall_file", "recall.json"))
     state.retrieval = RetrievalListener(environment, out_path=out_path(opts, "retrieval_file", "retrieval.json"))
+    state.ingest = IngestListener(
+        environment, lambda: state.prepared_for or state.settings or settings_for(environment),
+        out_path=out_path(opts, "ingest_file", "ingest.json"),
+    )  # fmt: skip
     state.arrivals = ArrivalStats(environment, out_path=out_path(opts, "open_loop_file", "open_loop.json"))
     state.drivers = DriverStats(environment)
     state.workers = WorkerWatch(environment, out_path=out_path(opts, "workers_file", "workers.json"))
@@ -303,6 +309,7 @@ def current_results(environment: Any) -> dict[str, Any]:
         "recall": recall_section(state.recall) if state.recall is not None else {},
         # the retrieval layer's relevance, iterator first pages, tenant buckets and freshness
         "retrieval": state.retrieval.results() if state.retrieval is not None and state.retrieval.has_data() else {},
+        "ingest": state.ingest.results() if state.ingest is not None and state.ingest.has_data() else {},
         "open_loop": results.open_loop_section(state.arrivals.results(), arrival_rate) if state.arrivals else {},
         "workers": state.workers.results() if state.workers is not None and state.workers.seen else {},
         **{name: section() for name, section in result_sections.items()},  # higher layers' sections (flows)

@@ -250,6 +250,27 @@ def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
         return Prepared(name, c.owned, c.create, rows, version, truth_rows)
 
 
+def create_empty(settings: Settings) -> str:
+    """A collection that must start empty (a runbook's): created by this run, indexed and loaded; an earlier one of
+    loadgen's only with ``--recreate``, a user's never. Returns the server version."""
+    idx_params = index_params(settings)
+    search_params(settings)
+    name = settings.collection
+    with setup_client(settings, "collection", name) as client:
+        version = str(client.get_server_version(timeout=settings.timeout))
+        c = ownership.claim(client, settings, name, LAYOUT)
+        if not c.create:
+            raise LoadgenError(
+                f"collection {name!r} exists and a runbook starts from an empty collection: choose another "
+                "--collection" + (", or pass --recreate" if c.owned else "")
+            )
+        ownership.clear_for_create(client, settings, c)
+        _create(client, settings, idx_params)
+        ownership.stamp(client, settings, name)
+        client.load_collection(name, timeout=max(settings.timeout, 60))
+        return version
+
+
 def _create(client: MilvusClient, settings: Settings, params: dict[str, Any]) -> None:
     index = client.prepare_index_params()
     index.add_index(

@@ -102,6 +102,10 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         },
         "analysis": result,
         "time_split": time_split.analyse(runs),  # server time against client time
+        # recall per step of each runbook among the inputs (``loadgen runbook``)
+        "runbooks": [{"input": r.source, **r.results["runbook"]} for r in runs if r.results.get("runbook")],
+        # ack -> searchable -> indexed of each run measured with --ingest-readiness
+        "ingest": [{"input": r.source, **r.results["ingest"]} for r in runs if r.results.get("ingest")],
     }
     if args.target_qps is not None:
         vectors = args.vectors or int(first.get("rows") or 0)
@@ -165,5 +169,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"sizing load generator: {g['processes']} worker process(es) in {g['pods']} pod(s) of {g['pod_cpu']:g} CPU"
         )
+    for rb in report["runbooks"]:
+        all_r = rb["recall"]
+        print(f"runbook {rb['input']}: recall mean {all_r['mean']:.4f}, p10 {all_r['p10']:.4f}, min {all_r['min']:.4f}")
     print(f"report: {out / 'report.html'}  summary: {out / 'report.md'}  data: {out / 'report.json'}")
     return 0

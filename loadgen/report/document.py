@@ -130,7 +130,55 @@ def sections(report: dict[str, Any]) -> list[Section]:
         out.append(_cost_section(report["cost"]))
     if report.get("diff"):
         out.append(_diff_section(report["diff"]))
+    out += [_runbook_section(rb) for rb in report.get("runbooks", [])]
+    if report.get("ingest"):
+        out.append(_ingest_section(report["ingest"]))
     return out
+
+
+def _ingest_section(runs: list[dict[str, Any]]) -> Section:
+    """Ingest readiness per run (the figures: ``loadgen.stats.ingest``)."""
+    sec = Section("Ingest readiness")
+    sec.text.append(
+        "Milliseconds from the client's acknowledgement of an insert until a query at the run's consistency level "
+        "returned its rows (searchable), then until describe_index counted them and they were searchable (indexed). "
+        "Writes the run ended before are counted apart, not in the percentiles. Index lag: seconds since the oldest "
+        "write the index did not cover yet was acknowledged."
+    )
+    rows = []
+    for r in runs:
+        for stage in ("searchable", "indexed"):
+            p = r[stage]
+            rows.append((r["input"], stage, str(r["writes"]), str(p["count"]), str(r[f"not_{stage}"]),
+                         _f(p["p50_ms"]), _f(p["p99_ms"]), _f(p["max_ms"])))  # fmt: skip
+    sec.tables.append((("run", "stage", "writes", "reached", "not reached", "p50 ms", "p99 ms", "max ms"), rows))
+    sec.tables.append((
+        ("run", "consistency", "index lag max s", "mean s", "max rows behind"),
+        [(r["input"], r.get("consistency_level", ""), _f(r["index_lag"]["max_s"], 2), _f(r["index_lag"]["mean_s"], 2),
+          str(r["index_lag"]["max_rows"])) for r in runs],
+    ))  # fmt: skip
+    return sec
+
+
+def _runbook_section(rb: dict[str, Any]) -> Section:
+    """A runbook's recall per step (the figures: ``loadgen.stats.runbook``)."""
+    sec = Section(f"Recall while data changes ({rb['input']})")
+    sec.text.append(
+        f"Runbook {rb.get('source', '')}: {rb.get('queries')} queries per search step at k={rb.get('k')}, "
+        f"consistency {rb.get('consistency_level')}. Each search step is scored against the exact top-k over the "
+        "rows the collection holds after the steps before it; p10: a tenth of the queries scored at or below it."
+    )
+    rows = []
+    for s in rb["steps"]:
+        r = s.get("recall") or {}
+        changed = s.get("truth_changed")
+        rows.append((str(s["step"]), s["label"], str(s["rows"]), _f(r.get("mean"), 4), _f(r.get("p10"), 4),
+                     _f(r.get("min"), 4), "" if changed is None else _f(100 * changed, 0, "%")))  # fmt: skip
+    total = rb.get("recall") or {}
+    rows.append(("", "all searches", "", _f(total.get("mean"), 4), _f(total.get("p10"), 4), _f(total.get("min"), 4),
+                 ""))  # fmt: skip
+    sec.tables.append((("step", "operation", "rows held", "recall mean", "p10", "min", "truth changed"), rows))
+    return sec
 
 
 def _sizing_section(s: dict[str, Any]) -> Section:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from loadgen.stats import ingest, runbook
+
 CHECK_FAILED_EXIT_CODE = 3
 
 
@@ -19,16 +21,28 @@ class Checks:
     """Thresholds; ``None`` means no check.
 
     p99_ms: the highest p99 allowed for every request row; fail_ratio: the highest share of failed store calls
-    (0.01 = 1%); min_qps: the lowest total request rate; min_recall: the lowest mean recall.
+    (0.01 = 1%); min_qps: the lowest total request rate; min_recall: the lowest mean recall; min_recall_p10: the
+    lowest p10 of per-query recall (every recall series, every runbook search step and all of them together);
+    max_index_lag_s: the highest index lag of an ingest-readiness run (``loadgen.stats.ingest``).
     """
 
     p99_ms: float | None = None
     fail_ratio: float | None = None
     min_qps: float | None = None
     min_recall: float | None = None
+    min_recall_p10: float | None = None
+    max_index_lag_s: float | None = None
 
     def __bool__(self) -> bool:
-        return any(v is not None for v in (self.p99_ms, self.fail_ratio, self.min_qps, self.min_recall))
+        limits = (
+            self.p99_ms,
+            self.fail_ratio,
+            self.min_qps,
+            self.min_recall,
+            self.min_recall_p10,
+            self.max_index_lag_s,
+        )
+        return any(v is not None for v in limits)
 
 
 def _num(value: float) -> str:
@@ -83,19 +97,54 @@ def evaluate(checks: Checks, results: dict[str, Any]) -> list[str]:
         rate = qps(results)
         if rate < checks.min_qps:
             failed.append(f"check failed: throughput {_num(rate)} req/s < {_num(checks.min_qps)} req/s")
-    if checks.min_recall is not None:
-        recalls = _recalls(results)
-        if not recalls:
-            failed.append(f"check failed: recall >= {_num(checks.min_recall)} required but no recall measured")
-        for label, value in sorted(recalls.items()):
-            if value < checks.min_recall:
-                where = f" ({label})" if label else ""
-                failed.append(f"check failed: recall {_num(value)} < {_num(checks.min_recall)}{where}")
+    for limit, check in (
+        (checks.min_recall, _mean_recall), (checks.min_recall_p10, _p10), (checks.max_index_lag_s, _index_lag)
+    ):  # fmt: skip
+        if limit is not None:
+            failed += check(limit, results)
     return [" ".join(line.split()) for line in failed]  # one line each, whatever the request names hold
 
 
+def _mean_recall(limit: float, results: dict[str, Any]) -> list[str]:
+    recalls = _recalls(results)
+    if not recalls:
+        return [f"check failed: recall >= {_num(limit)} required but no recall measured"]
+    return [
+        f"check failed: recall {_num(value)} < {_num(limit)}" + (f" ({label})" if label else "")
+        for label, value in sorted(recalls.items())
+        if value < limit
+    ]
+
+
+def _index_lag(limit: float, results: dict[str, Any]) -> list[str]:
+    lag = ingest.max_lag_s(results.get("ingest"))
+    if lag is None:
+        return [f"check failed: index lag <= {_num(limit)} s required but none measured (--ingest-readiness, inserts)"]
+    return [f"check failed: index lag {_num(lag)} s > {_num(limit)} s"] if lag > limit else []
+
+
+def _p10(limit: float, results: dict[str, Any]) -> list[str]:
+    recall = results.get("recall")
+    found = [
+        (str(name), float(entry["p10"]))
+        for name, entry in (recall.items() if isinstance(recall, dict) else [])
+        if isinstance(entry, dict) and isinstance(entry.get("p10"), int | float)
+    ]
+    found += runbook.p10s(results.get("runbook"))
+    if not found:
+        return [f"check failed: recall p10 >= {_num(limit)} required but no per-query recall measured"]
+    return [f"check failed: recall p10 {_num(p)} < {_num(limit)} ({label})" for label, p in found if p < limit]
+
+
 def from_settings(settings: Any) -> Checks:
-    return Checks(settings.check_p99_ms, settings.check_fail_ratio, settings.check_min_qps, settings.check_min_recall)
+    return Checks(
+        settings.check_p99_ms,
+        settings.check_fail_ratio,
+        settings.check_min_qps,
+        settings.check_min_recall,
+        settings.check_min_recall_p10,
+        settings.check_max_index_lag_s,
+    )
 
 
 def exit_code(failed: list[str]) -> int:

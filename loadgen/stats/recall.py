@@ -107,19 +107,21 @@ class RecallListener(MergedListener):
 
 
 def read_results(path: Path) -> dict[str, dict[str, Any]]:
-    """``recall.json`` as results.json's ``recall``: {"<type> <name>": {count, mean, min, p1, p5, p50}}."""
+    """``recall.json`` as results.json's ``recall``: {"<type> <name>": {count, mean, min, p1, p5, p10, p50}}."""
     if not path.exists():
         return {}
     out: dict[str, dict[str, Any]] = {}
     for r in json.loads(path.read_text()).get("requests", []):
         if r.get("count"):
-            out[f"{r['type']} {r['name']}"] = {k: r[k] for k in ("mean", "p1", "p5", "p50", "min", "count") if k in r}
+            keys = ("mean", "p1", "p5", "p10", "p50", "min", "count")
+            out[f"{r['type']} {r['name']}"] = {k: r[k] for k in keys if k in r}
     return out
 
 
 def recall_section(listener: RecallListener) -> dict[str, dict[str, Any]]:
-    """results.json's ``recall``: {"<type> <name>": {count, mean, min, p1, p5, p50}}, from the merged statistics."""
-    keys = ("mean", "p1", "p5", "p50", "min")
+    """results.json's ``recall``: {"<type> <name>": {count, mean, min, p1, p5, p10, p50}}, from the merged
+    statistics."""
+    keys = ("mean", "p1", "p5", "p10", "p50", "min")
     return {
         f"{t} {n}": {**{k: v for k, v in s.summary().items() if k in keys}, "count": s.count}
         for (t, n), s in sorted(listener.stats.items())

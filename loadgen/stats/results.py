@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.stats import drivers, figures
+from loadgen.stats import drivers, figures, ingest, runbook
 from loadgen.stats.flows import render_lines as flow_lines
 from loadgen.stats.histograms import HistogramListener, LatencyHistograms
 
@@ -159,6 +159,10 @@ def _extra_lines(results: dict[str, Any]) -> list[str]:
             rates = ", ".join(f"{op}={r:g}/s" for op, r in c.get("streams", {}).items())
             lines.append(f"stream {kind}: {rates}: {c['sent']} sent, {c['dropped']} dropped")
     lines += flow_lines(results.get("flows") or {})  # where each flow's time goes
+    lines += runbook.lines(results.get("runbook"))
+    lines += ingest.lines(
+        results.get("ingest")
+    )  # ack -> searchable -> indexed  # recall per step while the data changed
     for key, rel in sorted(((results.get("retrieval") or {}).get("relevance") or {}).items()):
         recall, ndcg = rel.get("relevance_recall") or {}, rel.get("ndcg@10") or {}
         if recall.get("count") or ndcg.get("count"):  # against the corpus's qrels (the retrieval layers' searches)

@@ -56,8 +56,19 @@ def render_html(results: dict[str, Any]) -> str:
     if recall:
         parts += [
             "<h2>Recall</h2>",
-            _table(["request", "mean", "p5", "min", "count"],
-                   [[k, v.get("mean"), v.get("p5"), v.get("min"), v.get("count")] for k, v in recall.items()]),
+            _table(["request", "mean", "p5", "p10", "min", "count"],
+                   [[k, *(v.get(x) for x in ("mean", "p5", "p10", "min", "count"))] for k, v in recall.items()]),
+        ]  # fmt: skip
+    ingest = results.get("ingest") or {}
+    if ingest.get("writes"):  # the figures of loadgen.stats.ingest, as the summary and the report show them
+        lag = ingest["index_lag"]
+        parts += [
+            "<h2>Ingest readiness</h2>",
+            _table(["stage", "writes", "reached", "not reached", "p50 ms", "p99 ms", "max ms"],
+                   [[st, ingest["writes"], ingest[st]["count"], ingest[f"not_{st}"], ingest[st]["p50_ms"],
+                     ingest[st]["p99_ms"], ingest[st]["max_ms"]] for st in ("searchable", "indexed")]),
+            f"<p>index lag: max {lag['max_s']:.2f} s, mean {lag['mean_s']:.2f} s, {lag['max_rows']} rows behind at most"
+            "</p>",
         ]  # fmt: skip
     if results.get("failures"):
         rows = [[f["type"], f["name"], f["occurrences"], f["error"]] for f in results["failures"]]

@@ -152,6 +152,7 @@ class RecallStats:
             "min": min(self._counts) if self._counts else math.nan,
             "p1": self.percentile(1),
             "p5": self.percentile(5),
+            "p10": self.percentile(10),
             "p50": self.percentile(50),
         }
 
