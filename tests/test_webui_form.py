@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, master_port
 from playwright.sync_api import Browser, Page
 from pymilvus import DataType, MilvusClient
 from test_webui import UI, _artifact, _get, _wait
@@ -240,7 +240,7 @@ def test_sigterm_to_a_plain_locust_keeps_the_form_runs_results(
     proc = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", "locustfiles/all_users.py", "--class-picker", "--host", milvus.uri,
          "--web-host", "127.0.0.1", "--web-port", str(port), "--results-dir", str(out), "--rows", "300", "--dim", "8",
-         "--collection", collection, "--check-p99-ms", "10000", "--processes", "2"],
+         "--collection", collection, "--check-p99-ms", "10000", "--processes", "2", *master_port()],
         cwd=ROOT, env={**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1"}, stdin=subprocess.DEVNULL,
         stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

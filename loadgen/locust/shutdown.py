@@ -85,6 +85,28 @@ def stop_users_first(environment: Any, **_: Any) -> None:
             gevent.sleep(0.1)  # the master's listener greenlet takes the workers' "stopped" meanwhile
 
 
+def _quit_after_last_reports(runner: MasterRunner, grace: float) -> None:
+    """Locust's master ``quit`` (the run time over in a headless run, ``--autoquit``) sends the workers "quit" and
+    waits 0.5 s for their final stats report, then stops listening: a worker that takes longer to stop its users
+    (calls in flight, ``on_stop``, a busy machine) sends its last report to no one, and the run's figures miss its
+    last seconds (seen: a 2-worker Kubernetes Job's results 944 searches where the server counted 1,371). This
+    ``quit`` waits, bounded by ``--stop-timeout`` plus a grace, until every worker has said it quit (after its final
+    report: Locust's worker sends the report first)."""
+    from locust.rpc import Message
+
+    def quit() -> None:
+        runner.stop(send_stop_to_client=False)
+        for client in runner.clients.all:
+            runner.server.send_to_client(Message("quit", None, client.id))
+        deadline = time.monotonic() + grace
+        while runner.clients.all and time.monotonic() < deadline:
+            gevent.sleep(0.1)  # the master's listener takes each worker's final report, then its "quit"
+        gevent.sleep(0.2)
+        runner.greenlet.kill(block=True)
+
+    runner.quit = quit  # type: ignore[method-assign]
+
+
 def _quiet_csv_writer() -> None:
     writer = StatsCSVFileWriter.stats_writer
     if getattr(writer, "loadgen_quiet", False):
@@ -109,3 +131,5 @@ def install(environment: Any) -> None:
     signal.signal(signal.SIGTERM, _on_sigint)
     environment.events.quitting.add_listener(stop_users_first)
     _quiet_csv_writer()  # before Locust's main spawns the writer (after init)
+    if isinstance(environment.runner, MasterRunner):
+        _quit_after_last_reports(environment.runner, (getattr(environment, "stop_timeout", 0) or 0) + STOP_GRACE_S)
