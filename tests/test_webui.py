@@ -111,17 +111,11 @@ def test_rows_pair_up_by_the_operation_tables(request_type: str, name: str, expe
 
 
 def test_report_page_escapes_what_the_server_said() -> None:
-    page = run_page.render(
-        {
-            "run": {"state": "stopped", "users": 2},
-            "totals": {"requests": 3, "failures": 1},
-            "requests": [{"type": "pymilvus", "name": "<b>search</b>", "requests": 3, "failures": 1, "rps": 1.0,
-                          "p50_ms": 1.2345}],  # fmt: skip
-            "failures": [{"type": "pymilvus", "name": "q", "occurrences": 1, "error": "<script>alert(1)</script>"}],
-            "settings": {"collection": "c"},
-        },
-        server_function=lambda *_: None,
-    )
+    row = {"type": "pymilvus", "name": "<b>search</b>", "requests": 3, "failures": 1, "rps": 1.0, "p50_ms": 1.2345}
+    failure = {"type": "pymilvus", "name": "q", "occurrences": 1, "error": "<script>alert(1)</script>"}
+    doc = {"run": {"state": "stopped", "users": 2}, "totals": {"requests": 3, "failures": 1}, "requests": [row],
+           "failures": [failure], "settings": {"collection": "c"}}  # fmt: skip
+    page = run_page.render(doc, server_function=lambda *_: None)
     assert "<script>alert" not in page and "&lt;script&gt;" in page
     assert "&lt;b&gt;search&lt;/b&gt;" in page and "1.234" in page  # ms to the microsecond
 

@@ -194,9 +194,10 @@ def _key_values(heading: str, values: dict[str, Any]) -> Section:
 def _intro(doc: dict[str, Any]) -> list[str]:
     run, t = doc.get("run", {}), doc.get("totals", {})
     model = f"open model at {run['arrival_rate']:g} req/s" if run.get("arrival_rate") else "closed model"
-    classes = ", ".join(run.get("classes") or [])
+    named = run.get("classes") or sorted(drivers.by_class(run.get("drivers") or []))  # none given: those that ran
+    classes = f" ({', '.join(named)})" if named else ""
     lines = [
-        f"{run.get('state', '')}: {run.get('users', 0)} users ({classes}), {model}, run time "
+        f"{run.get('state', '')}: {run.get('users', 0)} users{classes}, {model}, run time "
         f"{run.get('run_time') or 'none'}; {run.get('source', '')} run against {run.get('host', '')}"
         + (f", Milvus {run['server_version']}" if run.get("server_version") else "")
         + f"; generated {run.get('generated_at', '')}.",
