@@ -89,7 +89,8 @@ def _stop(out: Path, proc: subprocess.Popen[str], sig: int) -> int:
 def _says_stopped_early(out: Path) -> None:
     """The run's own report.html: stopped early, in its title and banner, with results.json's figures."""
     page = check_same_figures(out)
-    assert "partial: stopped early" in page.title and "Stopped early: " + partial_report.NOTE in page.banner
+    why = partial_report.NOTE.removeprefix("partial: ")  # "stopped by a signal (Ctrl-C or SIGTERM) ..."
+    assert "partial: stopped early" in page.title and f"Stopped early: {why}." in page.banner
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

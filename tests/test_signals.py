@@ -173,7 +173,7 @@ def _check_partial_report(out: Path) -> None:
     report (locust-report.html), marked partial."""
     results = json.loads((out / "results.json").read_text())
     page = check_same_figures(out)
-    assert "partial: stopped early" in page.title and "Stopped early: partial: stopped by a signal" in page.banner
+    assert "partial: stopped early" in page.title and "Stopped early: stopped by a signal" in page.banner
     report = _report_args(out)
     assert "partial: stopped by a signal" in report["profile"]  # the report's header field for a run label
     assert 'id="loadgen-partial"' in report["page"] and "<title>Locust (partial:" in report["page"]

@@ -38,8 +38,11 @@ def _store_calls(doc: dict[str, Any]) -> Section:
     rows = [m for m in doc.get("requests", []) if not figures.is_flow(m)]
     recall = {k: v for k, v in (doc.get("recall") or {}).items() if isinstance(v, dict)}
     ran = drivers.by_type(doc.get("run", {}).get("drivers") or [])
-    header = (*ROW_HEADER, "recall", "driver")
-    body = [(*_row(m), _recall(recall.get(f"{m['type']} {m['name']}")), ran.get(str(m["type"]), "")) for m in rows]
+    extra = [("recall", lambda m: _recall(recall.get(f"{m['type']} {m['name']}"))) if recall else None,
+             ("driver", lambda m: ran.get(str(m["type"]), "")) if ran else None]  # fmt: skip
+    columns = [c for c in extra if c is not None]
+    header = (*ROW_HEADER, *(name for name, _ in columns))
+    body = [(*_row(m), *(value(m) for _, value in columns)) for m in rows]
     t = doc.get("totals", {})
     body.append(("", "TOTAL", str(t.get("requests", 0)), str(t.get("failures", 0)), f"{t.get('qps', 0.0):.1f}",
                  *([""] * (len(header) - 5))))  # fmt: skip
@@ -191,14 +194,20 @@ def _key_values(heading: str, values: dict[str, Any]) -> Section:
     return Section(heading, tables=[(("key", "value"), [(str(k), text(v)) for k, v in values.items()])])
 
 
+def _run_time(run: dict[str, Any]) -> str:
+    """``-t`` as given to ``loadgen run`` ("4s"), or as Locust parsed it (seconds); none: until stopped."""
+    value = run.get("run_time")
+    return f"{value:g} s" if isinstance(value, int | float) else str(value or "none (until stopped)")
+
+
 def _intro(doc: dict[str, Any]) -> list[str]:
     run, t = doc.get("run", {}), doc.get("totals", {})
     model = f"open model at {run['arrival_rate']:g} req/s" if run.get("arrival_rate") else "closed model"
     named = run.get("classes") or sorted(drivers.by_class(run.get("drivers") or []))  # none given: those that ran
     classes = f" ({', '.join(named)})" if named else ""
     lines = [
-        f"{run.get('state', '')}: {run.get('users', 0)} users{classes}, {model}, run time "
-        f"{run.get('run_time') or 'none'}; {run.get('source', '')} run against {run.get('host', '')}"
+        f"{run.get('state', '')}: {run.get('users', 0)} users{classes}, {model}, run time {_run_time(run)}; "
+        f"{run.get('source', '')} run against {run.get('host', '')}"
         + (f", Milvus {run['server_version']}" if run.get("server_version") else "")
         + f"; generated {run.get('generated_at', '')}.",
         f"{t.get('requests', 0)} store calls, {t.get('failures', 0)} failed ({t.get('fail_ratio', 0.0):.2%}), "
@@ -221,7 +230,8 @@ def render(doc: dict[str, Any], *, server_function: client_server.ServerFunction
     """The run's report.html from its results document. ``locust_report``: the file name of Locust's own report
     beside it, linked for its charts over time (none in a web UI run: its tab has live charts)."""
     run = doc.get("run", {})
-    banner = f"Stopped early: {run['partial']}. The figures cover the run until then." if run.get("partial") else ""
+    why = str(run.get("partial") or "").removeprefix("partial: ")
+    banner = f"Stopped early: {why}. The figures cover the run until then." if why else ""
     links = [("results.json", "results.json (these figures, in full)")]
     if locust_report:
         links.append((locust_report, "Locust's own report (charts over time)"))
