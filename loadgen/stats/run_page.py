@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from loadgen.stats import client_server, drivers, figures, flows, page, results
+from loadgen.stats import client_server, drivers, figures, flows, ingest, page, results
 from loadgen.stats.page import Section
 
 TITLE = "milvus-loadgen run"
@@ -96,11 +96,30 @@ def _recall_section(doc: dict[str, Any]) -> Section | None:
     recall = {k: v for k, v in (doc.get("recall") or {}).items() if isinstance(v, dict)}
     if not recall:
         return None
-    rows = [(key, f"{e.get('mean', 0.0):.4f}", *(f"{e[q]:.4f}" if q in e else "" for q in ("p50", "p5", "p1", "min")),
+    qs = ("p50", "p10", "p5", "p1", "min")
+    rows = [(key, f"{e.get('mean', 0.0):.4f}", *(f"{e[q]:.4f}" if q in e else "" for q in qs),
              str(e.get("count", ""))) for key, e in sorted(recall.items())]  # fmt: skip
     text = ["Recall@k of each search against the exact top-k (the ground truth), per request row."]
-    header = ("request", "mean", "p50", "p5", "p1", "min", "searches")
+    header = ("request", "mean", *qs, "searches")
     return Section("Recall", text, tables=[(header, rows)], anchor="recall")
+
+
+def _ingest(doc: dict[str, Any]) -> Section | None:
+    """``--ingest-readiness``: each insert's ack -> searchable -> indexed (``loadgen.stats.ingest``)."""
+    found = doc.get("ingest") or {}
+    if not found.get("writes"):
+        return None
+    rows = [(stage, str(found["writes"]), str(found[stage]["count"]), str(found[f"not_{stage}"]),
+             *(_ms(found[stage][q]) if found[stage]["count"] else "" for q in ("p50_ms", "p99_ms", "max_ms")))
+            for stage in ingest.STAGES]  # fmt: skip
+    lag = found["index_lag"]
+    return Section(
+        "Ingest readiness",
+        [f"ms after each insert's acknowledgement ({found.get('consistency_level', '')}); index lag: max "
+         f"{lag['max_s']:.2f} s, mean {lag['mean_s']:.2f} s, {lag['max_rows']} rows behind at most."],
+        tables=[(("stage", "writes", "reached", "not reached", "p50 ms", "p99 ms", "max ms"), rows)],
+        anchor="ingest",
+    )  # fmt: skip
 
 
 def _server(doc: dict[str, Any], server_function: client_server.ServerFunction) -> Section:
@@ -169,7 +188,7 @@ def _checks(doc: dict[str, Any]) -> Section:
     failed = list(checks.get("failed") or [])
     sec = Section("Checks", anchor="checks")
     if not given:
-        sec.text.append("No check was set (--check-p99-ms, --check-fail-ratio, --check-min-qps, --check-min-recall).")
+        sec.text.append("No check was set (the --check-* options).")
     else:
         sec.text.append(f"{len(failed)} check(s) failed." if failed else "Every check passed.")
         limits = [(f"--check-{k.replace('_', '-')}", f"{v:g}") for k, v in given.items()]
@@ -237,7 +256,7 @@ def render(doc: dict[str, Any], *, server_function: client_server.ServerFunction
         links.append((locust_report, "Locust's own report (charts over time)"))
     head = Section("Files", links=links)
     sections = [head, _store_calls(doc)]
-    sections += [s for s in (_flows(doc), _recall_section(doc)) if s is not None]
+    sections += [s for s in (_flows(doc), _recall_section(doc), _ingest(doc)) if s is not None]
     sections += [_server(doc, server_function), _generator(doc), _checks(doc)]
     if more := results.notes(doc):
         sections.append(Section("Other figures", more))
