@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from pymilvus import DataType, MilvusClient
+from run_report_html import check_same_figures, ms, rows
 
 from loadgen.config.settings import Settings
 from loadgen.milvus.server import ServerInfo
@@ -107,9 +108,11 @@ def test_a_run_reports_the_stages_and_checks_the_index_lag(milvus: ServerInfo, t
     assert report.returncode == 0, report.stderr
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Ingest readiness" in md and f"| searchable | {inserts} | {ing['searchable']['count']} |" in md
-    from loadgen.web.page import render_html
-
-    assert "<h2>Ingest readiness</h2>" in render_html(res)  # the web UI's page of the run: the same figures
+    page = check_same_figures(tmp_path)  # the run's report.html (the web UI's page of a run too): the same figures
+    shown = {r["stage"]: r for r in rows(page.tables["ingest"][0])}
+    assert (shown["searchable"]["reached"], shown["searchable"]["p99 ms"]) == (
+        str(ing["searchable"]["count"]), ms(ing["searchable"]["p99_ms"]))  # fmt: skip
+    assert shown["indexed"]["not reached"] == str(ing["not_indexed"])
 
 
 def test_capacity_searches_the_insert_rate_whose_index_lag_stays_bounded(milvus: ServerInfo, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ import pytest
 from conftest import server_counter
 from k8s_render import container, locustfiles, one, options, rendered
 from pymilvus import MilvusClient
+from run_report_html import check_same_figures
 
 from loadgen.milvus.server import ServerInfo, free_ports
 
@@ -165,8 +166,9 @@ def test_headless_job_with_two_workers_merges_their_stats(
     latency = json.loads((pods.results / "latency.json").read_text())
     assert sum(r["count"] for r in latency["requests"]) == summary["totals"]["requests"]
     # the rest of what the Job writes to its volume
-    for name in ("results.json", "report.html", "stats_stats.csv", "locust.json"):
+    for name in ("results.json", "report.html", "locust-report.html", "stats_stats.csv", "locust.json"):
         assert (pods.results / name).stat().st_size > 0, name
+    check_same_figures(pods.results)  # the Job's report.html is loadgen's, with results.json's figures
     # what we counted is what Milvus served, and the settings record has no secret
     ours = sum(m["requests"] for m in summary["requests"] if m["name"] == "search")
     assert ours > 0 and server_counter(milvus, "Search") - searches_before == ours

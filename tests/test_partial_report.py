@@ -1,6 +1,8 @@
-"""report.html of a run stopped by a signal (issue 12), in the fast tier: real Locust processes on the fake store
-(no Milvus). Locust itself writes no report on SIGTERM and, on SIGINT, one from before its users stopped; loadgen
-writes it once they have, marked partial, with the numbers of results.json."""
+"""The reports of a run stopped by a signal, in the fast tier: real Locust processes on the fake store (no Milvus).
+The run's report.html is loadgen's, written with results.json once the users have stopped: it says the run was
+stopped early and shows results.json's figures. Locust's own report (``--html``, here locust-report.html) is
+written by Locust on no SIGTERM and, on SIGINT, from before its users stopped; loadgen writes it again once they
+have, marked partial, with the numbers of results.json. An ``--html`` naming report.html itself is left to ours."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
+from run_report_html import check_same_figures
 
 from loadgen.locust import partial_report
 
@@ -39,18 +42,19 @@ def test_mark_finds_its_places_in_the_installed_locusts_report() -> None:
 
 
 def _report(out: Path) -> dict[str, Any]:
-    page = (out / "report.html").read_text()
+    """Locust's own report: the figures its page script reads from ``window.templateArgs``."""
+    page = (out / "locust-report.html").read_text()
     m = re.search(r"window\.templateArgs = (\{.*\})\n", page)
     assert m, "no templateArgs in report.html"
     return {"page": page, **json.loads(m.group(1))}
 
 
-def _start(out: Path, run_time: str) -> subprocess.Popen[str]:
+def _start(out: Path, run_time: str, html: str = "locust-report.html") -> subprocess.Popen[str]:
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--host", "http://127.0.0.1:1", "--headless",
          "-u", "4", "-r", "4", "-t", run_time, "--weights", "search=1", "--only-summary",
-         "--csv", str(out / "stats"), "--csv-full-history", "--html", str(out / "report.html"),
+         "--csv", str(out / "stats"), "--csv-full-history", "--html", str(out / html),
          "--results-dir", str(out)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(out / "locust.log").open("w"), text=True,
         start_new_session=True,
@@ -67,11 +71,7 @@ def _requests_counted(out: Path) -> bool:
     return any(int(r.split(",")[col] or 0) > 0 for r in rows[1:] if r.count(",") >= col)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_run_stopped_by_a_signal_writes_a_partial_report(tmp_path: Path, sig: int) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    proc = _start(out, "2m")
+def _stop(out: Path, proc: subprocess.Popen[str], sig: int) -> int:
     try:
         deadline = time.monotonic() + 60
         while not _requests_counted(out):
@@ -83,9 +83,25 @@ def test_a_run_stopped_by_a_signal_writes_a_partial_report(tmp_path: Path, sig: 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    return code
+
+
+def _says_stopped_early(out: Path) -> None:
+    """The run's own report.html: stopped early, in its title and banner, with results.json's figures."""
+    page = check_same_figures(out)
+    why = partial_report.NOTE.removeprefix("partial: ")  # "stopped by a signal (Ctrl-C or SIGTERM) ..."
+    assert "partial: stopped early" in page.title and f"Stopped early: {why}." in page.banner
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_run_stopped_by_a_signal_writes_a_partial_report(tmp_path: Path, sig: int) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    code = _stop(out, _start(out, "2m"), sig)
     log = (out / "locust.log").read_text()
     assert code == 0, log[-3000:]
     results = json.loads((out / "results.json").read_text())
+    _says_stopped_early(out)
     report = _report(out)
     assert report["profile"] == partial_report.NOTE and results["run"]["partial"] == partial_report.NOTE
     assert f'id="{partial_report.BANNER_ID}"' in report["page"]
@@ -106,6 +122,21 @@ def test_a_run_that_ends_on_time_is_not_marked(tmp_path: Path) -> None:
     report = _report(out)
     assert not report["profile"] and partial_report.BANNER_ID not in report["page"]
     assert "partial" not in json.loads((out / "results.json").read_text())["run"]
+    page = check_same_figures(out)
+    assert "partial" not in page.title and not page.banner and "locust-report.html" in page.links
+
+
+def test_an_html_option_naming_report_html_is_left_to_ours(tmp_path: Path) -> None:
+    """``--html DIR/report.html`` with ``--results-dir DIR`` (a plain locust command): Locust writes its report
+    there first (on SIGINT, before ``quitting``), then loadgen's takes its place, and the stop rewrites no Locust
+    report over it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    code = _stop(out, _start(out, "2m", html="report.html"), signal.SIGINT)
+    assert code == 0, (out / "locust.log").read_text()[-3000:]
+    _says_stopped_early(out)
+    assert "templateArgs" not in (out / "report.html").read_text()
+    assert not check_same_figures(out).links.count("report.html")  # no link to itself
 
 
 QUIET_WRITER = """

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from pymilvus import MilvusClient
+from run_report_html import check_same_figures
 
 from loadgen.milvus.server import ServerInfo, free_ports
 
@@ -160,16 +161,19 @@ def _requests(path: Path) -> int:
 
 
 def _report_args(out: Path) -> dict:
-    """The figures Locust's report.html shows (its page script reads them from ``window.templateArgs``)."""
-    page = (out / "report.html").read_text()
+    """The figures Locust's own report shows (its page script reads them from ``window.templateArgs``)."""
+    page = (out / "locust-report.html").read_text()
     m = re.search(r"window\.templateArgs = (\{.*\})\n", page)
-    assert m, "no templateArgs in report.html"
+    assert m, "no templateArgs in locust-report.html"
     return {"page": page, **json.loads(m.group(1))}
 
 
 def _check_partial_report(out: Path) -> None:
-    """Issue 12: a run cut short by a signal has its report.html too, marked partial, with results.json's numbers."""
+    """A run cut short by a signal has its report.html too, saying so, with results.json's numbers; and Locust's own
+    report (locust-report.html), marked partial."""
     results = json.loads((out / "results.json").read_text())
+    page = check_same_figures(out)
+    assert "partial: stopped early" in page.title and "Stopped early: stopped by a signal" in page.banner
     report = _report_args(out)
     assert "partial: stopped by a signal" in report["profile"]  # the report's header field for a run label
     assert 'id="loadgen-partial"' in report["page"] and "<title>Locust (partial:" in report["page"]

@@ -22,7 +22,7 @@ from pymilvus import MilvusClient
 
 from loadgen.clients import row_kind, row_operation
 from loadgen.milvus.server import ServerInfo, _group_members, free_ports
-from loadgen.web.page import render_html
+from loadgen.stats import run_page
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TOKEN = "tok-webui-s3cr3t-9f2c"
@@ -111,15 +111,11 @@ def test_rows_pair_up_by_the_operation_tables(request_type: str, name: str, expe
 
 
 def test_report_page_escapes_what_the_server_said() -> None:
-    page = render_html(
-        {
-            "run": {"state": "stopped", "users": 2},
-            "totals": {"requests": 3, "failures": 1},
-            "requests": [{"type": "pymilvus", "name": "<b>search</b>", "requests": 3, "p50_ms": 1.2345}],
-            "failures": [{"type": "pymilvus", "name": "q", "occurrences": 1, "error": "<script>alert(1)</script>"}],
-            "settings": {"collection": "c"},
-        }
-    )
+    row = {"type": "pymilvus", "name": "<b>search</b>", "requests": 3, "failures": 1, "rps": 1.0, "p50_ms": 1.2345}
+    failure = {"type": "pymilvus", "name": "q", "occurrences": 1, "error": "<script>alert(1)</script>"}
+    doc = {"run": {"state": "stopped", "users": 2}, "totals": {"requests": 3, "failures": 1}, "requests": [row],
+           "failures": [failure], "settings": {"collection": "c"}}  # fmt: skip
+    page = run_page.render(doc, server_function=lambda *_: None)
     assert "<script>alert" not in page and "&lt;script&gt;" in page
     assert "&lt;b&gt;search&lt;/b&gt;" in page and "1.234" in page  # ms to the microsecond
 
@@ -260,7 +256,8 @@ def test_browser_configures_runs_watches_and_downloads(
         searched = _check_results(json.loads(page.request.get(ui.url + "/loadgen/results.json").text()), collection)
         assert server_counter(milvus, "Search") - searches_before >= searched  # the server saw them all
         report = page.request.get(ui.url + "/loadgen/report.html").text()
-        assert "<h2>Requests</h2>" in report and "pymilvus-async" in report and "Eventually" in report
+        assert '<h2 id="store-calls">Store calls</h2>' in report and "pymilvus-async" in report
+        assert "Eventually" in report
 
         for path in ENDPOINTS:  # the token: in no page or endpoint the UI serves, nor in the rendered page
             assert TOKEN not in page.request.get(ui.url + path).text(), path

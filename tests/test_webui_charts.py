@@ -349,7 +349,7 @@ def test_charts_draw_the_tabs_figures_live(
         _check_final(page, ui, *seen[-1], tables[-1])
         link = page.locator("#loadgen-charts a", has_text="report of the current run")
         assert link.get_attribute("href") == "./loadgen/report.html"
-        assert "<h2>Requests</h2>" in page.request.get(ui.url + "/loadgen/report.html").text()
+        assert '<h2 id="store-calls">Store calls</h2>' in page.request.get(ui.url + "/loadgen/report.html").text()
         assert (tmp_path / "webui-charts.png").stat().st_size > 0
     finally:
         if page is not None:

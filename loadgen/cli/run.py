@@ -289,7 +289,7 @@ def _locust(
         sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
         "-u", str(users), "-r", f"{spawn_rate:g}", "-t", args.run_time, "--host", settings.uri,
         "--csv", str(out / "stats"), "--csv-full-history",  # per-second history: what a fault did, and when
-        "--html", str(out / "report.html"), "--json-file", str(out / "locust"),
+        "--html", str(out / "locust-report.html"), "--json-file", str(out / "locust"),  # ours: report.html
         "--only-summary", "--stop-timeout", str(int(settings.timeout) + 2),
         *(["--otel"] if args.otel else []),
         *(common.processes_args(args.processes) if args.processes else []),

@@ -37,7 +37,7 @@ from loadgen.locust import observe, partial_report, shutdown, starting
 from loadgen.locust.workers import WorkerWatch, apply_master_timeout
 from loadgen.milvus import collection, preparation
 from loadgen.runtime import bridge, thaw_heap
-from loadgen.stats import checks, results, tracing
+from loadgen.stats import checks, results, run_page, tracing
 from loadgen.stats.arrivals import ArrivalStats
 from loadgen.stats.drivers import DriverStats
 from loadgen.stats.histograms import HistogramListener
@@ -75,8 +75,7 @@ state = _State()
 web_ui_extensions: list[Callable[[Any, _State], None]] = []
 # results.json sections of merged statistics kept by higher layers (users.custom's flow steps): name -> builder
 result_sections: dict[str, Callable[[], dict[str, Any]]] = {}
-# files written beside a web UI run's results.json, from the same document: name -> page (loadgen.web: report.html)
-result_pages: dict[str, Callable[[dict[str, Any]], str]] = {}
+REPORT_PAGE = "report.html"  # the run's report, beside its results.json (loadgen.stats.run_page)
 
 
 def settings_for(environment: Any) -> Settings:
@@ -320,14 +319,40 @@ def current_results(environment: Any) -> dict[str, Any]:
                          sections=sections)  # fmt: skip
 
 
-def write_results(environment: Any) -> Path | None:
-    """Build the run's results, evaluate its checks (setting Locust's exit code) and write results.json, with the
-    pages of ``result_pages`` beside it in a web UI run's folder. Returns the file written, if any."""
+def checked_results(environment: Any) -> dict[str, Any]:
+    """``current_results`` with the checks evaluated on them (``checks``: those set, those failed)."""
     settings = state.prepared_for or state.settings
     doc = current_results(environment)
     set_checks = checks.from_settings(settings) if settings is not None else checks.Checks()
-    failed = checks.evaluate(set_checks, doc)
-    doc["checks"] = {"set": set_checks.__dict__, "failed": failed}
+    doc["checks"] = {"set": set_checks.__dict__, "failed": checks.evaluate(set_checks, doc)}
+    return doc
+
+
+def report_page(environment: Any, doc: dict[str, Any], folder: Path | None = None) -> str:
+    """The run's report.html from its results document (``loadgen.stats.run_page``), linking Locust's own report
+    when this process writes one (``--html``) beside it in ``folder``."""
+    locust_report = _locust_report(environment, folder)
+    return run_page.render(doc, server_function=adapters.server_function, locust_report=locust_report)
+
+
+def _locust_report(environment: Any, folder: Path | None) -> str:
+    """Locust's ``--html`` file as a link from ``folder``; "" without one, or when it is report.html itself (then
+    ours takes its place: it is written after Locust's)."""
+    html_file = getattr(environment.parsed_options, "html_file", None)
+    if not html_file or folder is None or "{" in str(html_file):  # {u}, {r}, {t}: Locust names it as it saves it
+        return ""
+    path = Path(html_file).resolve()
+    if path == (folder / REPORT_PAGE).resolve():
+        return ""
+    return os.path.relpath(path, folder.resolve())
+
+
+def write_results(environment: Any) -> Path | None:
+    """Build the run's results, evaluate its checks (setting Locust's exit code) and write results.json, with the
+    run's report.html beside it (``report_page``, from the same document). Returns the file written, if any."""
+    settings = state.prepared_for or state.settings
+    doc = checked_results(environment)
+    failed = doc["checks"]["failed"]
     for line in failed:
         sys.stderr.write(line + "\n")
     if failed:
@@ -336,11 +361,9 @@ def write_results(environment: Any) -> Path | None:
     if folder is None:
         return None
     written = write_json(folder / "results.json", doc)
-    if RunFolder.path is not None:  # a web UI run: its report too (a headless run's is Locust's --html)
-        for name, page in result_pages.items():
-            tmp = folder / f".{name}.{os.getpid()}.tmp"
-            tmp.write_text(page(doc), encoding="utf-8")
-            tmp.replace(folder / name)
+    tmp = folder / f".{REPORT_PAGE}.{os.getpid()}.tmp"
+    tmp.write_text(report_page(environment, doc, folder), encoding="utf-8")
+    tmp.replace(folder / REPORT_PAGE)
     return written
 
 
@@ -356,13 +379,14 @@ def _on_quitting(environment: Any, **_: Any) -> None:
     settings = state.prepared_for or state.settings
     # a run that never began writes nothing (bad input leaves no results); the web UI's runs are written as each
     # one ends (loadgen.web.start)
+    written = None
     if settings is not None and not state.error and not web_ui_runs(environment):
         try:
-            write_results(environment)
+            written = write_results(environment)
         except Exception as exc:  # the results must not hide the collection cleanup below
             log.warning("loadgen: could not write the run's results: %s", " ".join(str(exc).split()))
     try:  # right after the results, from the same statistics (nothing yields in between)
-        partial_report.write(environment)
+        partial_report.write(environment, ours=written.with_name(REPORT_PAGE) if written is not None else None)
     except Exception as exc:  # the report must not hide the collection cleanup below either
         log.warning("loadgen: could not write the partial report: %s", " ".join(str(exc).split()))
     if state.prepared or state.earlier:

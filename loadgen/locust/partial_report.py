@@ -1,11 +1,14 @@
-"""``--html`` (report.html) for a run stopped by Ctrl-C or SIGTERM before its run time ended.
+"""Locust's own ``--html`` report for a run stopped by Ctrl-C or SIGTERM before its run time ended.
 
-Locust writes its HTML report only when its main greenlet ends or gets a KeyboardInterrupt, and then *before*
-``quitting``: on SIGTERM (what ``loadgen run`` sends Locust on a Ctrl-C, and what Kubernetes sends a pod) its handler
-goes straight to ``shutdown()`` and no report is written; on SIGINT the report misses the calls the users finish
-while they stop. So when the users were still running at ``quitting`` (``shutdown.stop_users_first`` records that),
-the master writes the report again once they have stopped, from the same statistics as results.json, marked partial:
-in Locust's "Profile" header field, the page title, and a banner above the page.
+The run's report.html is loadgen's (``loadgen.stats.run_page``, written with results.json at ``quitting``, after the
+users have stopped): it says the run was stopped early from results.json's ``run.partial``, which ``stopped_early``
+sets. Locust's own report (``loadgen run`` keeps it as locust-report.html, for its charts) is written only when its
+main greenlet ends or gets a KeyboardInterrupt, and then *before* ``quitting``: on SIGTERM (what ``loadgen run``
+sends Locust on a Ctrl-C, and what Kubernetes sends a pod) its handler goes straight to ``shutdown()`` and no report
+is written; on SIGINT the report misses the calls the users finish while they stop. So when the users were still
+running at ``quitting`` (``shutdown.stop_users_first`` records that), the master writes Locust's report again once
+they have stopped, from the same statistics as results.json, marked partial: in Locust's "Profile" header field, the
+page title, and a banner above the page.
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ def mark(page: str, note: str = NOTE) -> str:
     return page.replace('<div id="root"></div>', banner + '<div id="root"></div>', 1)
 
 
-def write(environment: Any) -> Path | None:
-    """Rewrite ``--html`` as a partial report, if this run was stopped early and asked for one; the path, or None."""
+def write(environment: Any, ours: Path | None = None) -> Path | None:
+    """Rewrite ``--html`` as a partial report, if this run was stopped early and asked for one; the path, or None.
+    ``ours``: the run's own report.html, just written: an ``--html`` naming that same file is left to it."""
     opts = environment.parsed_options
     if not _Stop.early or environment.runner is None or not getattr(opts, "html_file", None):
         return None
@@ -54,6 +58,8 @@ def write(environment: Any) -> Path | None:
 
     process_html_filename(opts)  # {u}, {r}, {t} in the name, as Locust's own save does
     path = Path(opts.html_file)
+    if ours is not None and path.resolve() == ours.resolve():
+        return None
     profile = environment.profile
     environment.profile = f"{profile} ({NOTE})" if profile else NOTE  # the report's own field for a run label
     try:

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.stats import rounds
+from loadgen.stats.page import Section
 
-Table = tuple[tuple[str, ...], Sequence[tuple[str, ...]]]  # header, rows
-
-
-@dataclass
-class Section:
-    heading: str
-    text: list[str] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    charts: list[str] = field(default_factory=list)  # keys into the chart dict (HTML only)
+__all__ = ["Section", "sections"]
 
 
 def _f(value: float | None, digits: int = 1, suffix: str = "") -> str:

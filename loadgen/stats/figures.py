@@ -9,12 +9,15 @@ the checks all read them from here (through ``loadgen.stats.results``), so one r
 - ``window_s``: one window for the whole run, from its start to its last request; every row's ``rps`` and the
   total ``qps`` are requests over that same window, so the rows' rates add up to the total.
 - ``fail_ratio`` = failed calls / calls, over every row.
+- ``totals`` count store calls: a flow's row (type ``flow``, ``loadgen.stats.flows``) times several calls that have
+  rows of their own, so it is listed apart and never added to them (``is_flow``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from loadgen.stats.flows import FLOW_TYPE
 from loadgen.stats.histograms import LatencyHistograms
 
 LATENCY_KEYS = ("avg_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")
@@ -66,7 +69,14 @@ def request_row(
     return row
 
 
+def is_flow(row: dict[str, Any]) -> bool:
+    """A flow's row: the time of several store calls (and the user's own code), each of them a row already."""
+    return row.get("type") == FLOW_TYPE
+
+
 def totals(rows: list[dict[str, Any]], window: float) -> dict[str, Any]:
+    """Over the store calls (and failed tasks): flow rows left out, their calls are counted in their own rows."""
+    rows = [r for r in rows if not is_flow(r)]
     n = sum(int(r["requests"]) for r in rows)
     failed = sum(int(r["failures"]) for r in rows)
     return {

@@ -105,14 +105,16 @@ def open_loop_section(raw: dict[str, Any], arrival_rate: float) -> dict[str, Any
 
 def render_table(results: dict[str, Any]) -> str:
     header: tuple[str, ...] = ("type", "name", "reqs", "fails", "req/s", "avg ms", "p50", "p95", "p99", "max ms")
-    rows: list[tuple[str, ...]] = [
-        (m["type"], m["name"], str(m["requests"]), str(m["failures"]), f"{m['rps']:.1f}", f"{m['avg_ms']:.3f}",
-         f"{m['p50_ms']:.3f}", f"{m['p95_ms']:.3f}", f"{m['p99_ms']:.3f}", f"{m['max_ms']:.1f}")
-        for m in results["requests"]
-    ]  # fmt: skip
+
+    def row(m: dict[str, Any]) -> tuple[str, ...]:
+        return (m["type"], m["name"], str(m["requests"]), str(m["failures"]), f"{m['rps']:.1f}", f"{m['avg_ms']:.3f}",
+                f"{m['p50_ms']:.3f}", f"{m['p95_ms']:.3f}", f"{m['p99_ms']:.3f}", f"{m['max_ms']:.1f}")  # fmt: skip
+
     t = results["totals"]
     qps = f"{t['qps']:.1f}" if "qps" in t else ""
+    rows = [row(m) for m in results["requests"] if not figures.is_flow(m)]
     rows.append(("", "TOTAL", str(t["requests"]), str(t["failures"]), qps, "", "", "", "", ""))
+    rows += [row(m) for m in results["requests"] if figures.is_flow(m)]  # apart: their calls are rows above
     recall = results.get("recall")
     if isinstance(recall, dict) and recall:  # a column of mean recall@k, for the requests that measured it
         header = (*header, "recall")
@@ -140,6 +142,21 @@ def _extra_lines(results: dict[str, Any]) -> list[str]:
     lines = []
     if ran := drivers.line(results.get("run", {}).get("drivers") or []):
         lines.append(ran)
+    lines += notes(results)
+    lines += flow_lines(results.get("flows") or {})  # where each flow's time goes
+    for f in results["failures"][:10]:
+        kind = f.get("kind") or failure_kind(f["error"])
+        lines.append(f"failure: {f['type']} {f['name']} x{f['occurrences']} [{kind}]: {f['error'][:200]}")
+    for line in (results.get("checks") or {}).get("failed", []):
+        lines.append(line)
+    return lines
+
+
+def notes(results: dict[str, Any]) -> list[str]:
+    """The summary's lines for the statistics beside the rows: embedding time, fan-out batches, the open model's
+    sends, streams, recall per runbook step, ingest readiness and relevance (the run's report.html shows the same
+    lines)."""
+    lines = []
     emb = [(m["type"], m["name"], m["embedding"]) for m in results["requests"] if m.get("embedding")]
     for request_type, name, e in emb:
         lines.append(f"embedding inside {request_type} {name}: mean {e['mean_ms']:.3f} ms, p99 {e['p99_ms']:.3f} ms "
@@ -158,20 +175,12 @@ def _extra_lines(results: dict[str, Any]) -> list[str]:
         if kind.endswith("[stream]"):
             rates = ", ".join(f"{op}={r:g}/s" for op, r in c.get("streams", {}).items())
             lines.append(f"stream {kind}: {rates}: {c['sent']} sent, {c['dropped']} dropped")
-    lines += flow_lines(results.get("flows") or {})  # where each flow's time goes
-    lines += runbook.lines(results.get("runbook"))
-    lines += ingest.lines(
-        results.get("ingest")
-    )  # ack -> searchable -> indexed  # recall per step while the data changed
+    lines += runbook.lines(results.get("runbook"))  # recall per step while the data changed
+    lines += ingest.lines(results.get("ingest"))  # ack -> searchable -> indexed
     for key, rel in sorted(((results.get("retrieval") or {}).get("relevance") or {}).items()):
         recall, ndcg = rel.get("relevance_recall") or {}, rel.get("ndcg@10") or {}
         if recall.get("count") or ndcg.get("count"):  # against the corpus's qrels (the retrieval layers' searches)
             lines.append(f"relevance {key}: recall@k {recall.get('mean', 0.0):.4f}, NDCG@10 "
                          f"{ndcg.get('mean', 0.0):.4f} over {max(recall.get('count', 0), ndcg.get('count', 0))} "
                          "queries")  # fmt: skip
-    for f in results["failures"][:10]:
-        kind = f.get("kind") or failure_kind(f["error"])
-        lines.append(f"failure: {f['type']} {f['name']} x{f['occurrences']} [{kind}]: {f['error'][:200]}")
-    for line in (results.get("checks") or {}).get("failed", []):
-        lines.append(line)
     return lines

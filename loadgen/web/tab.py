@@ -27,7 +27,6 @@ from flask import Response, request
 from loadgen.locust import hooks
 from loadgen.locust.hooks import _State
 from loadgen.web import charts, start
-from loadgen.web.page import render_html
 from loadgen.web.table import _PERCENTILES, REPORT_ROUTE, RESULTS_ROUTE, rows_of
 
 log = logging.getLogger("loadgen")
@@ -63,7 +62,6 @@ def attach(environment: Any, state: _State) -> None:
     )
     _mask_secret_defaults(web_ui)
     starts = start.install(environment, state, base)  # the form checked, then prepared, before Locust starts
-    hooks.result_pages["report.html"] = render_html  # beside each run's results.json, as the UI serves it
     history = charts.ChartHistory()  # the tab's live charts (loadgen.web.charts, charts.js)
     windows = charts.Windows()
     _chart_sampler(environment, state, history, windows)
@@ -94,7 +92,8 @@ def attach(environment: Any, state: _State) -> None:
         return Response(json.dumps(hooks.current_results(environment), indent=2), mimetype="application/json")
 
     def report_html() -> Response:
-        return Response(render_html(hooks.current_results(environment)), mimetype="text/html")
+        # the page each run writes beside its results.json (hooks.write_results), for the run as it stands
+        return Response(hooks.report_page(environment, hooks.checked_results(environment)), mimetype="text/html")
 
     def charts_json() -> Response:
         links = {"report of the current run": "." + REPORT_ROUTE, "results.json": "." + RESULTS_ROUTE}
