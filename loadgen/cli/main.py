@@ -117,6 +117,10 @@ def _run_arguments(run: argparse.ArgumentParser, *, sweep: bool) -> None:
         help="users started per second (default 20; open model: all users at once)",
     )  # fmt: skip
     run.add_argument("-t", "--run-time", default="20s", help="how long to run (each level), e.g. 30s, 5m (default 20s)")
+    run.add_argument(
+        "--reset-stats", action="store_true",
+        help="Locust's: reset every figure (Locust's and loadgen's) once all users are spawned (see also --warmup)",
+    )  # fmt: skip
     run.add_argument("-f", "--locustfile", help=f"locustfile (default locustfiles/{DEFAULT_LOCUSTFILE})")
     run.add_argument(
         "--processes", type=int, default=0, help="Locust worker processes on this machine (0: one process)"

@@ -12,6 +12,7 @@ from typing import Any
 from loadgen.config import paths
 from loadgen.errors import LoadgenError
 from loadgen.report import cost, sizing
+from loadgen.stats import resets
 
 FORMAT = "milvus-loadgen/report/v1"
 INDEXES = ("AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT")
@@ -106,6 +107,8 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         "runbooks": [{"input": r.source, **r.results["runbook"]} for r in runs if r.results.get("runbook")],
         # ack -> searchable -> indexed of each run measured with --ingest-readiness
         "ingest": [{"input": r.source, **r.results["ingest"]} for r in runs if r.results.get("ingest")],
+        # what the runs' figures leave out (a warm-up), one line per kind of window (loadgen.stats.resets)
+        "warmup": resets.report_lines([r.run for r in runs]),
     }
     if args.target_qps is not None:
         vectors = args.vectors or int(first.get("rows") or 0)

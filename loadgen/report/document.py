@@ -87,6 +87,7 @@ def sections(report: dict[str, Any]) -> list[Section]:
             "driver than the rest of its curve is marked.",
         ],
     )
+    intro.text += [line[0].upper() + line[1:] for line in report.get("warmup") or []]  # what the figures leave out
     out = [intro]
     layers = sorted({c["layer"] for c in a["curves"]})
     for layer in layers:
