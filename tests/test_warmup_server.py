@@ -57,4 +57,3 @@ def test_loadgen_run_takes_locusts_reset_stats(milvus: ServerInfo, tmp_path: Pat
         assert m["successes"] + m["failures"] == m["requests"], m
     assert res["totals"]["requests"] == locust_total(tmp_path)
     assert "--reset-stats, at the end of spawning" in proc.stdout
-
