@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +20,7 @@ from typing import Any
 import pytest
 from conftest import ROOT, master_port, run_cli
 
+from loadgen.milvus.server import free_ports
 from loadgen.stats.resets import ResetRecord, line, report_lines
 from loadgen.stats.results import render_table
 from loadgen.web.table import rows_of
@@ -158,3 +163,56 @@ def test_the_record_and_its_line() -> None:
     assert said == "warm-up: the first 10.0 s left out of every figure (reset by --warmup)"
     assert ResetRecord().section() == {} and line({}) == ""
     assert report_lines([{"warmup": section}, {}]) == [f"{said} (1 of 2 levels)"]
+
+
+def _get_json(url: str, data: bytes | None = None) -> Any:
+    try:
+        return json.loads(urllib.request.urlopen(url, data=data, timeout=5).read().decode() or "null")
+    except (OSError, ValueError):
+        return None
+
+
+def _until(cond: Callable[[], bool], seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return cond()
+
+
+def test_the_web_ui_reset_button_resets_the_tab_and_results_with_locusts(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "locust.log"
+    env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--host", "http://127.0.0.1:1", "--autostart",
+         "-u", "4", "-r", "4", "--arrival-rate", "100", "--web-host", "127.0.0.1", "--web-port", str(port)],
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+
+        def locust_total() -> int:
+            stats = _get_json(url + "/stats/requests") or {}
+            return int(next((r["num_requests"] for r in stats.get("stats", []) if r["name"] == "Aggregated"), 0))
+
+        assert _until(lambda: locust_total() > 400, 60), log.read_text()[-2000:]
+        before = locust_total()
+        assert _get_json(url + "/stats/reset", data=b"") is None  # the button (a POST); Locust answers "ok"
+        assert _until(lambda: 0 < locust_total() < before, 10)  # it started again (the page's answer is cached)
+        _get_json(url + "/stop", data=b"")
+        assert _until(lambda: (_get_json(url + "/stats/requests") or {}).get("state") == "stopped", 30)
+        res = _get_json(url + "/loadgen/results.json")
+        assert res["run"]["warmup"]["by"] == "web-ui", res["run"]
+        # Locust's page answers from a cache of a few seconds: the same count once it is renewed
+        assert _until(lambda: locust_total() == res["totals"]["requests"], 15), (locust_total(), res["totals"])
+        assert_one_population(res, res["totals"]["requests"])
+        assert "(reset by the web UI's Reset Stats)" in render_table(res)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
