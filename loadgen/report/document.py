@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from loadgen.report import coldwarm
 from loadgen.stats import rounds
 from loadgen.stats.page import Section
 
@@ -116,6 +117,8 @@ def sections(report: dict[str, Any]) -> list[Section]:
         out.append(sec)
     if report.get("time_split") is not None:  # server time against client time
         out.append(_time_split_section(report["time_split"]))
+    if report.get("coldwarm"):  # loadgen coldwarm: the first searches after a load and a restart
+        out.append(Section("Cold and warm", coldwarm.text(report["coldwarm"]), [coldwarm.table(report["coldwarm"])]))
     if report.get("sizing"):
         out.append(_sizing_section(report["sizing"]))
     if report.get("cost"):
