@@ -51,7 +51,7 @@ def _doc(tmp: Path) -> Path:
 def test_the_report_shows_the_section_beside_a_run(tmp_path: Path) -> None:
     cold = _doc(tmp_path / "cold")
     assert section.alone(cold) and section.read(cold / "coldwarm.json") is not None
-    header, rows = section.table([section.read(cold)])  # type: ignore[list-item]
+    _, rows = section.table([section.read(cold)])  # type: ignore[list-item]
     assert rows == [("release-load", "2.00", "2", "3.0", "3.0", "1", "1.00")]
     alone = run_cli("report", str(cold), "--out", str(tmp_path / "r0"))
     assert alone.returncode == 2 and "coldwarm.json is shown beside a run's results" in alone.stderr
