@@ -194,7 +194,10 @@ def step_seconds(rate: float, min_samples: int, min_seconds: float) -> float:
 
 def seconds(text: str) -> float:
     """A Locust run time ("20s", "5m", "1h30m", "90") in seconds; ValueError when it is not one."""
-    return timespan_s(text)
+    try:
+        return timespan_s(text)
+    except ValueError:
+        raise ValueError(f"not a run time: {text!r}") from None
 
 
 def add_arguments(cap: Any) -> None:
