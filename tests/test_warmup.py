@@ -71,13 +71,13 @@ def test_reset_stats_resets_every_figure_with_locusts(tmp_path: Path, processes:
     assert "warm-up: the first" in render_table(res) and "--reset-stats, at the end of spawning" in render_table(res)
 
 
-@pytest.mark.slow
-def test_warmup_leaves_its_window_out_of_every_figure_on_every_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [0, pytest.param(2, marks=pytest.mark.slow)])
+def test_warmup_leaves_its_window_out_of_every_figure_on_every_worker(tmp_path: Path, processes: int) -> None:
     rate = 150.0
+    extra = ["--processes", str(processes), *master_port()] if processes else []
     proc, res, total, elapsed = locust(
-        tmp_path, "-u", "4", "-r", "4", "-t", "5s", "--warmup", "2s", "--arrival-rate", f"{rate:g}",
-        "--processes", "2", *master_port(),
-    )  # fmt: skip
+        tmp_path, "-u", "4", "-r", "4", "-t", "5s", "--warmup", "2s", "--arrival-rate", f"{rate:g}", *extra
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "warm-up over (2s)" in proc.stderr
     assert_one_population(res, total)
