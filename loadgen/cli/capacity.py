@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from loadgen.config.values import timespan_s
 from loadgen.report import cost
 from loadgen.stats import ingest
 from loadgen.stats.rounds import spread
@@ -193,15 +194,10 @@ def step_seconds(rate: float, min_samples: int, min_seconds: float) -> float:
 
 def seconds(text: str) -> float:
     """A Locust run time ("20s", "5m", "1h30m", "90") in seconds; ValueError when it is not one."""
-    units, total, number = {"h": 3600, "m": 60, "s": 1}, 0.0, ""
-    for ch in text.strip().lower():
-        if ch.isdigit():
-            number += ch
-        elif ch in units and number:
-            total, number = total + int(number) * units[ch], ""
-        else:
-            raise ValueError(f"not a run time: {text!r}")
-    return total + (int(number) if number else 0)
+    try:
+        return timespan_s(text)
+    except ValueError:
+        raise ValueError(f"not a run time: {text!r}") from None
 
 
 def add_arguments(cap: Any) -> None:

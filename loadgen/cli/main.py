@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from loadgen.cli import compare_command, k8s, operations, run, runbook
+from loadgen.cli import coldwarm, compare_command, k8s, operations, run, runbook
 from loadgen.cli.capacity import add_arguments as capacity_arguments
 from loadgen.cli.common import DEFAULT_LOCUSTFILE
 from loadgen.cli.ui import add_parser as add_ui_parser
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     runbook.add_parser(sub)  # loadgen/cli/runbook.py
     add_ui_parser(sub)
+    coldwarm.add_parser(sub)  # loadgen/cli/coldwarm.py
     operations.add_parser(sub)
     report_cli.add_parser(sub)  # `loadgen report`: options and code live in loadgen/report/
 
@@ -117,6 +118,10 @@ def _run_arguments(run: argparse.ArgumentParser, *, sweep: bool) -> None:
         help="users started per second (default 20; open model: all users at once)",
     )  # fmt: skip
     run.add_argument("-t", "--run-time", default="20s", help="how long to run (each level), e.g. 30s, 5m (default 20s)")
+    run.add_argument(
+        "--reset-stats", action="store_true",
+        help="Locust's: reset every figure (Locust's and loadgen's) once all users are spawned (see also --warmup)",
+    )  # fmt: skip
     run.add_argument("-f", "--locustfile", help=f"locustfile (default locustfiles/{DEFAULT_LOCUSTFILE})")
     run.add_argument(
         "--processes", type=int, default=0, help="Locust worker processes on this machine (0: one process)"
@@ -165,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "server": _server, "run": run.run, "sweep": run.sweep_command, "compare": compare_command.command,
             "k8s": k8s.run, "ui": ui_command.run, "report": report_cli.run, "capacity": run.capacity_command,
-            "operations": operations.run, "runbook": runbook.command,
+            "operations": operations.run, "runbook": runbook.command, "coldwarm": coldwarm.run,
         }  # fmt: skip
         return commands[args.command](args)
     except LoadgenError as exc:

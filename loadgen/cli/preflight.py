@@ -165,7 +165,12 @@ def host_version(settings: Settings) -> str:
 def check_run(args: argparse.Namespace, settings: Settings, locustfile: Path | None, out: Path | None) -> None:
     """Everything ``run``/``sweep``/``compare``/``ui`` can check before a server, a collection or a file is touched."""
     if getattr(args, "run_time", None) is not None:
-        run_time(args.run_time)
+        seconds = run_time(args.run_time)
+        warm = getattr(settings, "warmup", 0.0)
+        if warm and warm >= seconds and getattr(args, "command", "") != "capacity":  # capacity adds it to each step
+            raise LoadgenError(
+                f"--warmup {warm:g}s is not shorter than --run-time {args.run_time}: nothing would be measured"
+            )
     processes(getattr(args, "processes", 0) or 0)
     if locustfile is not None:
         locustfile_name(locustfile)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from typing import Any
 
 from loadgen.cli import common, interrupt, preflight
 from loadgen.cli.common import check_server, isolated, milvus, offline_checks, quiet_clients, terminate_on_sigterm
-from loadgen.config import paths
+from loadgen.config import paths, values
 from loadgen.config.settings import Settings, to_argv
 from loadgen.config.values import redact_uri
 from loadgen.errors import LoadgenError
@@ -156,7 +157,9 @@ def capacity_command(args: argparse.Namespace) -> int:
             step_s = capacity.step_seconds(rate, args.min_samples, capacity.seconds(args.run_time))
             step_args, search_rate, load = _capacity_load(args, settings, rate, step_s, ingest=ingest)
             unit = "inserts/s" if ingest else "req/s"
+            warm = values.duration(args.warmup, "warmup")
             print(f"loadgen: capacity step {len(done) + 1}: {rate:g} {unit} for {step_s:g} s"
+                  + (f" after a {warm:g} s warm-up" if warm else "")
                   + (f", {n_rounds} rounds" if n_rounds > 1 else ""), file=sys.stderr)  # fmt: skip
             done[rate] = []
             for rnd in range(1, n_rounds + 1):  # a step's rounds run one after another: the next step waits on them
@@ -219,7 +222,9 @@ def _capacity_load(
 ) -> tuple[argparse.Namespace, float, dict[str, Any]]:
     """One capacity step's options, its search rate (0: closed model) and its run section's load model: the rate is
     the searches' (open model), or with ``--max-index-lag-s`` the insert stream's beside the searches as given."""
-    step_args = argparse.Namespace(**{**vars(args), "run_time": f"{step_s:g}s"})
+    # a warm-up comes on top of the measured step, which still needs its samples
+    run_s = math.ceil(step_s + values.duration(args.warmup, "warmup"))
+    step_args = argparse.Namespace(**{**vars(args), "run_time": f"{run_s:g}s"})
     search_rate = settings.arrival_rate if ingest else rate
     if ingest:
         step_args.stream_rates, step_args.ingest_readiness = f"insert={rate:g}", True
@@ -293,6 +298,7 @@ def _locust(
         "--only-summary", "--stop-timeout", str(int(settings.timeout) + 2),
         *(["--otel"] if args.otel else []),
         *(common.processes_args(args.processes) if args.processes else []),
+        *(["--reset-stats"] if getattr(args, "reset_stats", False) else []),
         *options, *args.classes,
     ]  # fmt: skip
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "LOADGEN_MILVUS_TOKEN": settings.milvus_token}

@@ -121,6 +121,15 @@ class Settings:
         parse=v.name,
         load=True,
     )
+    warmup: float = option(
+        0.0,
+        "leave the first span of the run out of every figure, e.g. 10s: at its end every statistic (Locust's, the "
+        "HDR latencies, recall, the open model's counts, Milvus's own, the generator's) is reset together, as "
+        "Locust's --reset-stats does at the end of spawning; counted inside --run-time",
+        raw="",
+        parse=v.duration,
+        load=True,
+    )
     max_in_flight: int = option(
         100, "open model and streams: outstanding requests per user before sends are dropped", load=True
     )

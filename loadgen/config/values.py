@@ -127,6 +127,29 @@ def rate(text: str | float, option: str) -> float:
     return value
 
 
+_SPAN = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def timespan_s(text: str) -> float:
+    """A time span as Locust's ``--run-time`` takes it ("20s", "5m", "1h30m", "90"; fractions too: "2.5s") in
+    seconds; ValueError when it is not one."""
+    found = _SPAN.fullmatch(str(text).strip().lower())
+    if not str(text).strip() or found is None:
+        raise ValueError(f"not a time span: {text!r}")
+    h, m, s = (float(g) if g else 0.0 for g in found.groups())
+    return h * 3600 + m * 60 + s
+
+
+def duration(text: str, option: str) -> float:
+    """A span of time in seconds, 0 or more ("" or "0": none)."""
+    if text in ("", None):
+        return 0.0
+    try:
+        return timespan_s(str(text))
+    except ValueError:
+        raise LoadgenError(f"{flag(option)} {text!r}: expected e.g. 10s, 1m, 1m30s or a number of seconds") from None
+
+
 def stream_rates(text: str, name: str = "stream_rates") -> dict[str, float]:
     """``"insert=20,delete=5"`` -> ``{"insert": 20.0, "delete": 5.0}`` (total calls per second per operation);
     operation names are checked with the task names (``loadgen.clients.check_task_names``)."""

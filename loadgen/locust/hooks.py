@@ -33,7 +33,7 @@ from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 from loadgen import clients as adapters
 from loadgen.config.settings import Settings, add_options
 from loadgen.errors import LoadgenError
-from loadgen.locust import observe, partial_report, shutdown, starting
+from loadgen.locust import observe, partial_report, shutdown, starting, warmup
 from loadgen.locust.workers import WorkerWatch, apply_master_timeout
 from loadgen.milvus import collection, preparation
 from loadgen.runtime import bridge, thaw_heap
@@ -63,6 +63,7 @@ class _State:
     arrivals: ArrivalStats | None = None  # open-model and stream send counts, merged on the master
     drivers: DriverStats | None = None  # which driver ran each user class, in each process, merged on the master
     workers: WorkerWatch | None = None  # workers seen and lost, on the master
+    resets: warmup.StatsResets | None = None  # every figure resets with Locust's statistics; --warmup
     token = ""  # a --milvus-token given on the command line, kept out of parsed_options (web UI, spawn messages)
     error = ""  # why the last test could not start, for the web UI (where stderr is out of sight)
     phase = ""  # web UI: "preparing" while a start from the form prepares, "failed" after it could not start
@@ -203,6 +204,7 @@ def _on_init(environment: Any, **_: Any) -> None:
     state.arrivals = ArrivalStats(environment, out_path=out_path(opts, "open_loop_file", "open_loop.json"))
     state.drivers = DriverStats(environment)
     state.workers = WorkerWatch(environment, out_path=out_path(opts, "workers_file", "workers.json"))
+    state.resets = warmup.install(environment)
     apply_master_timeout(environment)
     for layer in starting.layers_of(environment.user_classes or []):  # every process, before any user needs them
         adapters.preload(layer)
@@ -217,6 +219,7 @@ def _on_init(environment: Any, **_: Any) -> None:
         return  # web UI: the host and options may still change in the form; set up when the swarm starts
     try:
         starting.check(environment, environment.user_classes or [], settings_for(environment), server=False)
+        warmup.check(settings_for(environment).warmup, opts)
         prepare(environment)
     except LoadgenError as exc:
         fail(environment, exc)
@@ -242,9 +245,12 @@ def _on_test_start(environment: Any, **_: Any) -> None:
         environment.parsed_options.total_users = runner.target_user_count
     state.peak_users = 0
     try:
-        settings_for(environment)
+        settings = settings_for(environment)
         if _sets_up(environment):
             prepare(environment)
+            warmup.check(settings.warmup, environment.parsed_options)
+            if state.resets is not None:  # the warm-up starts once the collections are ready
+                state.resets.begin(settings.warmup)
     except LoadgenError as exc:
         refuse_start(environment, exc)
 
@@ -258,6 +264,11 @@ def _on_test_stop(**_: Any) -> None:
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     done = sum(entry["num_requests"] for entry in data.get("stats", []))
     state.worker_requests[client_id] = state.worker_requests.get(client_id, 0) + done
+
+
+@events.reset_stats.add_listener
+def _on_reset_stats(**_: Any) -> None:
+    state.worker_requests = {}
 
 
 @events.spawning_complete.add_listener
@@ -288,6 +299,8 @@ def run_info(environment: Any) -> dict[str, Any]:
         info.update(model="open", arrival_rate=settings.arrival_rate)
     if settings is not None and settings.run_info:
         info.update(json.loads(settings.run_info))
+    if state.resets is not None and (reset := state.resets.record.section()):
+        info["warmup"] = reset  # what the figures leave out (loadgen.stats.resets)
     if state.drivers is not None and state.drivers.has_data():
         info["drivers"] = state.drivers.entries()
     if state.error:

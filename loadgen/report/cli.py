@@ -11,7 +11,8 @@ from typing import Any
 
 from loadgen.config import paths
 from loadgen.errors import LoadgenError
-from loadgen.report import cost, sizing
+from loadgen.report import coldwarm, cost, sizing
+from loadgen.stats import resets
 
 FORMAT = "milvus-loadgen/report/v1"
 INDEXES = ("AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT")
@@ -81,7 +82,14 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     """The report document (what report.json holds), without charts."""
     from loadgen.report import analysis, diff, load, time_split
 
-    runs = load.load(args.results)
+    cold = [doc for p in args.results if (doc := coldwarm.read(p)) is not None]  # `loadgen coldwarm`'s
+    run_paths = [p for p in args.results if not coldwarm.alone(p)]
+    if not run_paths:
+        raise LoadgenError(
+            "a coldwarm.json is shown beside a run's results: give those too (or write it into the run's folder "
+            "with `loadgen coldwarm --out RUN_DIR`)"
+        )
+    runs = load.load(run_paths)
     base = load.load(args.baseline) if args.baseline else []
     if base:
         load.check_same_dataset([runs[0], base[0]])
@@ -106,7 +114,11 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         "runbooks": [{"input": r.source, **r.results["runbook"]} for r in runs if r.results.get("runbook")],
         # ack -> searchable -> indexed of each run measured with --ingest-readiness
         "ingest": [{"input": r.source, **r.results["ingest"]} for r in runs if r.results.get("ingest")],
+        # what the runs' figures leave out (a warm-up), one line per kind of window (loadgen.stats.resets)
+        "warmup": resets.report_lines([r.run for r in runs]),
     }
+    if cold:
+        report["coldwarm"] = cold
     if args.target_qps is not None:
         vectors = args.vectors or int(first.get("rows") or 0)
         dim = args.dim or int(first.get("dim") or 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from loadgen.report import coldwarm
 from loadgen.stats import rounds
 from loadgen.stats.page import Section
 
@@ -87,6 +88,7 @@ def sections(report: dict[str, Any]) -> list[Section]:
             "driver than the rest of its curve is marked.",
         ],
     )
+    intro.text += [line[0].upper() + line[1:] for line in report.get("warmup") or []]  # what the figures leave out
     out = [intro]
     layers = sorted({c["layer"] for c in a["curves"]})
     for layer in layers:
@@ -115,6 +117,8 @@ def sections(report: dict[str, Any]) -> list[Section]:
         out.append(sec)
     if report.get("time_split") is not None:  # server time against client time
         out.append(_time_split_section(report["time_split"]))
+    if report.get("coldwarm"):  # loadgen coldwarm: the first searches after a load and a restart
+        out.append(Section("Cold and warm", coldwarm.text(report["coldwarm"]), [coldwarm.table(report["coldwarm"])]))
     if report.get("sizing"):
         out.append(_sizing_section(report["sizing"]))
     if report.get("cost"):

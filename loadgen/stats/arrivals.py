@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,15 @@ class ArrivalStats(MergedListener):
 
     def reset(self) -> None:
         self.counts = {}
+
+    def on_stats_reset(self, **_: Any) -> None:
+        """The schedules go on: their rates stay, their counts start again, and their window starts now."""
+        now = time.time()
+        self.counts = {
+            kind: Counts(target_rate=c.target_rate, window_start=now if c.target_rate else math.inf,
+                         streams=dict(c.streams))
+            for kind, c in self.counts.items()
+        }  # fmt: skip
 
     def results(self) -> dict[str, Any]:
         return {"format": RESULTS_FORMAT, "by_type": summarize(self.counts)}

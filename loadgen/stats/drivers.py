@@ -55,6 +55,9 @@ class DriverStats(MergedListener):
     def reset(self) -> None:
         self.users = Counter()
 
+    def on_stats_reset(self, **_: Any) -> None:
+        """Which driver ran is no figure of a window: a reset of the statistics keeps it."""
+
     def results(self) -> dict[str, Any]:
         return {"drivers": self.entries()}
 

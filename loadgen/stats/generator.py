@@ -274,6 +274,12 @@ class GeneratorStats(MergedListener):
         """On a worker after each report: what was sent is forgotten (the probe keeps sampling)."""
         self.nodes = {}
 
+    def on_stats_reset(self, **_: Any) -> None:
+        """The load before the reset (the ramp-up, a warm-up) is dropped with the figures it went with."""
+        if self.probe is not None:
+            self.probe.take()
+        self.nodes = {}
+
     def live(self) -> dict[str, dict[str, Any]]:
         """Per node, the figures so far (the web UI, the Prometheus export)."""
         self._fold_local()

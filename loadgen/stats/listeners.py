@@ -55,7 +55,8 @@ def write_json(path: OutPath, doc: Any) -> Path | None:
 
 class MergedListener:
     """Subclasses say what they record (``on_request``) and how it travels: ``has_data``, ``to_payload``,
-    ``merge_payload``, ``reset``, ``results``. This class does the wiring, which is the same for all of them."""
+    ``merge_payload``, ``reset``, ``results``. This class does the wiring, which is the same for all of them; one
+    that must outlive a reset of the statistics (what ran, not what it measured) overrides ``on_stats_reset``."""
 
     report_key: ClassVar[str]
     what: ClassVar[str]  # for the warning about a bad worker payload
@@ -70,6 +71,7 @@ class MergedListener:
         events.test_start.add_listener(self.on_test_start)
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
+        events.reset_stats.add_listener(self.on_stats_reset)  # with Locust's own (loadgen.locust.warmup)
 
     # ---- what a subclass provides ----------------------------------------------------------------------------
     def on_request(self, request_type: str, name: str, **kwargs: Any) -> None:
@@ -112,6 +114,11 @@ class MergedListener:
             log.warning("ignored %s from worker %s: %s", self.what, client_id, exc)
 
     def on_test_start(self, **_: Any) -> None:
+        self.reset()
+
+    def on_stats_reset(self, **_: Any) -> None:
+        """Locust reset its statistics (--reset-stats, the web UI's button, --warmup): this process forgets what it
+        recorded, merged or not yet reported, so the figures count the calls Locust's count."""
         self.reset()
 
     def on_test_stop(self, **_: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.stats import drivers, figures, ingest, runbook
+from loadgen.stats import drivers, figures, ingest, resets, runbook
 from loadgen.stats.flows import render_lines as flow_lines
 from loadgen.stats.histograms import HistogramListener, LatencyHistograms
 
@@ -140,6 +140,8 @@ def render_table(results: dict[str, Any]) -> str:
 
 def _extra_lines(results: dict[str, Any]) -> list[str]:
     lines = []
+    if left_out := resets.line(results.get("run", {})):  # a warm-up: what every figure above leaves out
+        lines.append(left_out)
     if ran := drivers.line(results.get("run", {}).get("drivers") or []):
         lines.append(ran)
     lines += notes(results)

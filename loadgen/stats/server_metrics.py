@@ -312,11 +312,16 @@ class ServerScraper:
         environment.events.test_start.add_listener(self.on_test_start)
         environment.events.test_stop.add_listener(self.on_test_stop)
         environment.events.quitting.add_listener(self.on_test_stop)
+        environment.events.reset_stats.add_listener(self.on_stats_reset)
+        self._generation = 0  # a scrape begun before a reset of the statistics is not kept after it
 
     def take(self, attempts: int = 1) -> bool:
+        generation = self._generation
         for attempt in range(attempts):
             try:
-                self.samples.append(scrape(self.url))
+                sample = scrape(self.url)
+                if generation == self._generation:
+                    self.samples.append(sample)
                 return True
             except Exception as exc:  # the server may be slow or gone (a fault test): the run goes on
                 self.errors += 1
@@ -339,6 +344,17 @@ class ServerScraper:
         self.samples, self.errors, self._running, self.at_stop = [], 0, True, True
         self.take()
         self._greenlet = gevent.spawn(self._loop)
+
+    def on_stats_reset(self, **_: Any) -> None:
+        """Locust reset its statistics: the server's figures start again from a scrape taken now (in a greenlet
+        of its own: a reset must not wait for the server)."""
+        import gevent
+
+        if not self._running:
+            return
+        self._generation += 1
+        self.samples = []
+        gevent.spawn(self.take)
 
     def stop_loop(self) -> None:
         self._running = False

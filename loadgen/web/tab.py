@@ -144,7 +144,7 @@ def _rows_and_point(
 
 def _chart_sampler(environment: Any, state: _State, history: charts.ChartHistory, windows: charts.Windows) -> None:
     """While a test runs and no page refreshes the table, a point every ``charts.IDLE_S`` seconds anyway; one more
-    at test stop. Cleared at test start: the charts show the current test."""
+    at test stop. Cleared at test start and when the statistics reset: the charts show what the figures count."""
     running: list[Any] = []
 
     def loop() -> None:
@@ -165,8 +165,14 @@ def _chart_sampler(environment: Any, state: _State, history: charts.ChartHistory
             running.pop().kill(block=False)
         _safe_point(environment, state, history, windows)
 
+    def on_reset(**_: Any) -> None:  # the statistics start again (loadgen.locust.warmup): so do their charts
+        now = time.time()
+        history.clear(now)
+        windows.clear(now)
+
     environment.events.test_start.add_listener(on_start)
     environment.events.test_stop.add_listener(on_stop)
+    environment.events.reset_stats.add_listener(on_reset)
 
 
 def _safe_point(environment: Any, state: _State, history: charts.ChartHistory, windows: charts.Windows) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from loadgen.clients import row_operation
 from loadgen.milvus import preparation
-from loadgen.stats import drivers
+from loadgen.stats import drivers, resets
 
 RESULTS_ROUTE = "/loadgen/results.json"
 REPORT_ROUTE = "/loadgen/report.html"
@@ -42,6 +42,8 @@ def _status_rows(environment: Any, state: Any, doc: dict[str, Any]) -> list[dict
     rows = [{"layer": "run", "operation": text}]
     if phase != "preparing" and (ran := drivers.line(doc.get("run", {}).get("drivers") or [])):
         rows.append({"layer": "run", "operation": ran})  # which driver made the figures below
+    if phase != "preparing" and (left_out := resets.line(doc.get("run", {}))):
+        rows.append({"layer": "run", "operation": left_out})  # a warm-up the figures below leave out
     under_way = preparation.current()
     if under_way is not None:  # a start from the form fills and indexes its collections: what the terminal shows
         rows.append({"layer": "run", "operation": f"preparing: {under_way['text']}"})
