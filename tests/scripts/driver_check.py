@@ -78,7 +78,9 @@ class Paced(AsyncFakeUser if flavour == "async" else FakeUser):  # type: ignore[
 argv = ["--weights", "search=1,fanout=0", "--rows", "100", "--dim", "8", "--driver", driver]
 began = time.perf_counter()
 runner, users = start([Paced], argv, users_n)
-runner.environment.stop_timeout = 5.0  # as `loadgen run` passes (--stop-timeout): a task in progress may finish
+# as `loadgen run` passes (--stop-timeout), with room for a loaded machine: a task in progress finishes (each takes
+# 50 ms), none is cut by the timeout (a cut one's row would be lost: seen with 5 s beside four other test suites)
+runner.environment.stop_timeout = 30.0
 gevent.sleep(1.5)
 out: dict[str, object] = {"drivers": sorted({u.driver.name for u in users})}
 deadline = time.perf_counter() + 2.0
