@@ -178,6 +178,10 @@ def _share_truth_rows(environment: Any, settings: Settings) -> None:
     state.settings = state.prepared_for = dataclasses.replace(settings, truth_rows=truth_rows)
 
 
+if tracing.requested():  # before Locust's own --otel setup, which runs after the locustfile's import
+    tracing.detect_resources_in_line()
+
+
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     add_options(parser, locust=True)

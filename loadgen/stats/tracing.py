@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -54,6 +55,33 @@ def install(sample: float, slow_ms: float | None) -> None:
     _On.tracer, _On.keeper = otel_sdk.provide(os.environ.get("OTEL_SERVICE_NAME", SERVICE), sample, slow_ms)
     log.info("OpenTelemetry: store calls traced (sample %g, slow %s) to %s", sample,
              f"{slow_ms:g} ms" if slow_ms else "each row's p99", endpoint_text())  # fmt: skip
+
+
+def requested() -> bool:
+    """Whether this Locust process was started with ``--otel`` (the flag or ``LOCUST_ENABLE_OPENTELEMETRY``)."""
+    flag = os.environ.get("LOCUST_ENABLE_OPENTELEMETRY", "").strip().lower() in ("1", "true", "yes", "on")
+    return flag or "--otel" in sys.argv
+
+
+def detect_resources_in_line() -> None:
+    """Locust's ``--otel`` builds its resource (``Resource.create``) before loadgen's ``init``, and the SDK runs the
+    resource detectors on a thread pool: real threads (``loadgen.runtime`` patches none) waiting on a queue gevent
+    patched, which ends in ``LoopExit`` tracebacks at every start. The detectors (environment and process reads) run
+    in the calling thread instead, with the same merge order and the same handling of a detector that fails."""
+    from opentelemetry.sdk import resources
+
+    def aggregated(detectors: Sequence[Any], initial_resource: Any = None, timeout: int = 5) -> Any:
+        merged = initial_resource or resources.Resource.create()
+        for detector in detectors:
+            try:
+                merged = merged.merge(detector.detect())
+            except Exception as exc:
+                if detector.raise_on_error:
+                    raise
+                log.warning("OpenTelemetry resource detector %s failed: %s", type(detector).__name__, exc)
+        return merged
+
+    resources.get_aggregated_resources = aggregated
 
 
 def install_from(options: Any) -> None:
