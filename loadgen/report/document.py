@@ -46,15 +46,22 @@ def _curves_section(layer: str, curves: list[dict[str, Any]], slo: float | None)
                         _f(c["peak_qps"]), knee, held))  # fmt: skip
     slo_head = f"best QPS with p99 <= {slo:g} ms" if slo is not None else "best QPS within SLO"
     sec.tables.append((("operation", "workers", "replicas", "peak QPS", "knee", slo_head), summary))
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (f"{c['type']} {c['name']}", _level(c["kind"], lv["level"]), str(lv["processes"]), _round(lv, "qps", 1),
          _round(lv, "p50_ms", 2), _round(lv, "p95_ms", 2), _round(lv, "p99_ms", 2), _f(100 * lv["error_rate"], 2, "%"),
          _f(lv["recall"], 4), "" if lv["late"] is None else f"{lv['late']} / {lv['dropped']}", _driver(lv))
         for c in curves
         for lv in c["levels"]
     ]  # fmt: skip
-    header = ("operation", "level", "workers", "QPS", "p50 ms", "p95 ms", "p99 ms", "errors", "recall",
-              "late / dropped sends", "driver")  # fmt: skip
+    header: tuple[str, ...] = ("operation", "level", "workers", "QPS", "p50 ms", "p95 ms", "p99 ms", "errors",
+                               "recall", "late / dropped sends", "driver")  # fmt: skip
+    levels = [lv for c in curves for lv in c["levels"]]
+    if any(lv.get("qvps") is not None or lv.get("response_bytes_per_call") is not None for lv in levels):
+        # a search's shape (--nq, --output-fields) beside its latency: query vectors/s, the answers' bytes per call
+        at = header.index("p99 ms") + 1
+        header = (*header[:at], "query vectors/s", "bytes/call", *header[at:])
+        rows = [(*r[:at], _f(lv.get("qvps")), _f(lv.get("response_bytes_per_call"), 0), *r[at:])
+                for r, lv in zip(rows, levels, strict=True)]  # fmt: skip
     sec.tables.append((header, rows))
     if any(lv.get("rounds", 1) > 1 for c in curves for lv in c["levels"]):
         sec.text.append(
