@@ -82,6 +82,26 @@ def test_nq_4_run_counts_four_query_vectors_per_request_and_scores_each(milvus: 
     assert "qv/s" in head and "bytes/call" in head and "recall" in head, head
 
 
+@pytest.mark.milvus
+def test_a_custom_users_searches_of_several_vectors_are_scored_each(milvus: ServerInfo, tmp_path: Path) -> None:
+    """Your own locustfile: ``self.query_vectors()`` (``--nq`` of them) through the timed pymilvus handles."""
+    proc = run_cli(
+        "run", "--host", milvus.uri, "-f", "examples/search_then_fetch.py", "-u", "2", "-t", "3s", "--nq", "3",
+        "--dataset", "synthetic:uniform", "--rows", "300", "--dim", str(DIM), "--index-type", "FLAT",
+        "--collection", "lg_shape_custom", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "results.json").read_text())
+    rows = {(m["type"], m["name"]): m for m in doc["requests"]}
+    for kind in ("pymilvus", "pymilvus-async"):
+        m = rows[(kind, "search")]
+        assert m["successes"] > 0 and m["query_vectors"] == 3 * m["requests"], m
+        assert m["response_bytes_calls"] == m["successes"] and m["response_bytes_per_call"] > 0, m
+        scored = doc["recall"][f"{kind} search"]
+        assert scored["count"] == 3 * m["successes"] and scored["mean"] == 1.0, scored  # FLAT: exact, per vector
+        assert "query_vectors" not in rows[(kind, "get")]  # a get sends no query vectors
+
+
 # ---- bad values and the layers that search one query per call: one line, before any server starts ---------------
 @pytest.mark.parametrize(
     ("args", "message"),

@@ -81,12 +81,14 @@ class Settings:
         1,
         "query vectors per search request, each scored against its own ground truth (the pymilvus layers and the "
         "fast path; the framework layers search one query per call)",
+        load=True,
     )
     output_fields: str = option(
         "ids",
         "what a search returns with each hit: ids (id and distance only), scalar (the collection's scalar fields), "
         "vectors (the vector field), all (both); the pymilvus layers and the fast path",
         choices=OUTPUT_PROFILES,
+        load=True,
     )
     filter: str = option("", 'filter expression for search and query, e.g. "category < 10"')
     filter_selectivity: float = option(
