@@ -114,8 +114,15 @@ def _is_async(method: Any) -> bool:
     return ".aio" in type(method).__module__
 
 
-def scores(recall: Any, query_indexes: Sequence[int | None], hit_ids: Sequence[Sequence[int]]) -> list[float] | None:
+def scores(
+    recall: Any, query_indexes: Sequence[int | None], hit_ids: Sequence[Sequence[int]]
+) -> float | list[float] | None:
     """Recall per query vector: ``recall(query_index, ids)`` for each vector a dataset query (its own truth);
-    None when none of them is."""
-    out = [recall(j, list(ids)) for j, ids in zip(query_indexes, hit_ids, strict=False) if j is not None]
-    return out or None
+    None when none of them is. One query vector's is a bare float, as a search's recall has always been."""
+    return one_or_list([recall(j, list(ids)) for j, ids in zip(query_indexes, hit_ids, strict=False) if j is not None])
+
+
+def one_or_list(values: list[float]) -> float | list[float] | None:
+    """What a request's ``context["recall"]`` holds: nothing scored: None; one query vector: its recall; several:
+    one per query vector (``loadgen.stats.recall`` counts each)."""
+    return None if not values else values[0] if len(values) == 1 else values

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.clients import shape
 from loadgen.workload import dataset_texts
 from loadgen.workload.groundtruth import recall_at_k
 
@@ -58,7 +59,7 @@ class Scoring:
 
 def pymilvus_recall(
     s: Scoring, method: str, args: tuple[Any, ...], kw: dict[str, Any], result: Any
-) -> list[float] | None:
+) -> float | list[float] | None:
     """One recall per query vector of the search that is a dataset query (``query_vectors()``: several per call),
     each against its own truth; None when none is."""
     if method != "search" or (kw.get("collection_name") or (args[0] if args else None)) != s.collection:
@@ -69,8 +70,7 @@ def pymilvus_recall(
     limit = int(kw.get("limit", 10))
     out = [s.score(int(q.query_index), [int(hit["id"]) for hit in hits], limit)
            for q, hits in zip(data, result, strict=False) if getattr(q, "query_index", None) is not None]  # fmt: skip
-    scored = [r for r in out if r is not None]
-    return scored or None
+    return shape.one_or_list([r for r in out if r is not None])
 
 
 def langchain_recall(s: Scoring, method: str, args: tuple[Any, ...], kw: dict[str, Any], result: Any) -> float | None:

@@ -52,7 +52,7 @@ def build(
         figures.request_row(
             e.method, e.name, requests=e.num_requests, failures=e.num_failures, length=e.total_content_length,
             window=window, latency=latency, service=service, embedding=embedding,
-            shape=histograms.shape if histograms is not None else None,
+            shape=getattr(histograms, "shape", None),
         )
         for e in stats.entries.values()
         if e.num_requests
