@@ -6,6 +6,8 @@ rows, the report and the checks; the layers that search one query per call refus
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -122,6 +124,22 @@ def test_bad_shape_is_one_line(args: list[str], message: str) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert lines[0].startswith("loadgen: error: ")
+
+
+def test_a_plain_locust_start_refuses_the_shape_for_a_framework_class() -> None:
+    """The check Locust's start makes (the web UI's form too: ``loadgen.locust.starting``), before any connection."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "locust"), "-f", "locustfiles/all_users.py", "--headless", "-u", "1",
+         "-t", "2s", "--host", "http://127.0.0.1:1", "--nq", "3", "LlamaIndexUser", "PymilvusUser"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("loadgen: error:")]
+    assert errors == [
+        "loadgen: error: LlamaIndexUser: --nq 3: the llamaindex layer searches one query per call and returns the "
+        "fields its library chooses; --nq and --output-fields apply to the pymilvus layers and the fast path "
+        "(PymilvusUser, AsyncPymilvusUser, FastPymilvusUser, AsyncFastPymilvusUser)"
+    ], proc.stderr[-2000:]
 
 
 # ---- one definition of each figure ------------------------------------------------------------------------------

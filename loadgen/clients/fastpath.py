@@ -6,7 +6,8 @@ client CPU in pymilvus (checking arguments, building the ``SearchRequest``, turn
 see bench/bench_cost.py). Here a pool of requests is built once per process with pymilvus's own ``Prepare`` (so the
 bytes on the wire are what ``MilvusClient`` would send, consistency level and guarantee timestamp included) and kept
 serialized; a call sends those bytes on the channel ``MilvusClient`` opened (same address, TLS, token and database
-headers) and reads only what is measured: the status, the hit count and, for recall, the ids.
+headers) and reads only what is measured: the status, the hit count, the answer's size (``shape``) and, for recall,
+the ids. ``--nq`` and ``--output-fields`` are built into the requests: request i searches pool vectors i .. i+nq-1.
 
 What this does not do, on purpose: writes (their cost is the rows, not the client), a fresh vector per call
 (a pool of ``POOL`` generated vectors, or the dataset's queries, picked at random), and ``Session`` consistency as
