@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT, run_cli, run_script
 
 from loadgen.milvus.server import ServerInfo
-from loadgen.report import analysis, document
+from loadgen.report import analysis, diff, document
 from loadgen.report.load import Run
 from loadgen.stats import checks, figures, results
 from loadgen.stats.histograms import LatencyHistograms
@@ -205,6 +205,13 @@ def test_report_shows_the_shape_beside_latency() -> None:
     at = header.index("p99 ms")
     assert header[at + 1 : at + 3] == ("query vectors/s", "bytes/call")
     assert [r[at + 1 : at + 3] for r in rows if r[0] == "pymilvus search"] == [("2.0", "2000")]
+    heavier = ShapeTally()
+    heavier.record("pymilvus", "search", 4, 50000)  # --output-fields vectors, say: same calls, bigger answers
+    candidate = Run(source="c", results={**_doc(heavier, window=4.0), "format": results.FORMAT, "settings": {},
+                                         "run": {"users": 4}})  # fmt: skip
+    header, rows = document._diff_section(diff.diff([run], [candidate])).tables[0]
+    assert header[-3:] == ("bytes/call before", "bytes/call after", "query vectors/s delta")
+    assert [r[-3:] for r in rows if r[0] == "pymilvus search"] == [("2000", "50000", "-50.0%")]
 
 
 def test_recall_listener_counts_every_query_vector() -> None:

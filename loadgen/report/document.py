@@ -276,16 +276,24 @@ def _diff_section(d: dict[str, Any]) -> Section:
         ],
         charts=["diff"],
     )
-    sec.tables.append((
-        ("operation", "level", "QPS before", "QPS after", "QPS delta", "p99 before", "p99 after", "p99 delta",
-         "errors delta", "recall delta"),
-        [(r["operation"], _level(r["kind"], r["level"]), _spread(r, "baseline", "qps", 1),
-          _spread(r, "candidate", "qps", 1), _noise(r, "qps", _signed(r["delta"]["qps_pct"])),
-          _spread(r, "baseline", "p99_ms", 2), _spread(r, "candidate", "p99_ms", 2),
-          _noise(r, "p99", _signed(r["delta"]["p99_pct"])), _signed(r["delta"]["error_rate_pp"], " pp"),
-          _signed(r["delta"]["recall"], ""))
-         for r in d["rows"]],
-    ))  # fmt: skip
+    header: tuple[str, ...] = ("operation", "level", "QPS before", "QPS after", "QPS delta", "p99 before",
+                               "p99 after", "p99 delta", "errors delta", "recall delta")  # fmt: skip
+    rows: list[tuple[str, ...]] = [
+        (r["operation"], _level(r["kind"], r["level"]), _spread(r, "baseline", "qps", 1),
+         _spread(r, "candidate", "qps", 1), _noise(r, "qps", _signed(r["delta"]["qps_pct"])),
+         _spread(r, "baseline", "p99_ms", 2), _spread(r, "candidate", "p99_ms", 2),
+         _noise(r, "p99", _signed(r["delta"]["p99_pct"])), _signed(r["delta"]["error_rate_pp"], " pp"),
+         _signed(r["delta"]["recall"], ""))
+        for r in d["rows"]
+    ]  # fmt: skip
+    sides = [(r.get("baseline", {}), r.get("candidate", {}), r.get("delta", {})) for r in d["rows"]]
+    if any(a.get("response_bytes_per_call") is not None or b.get("response_bytes_per_call") is not None
+           for a, b, _ in sides):  # fmt: skip
+        # a search's shape (--nq, --output-fields): what the answers weighed, and the query vectors' rate
+        header = (*header, "bytes/call before", "bytes/call after", "query vectors/s delta")
+        rows = [(*row, _f(a.get("response_bytes_per_call"), 0), _f(b.get("response_bytes_per_call"), 0),
+                 _signed(delta.get("qvps_pct"))) for row, (a, b, delta) in zip(rows, sides, strict=True)]  # fmt: skip
+    sec.tables.append((header, rows))
     return sec
 
 
