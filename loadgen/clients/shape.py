@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,7 +62,8 @@ def output_fields(profile: str, schema: dict[str, Any]) -> list[str]:
 
 def response_bytes(response: Any) -> int | None:
     """The measured size of one search answer (see the module's text), None when nothing was captured."""
-    return int(response.ByteSize()) if response is not None else None
+    size = getattr(response, "ByteSize", None)
+    return int(size()) if callable(size) else None
 
 
 def forget() -> None:
@@ -76,29 +78,28 @@ def taken() -> Any:
 
 def capture(stub: Any) -> None:
     """Wrap ``stub.Search`` (a pymilvus client's gRPC stub, sync or grpc.aio) so each response is kept in this
-    context (``taken``) on its way back to the library. Idempotent."""
+    context (``taken``) on its way back to the library. Idempotent. Sync or async is told by what the call returns
+    (a grpc.aio call is awaitable), whatever wraps the channel (tracing interceptors)."""
     search = stub.Search
     if getattr(search, "_loadgen_capture", False):
         return
-    if _is_async(search):
 
-        async def kept_async(*args: Any, **kwargs: Any) -> Any:
-            response = await search(*args, **kwargs)
-            _last.set(response)
-            return response
+    def kept(*args: Any, **kwargs: Any) -> Any:
+        response = search(*args, **kwargs)
+        if inspect.isawaitable(response):
+            return _kept(response)  # awaited by the library in its own task: the context is the caller's
+        _last.set(response)
+        return response
 
-        wrapped: Any = kept_async
-    else:
+    functools.update_wrapper(kept, search, assigned=(), updated=())
+    kept._loadgen_capture = True  # type: ignore[attr-defined]
+    stub.Search = kept
 
-        def kept(*args: Any, **kwargs: Any) -> Any:
-            response = search(*args, **kwargs)
-            _last.set(response)
-            return response
 
-        wrapped = kept
-    functools.update_wrapper(wrapped, search, assigned=(), updated=())
-    wrapped._loadgen_capture = True
-    stub.Search = wrapped
+async def _kept(call: Any) -> Any:
+    response = await call
+    _last.set(response)
+    return response
 
 
 def capture_client(client: Any, use_async: bool) -> None:
@@ -108,10 +109,6 @@ def capture_client(client: Any, use_async: bool) -> None:
     stub = getattr(get(), "_async_stub" if use_async else "_stub", None) if get is not None else None
     if stub is not None:
         capture(stub)
-
-
-def _is_async(method: Any) -> bool:
-    return ".aio" in type(method).__module__
 
 
 def scores(
