@@ -58,6 +58,10 @@ class ShapeTally:
                        response_bytes_total=row[_BYTES], response_bytes_calls=row[_MEASURED])  # fmt: skip
         return out
 
+    def counts(self) -> dict[tuple[str, str], tuple[int, int, int]]:
+        """Per row, the running counts: (query vectors, answers measured, their bytes): what Prometheus rates."""
+        return {key: (r[_VECTORS], r[_MEASURED], r[_BYTES]) for key, r in sorted(self._rows.items())}
+
     def to_payload(self) -> list[list[Any]]:
         return [[t, n, *row] for (t, n), row in sorted(self._rows.items())]
 
