@@ -18,7 +18,7 @@ from conftest import ROOT, run_cli, run_script
 from loadgen.milvus.server import ServerInfo
 from loadgen.report import analysis, diff, document
 from loadgen.report.load import Run
-from loadgen.stats import checks, figures, results
+from loadgen.stats import checks, figures, results, run_page
 from loadgen.stats.histograms import LatencyHistograms
 from loadgen.stats.recall import RecallListener
 from loadgen.stats.shape import ShapeTally
@@ -175,6 +175,10 @@ def test_tally_merges_across_workers_and_defines_the_figures() -> None:
     assert total.split()[-1] == "8.0", total  # the run's query vectors per second
     search_line = next(line for line in table.splitlines() if line.startswith("pymilvus") and " search " in line)
     assert search_line.split()[-2:] == ["8.0", "2000"], search_line
+    header, body = run_page._store_calls(doc).tables[0]  # every run's report.html
+    at = header.index("query vectors/s")
+    assert header[at + 1] == "bytes/call"
+    assert {r[1]: r[at : at + 2] for r in body} == {"search": ("8.0", "2000"), "query": ("", ""), "TOTAL": ("8.0", "")}
     web = {r["operation"]: r for r in rows_of(SimpleNamespace(runner=None), SimpleNamespace(error=None), doc)}
     assert web["search"]["sync_qvps"] == 8.0 and web["search"]["sync_bytes"] == 2000
     assert "sync_qvps" not in web["query"]
