@@ -46,7 +46,7 @@ def test_endpoint_equals_results_json_at_the_end(milvus: ServerInfo, tmp_path: P
         "--web-host", "127.0.0.1", "--web-port", str(web_port), "--host", milvus.uri,
         "--prometheus-port", str(prom_port), "--results-dir", str(tmp_path), "--milvus-metrics-url", milvus.metrics_url,
         "--dataset", "synthetic:uniform", "--rows", "1000", "--dim", "16", "--weights", "search=1",
-        "--arrival-rate", "40", "--collection", "lg_prometheus",
+        "--arrival-rate", "40", "--collection", "lg_prometheus", "--nq", "2",
     ]  # fmt: skip
     env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -75,6 +75,10 @@ def test_endpoint_equals_results_json_at_the_end(milvus: ServerInfo, tmp_path: P
         for field, q in (("p50_ms", "0.5"), ("p90_ms", "0.9"), ("p99_ms", "0.99"), ("p99_9_ms", "0.999")):
             got = value(samples, "loadgen_request_latency_microseconds", **key, quantile=q)
             assert got == round(row[field] * 1000), (key, field)
+        if row["name"] == "search":  # --nq 2: the query vectors and the answers' bytes, as counters
+            assert value(samples, "loadgen_query_vectors_total", **key) == row["query_vectors"] == 2 * row["requests"]
+            assert value(samples, "loadgen_response_bytes_total", **key) == row["response_bytes_total"] > 0
+            assert value(samples, "loadgen_response_bytes_calls_total", **key) == row["response_bytes_calls"]
     assert results["recall"]
     for key_text, r in results["recall"].items():
         request_type, name = key_text.split(" ", 1)

@@ -175,6 +175,7 @@ def check_run(args: argparse.Namespace, settings: Settings, locustfile: Path | N
     if locustfile is not None:
         locustfile_name(locustfile)
         user_classes(locustfile, list(getattr(args, "classes", []) or []))
+        request_shape(locustfile, list(getattr(args, "classes", []) or []), settings)
     if out is not None:
         paths.writable_dir(out)
     version = host_version(settings) if args.host else embedded_version(getattr(args, "engine", "milvus"))
@@ -198,6 +199,32 @@ def locustfile_layers(path: Path) -> list[str]:
             layers = _USER_MODULES.get(node.module.rsplit(".", 1)[1], ()) if node.module else ()
             found += [layer for layer in layers if layer not in found]
     return found
+
+
+# the user modules whose users' search takes --nq and --output-fields (their adapters' ``request_shape``)
+_SHAPED_MODULES = frozenset({"pymilvus", "fastpath", "custom"})  # custom: your own calls (query_vectors())
+
+
+def request_shape(path: Path, classes: list[str], settings: Settings) -> None:
+    """``--nq`` above 1 or another ``--output-fields`` than ids, for a run of a user class whose library searches one
+    query per call (read off the locustfile's imports from ``loadgen.users``: the classes named, else all of them):
+    refused before a server starts, in the line Locust's start checks give (``clients.shape.check_layer``)."""
+    from loadgen.clients import shape
+
+    if not shape.asks_shape(settings):
+        return
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (OSError, SyntaxError, ValueError):
+        return
+    for node in tree.body:
+        if not (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("loadgen.users.")):
+            continue
+        module = str(node.module).rsplit(".", 1)[1]
+        for alias in node.names:
+            name = alias.asname or alias.name
+            if name.endswith("User") and (not classes or name in classes) and module not in _SHAPED_MODULES:
+                shape.check_layer(name, _USER_MODULES.get(module, (module,))[0], False, settings)
 
 
 def server_capabilities(path: Path, settings: Settings, version: str) -> None:

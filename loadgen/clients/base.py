@@ -39,10 +39,13 @@ class Outcome:
     recall@k of a search scored against a dataset's ground truth (None when there is nothing to score)."""
 
     length: int
-    recall: float | None = None
+    # one value per query vector that is a dataset query (``--nq``: each against its own truth); a bare float is one
+    recall: float | list[float] | None = None
     # values for other merged statistics, put in the request's context (the retrieval layer's relevance, first
     # pages, tenant buckets, freshness: loadgen.stats.retrieval)
     extra: Mapping[str, Any] | None = None
+    # the answer's size in bytes, where it is measured (``loadgen.clients.shape``); None: not measured
+    response_bytes: int | None = None
 
 
 def counted(_store: Any, _inputs: tuple[Any, ...], result: Any) -> Outcome:
@@ -80,6 +83,8 @@ class Operation:
     server: str = ""
     # untimed, after a call that succeeded (and its outcome): the next call of this task, if any
     follow: Callable[[Any, tuple[Any, ...]], FollowUp | None] | None = None
+    # (store, inputs) -> query vectors in one call (``--nq``), for a search that counts them; None: not counted
+    queries: Callable[[Any, tuple[Any, ...]], int] | None = None
 
     def request_name(self, use_async: bool) -> str:
         label = self.label or self.name
@@ -137,6 +142,8 @@ class Adapter:
     # (settings) -> None: what ``prepare`` would refuse, found read-only (the web UI's start form asks before it
     # starts anything); raises a one-line LoadgenError. Layers without one are checked by ``prepare`` itself.
     check: Callable[[Any], object] = lambda _settings: None
+    # its search takes --nq query vectors and an --output-fields profile, and measures its answers' bytes
+    request_shape: bool = False
 
     @property
     def search(self) -> Operation:

@@ -6,7 +6,8 @@ client CPU in pymilvus (checking arguments, building the ``SearchRequest``, turn
 see bench/bench_cost.py). Here a pool of requests is built once per process with pymilvus's own ``Prepare`` (so the
 bytes on the wire are what ``MilvusClient`` would send, consistency level and guarantee timestamp included) and kept
 serialized; a call sends those bytes on the channel ``MilvusClient`` opened (same address, TLS, token and database
-headers) and reads only what is measured: the status, the hit count and, for recall, the ids.
+headers) and reads only what is measured: the status, the hit count, the answer's size (``shape``) and, for recall,
+the ids. ``--nq`` and ``--output-fields`` are built into the requests: request i searches pool vectors i .. i+nq-1.
 
 What this does not do, on purpose: writes (their cost is the rows, not the client), a fresh vector per call
 (a pool of ``POOL`` generated vectors, or the dataset's queries, picked at random), and ``Session`` consistency as
@@ -29,7 +30,7 @@ from pymilvus.client.types import Status
 from pymilvus.client.utils import check_status
 from pymilvus.grpc_gen import milvus_pb2
 
-from loadgen.clients import pymilvus
+from loadgen.clients import pymilvus, shape
 from loadgen.clients.base import Adapter, Operation, Outcome, table
 from loadgen.config.settings import Settings
 from loadgen.milvus.collection import search_params
@@ -52,7 +53,10 @@ class Requests:
         vectors = self.workload.queries if self.workload is not None else rows.vectors(POOL)
         self.vectors = vectors  # the query vectors, pool order (tests replay them through MilvusClient)
         param = {"metric_type": s.metric_type, "params": search_params(s)}
-        self.search = [Requests._search(s, param, [v.tolist()]) for v in vectors]
+        fields = shape.output_fields(s.output_fields, schema)
+        # request i searches --nq vectors: i, i+1, ... of the pool (wrapping), each one's index kept for recall
+        self.queries = [tuple((i + j) % len(vectors) for j in range(s.nq)) for i in range(len(vectors))]
+        self.search = [Requests._search(s, param, vectors[list(q)].tolist(), fields) for q in self.queries]
         if s.filter:
             self.query = [Requests._query(s, s.filter, ["id", "category"], s.top_k)]
         else:
@@ -71,11 +75,11 @@ class Requests:
         return kwargs, use_default
 
     @staticmethod
-    def _search(s: Settings, param: dict[str, Any], data: list[list[float]]) -> bytes:
+    def _search(s: Settings, param: dict[str, Any], data: list[list[float]], fields: list[str]) -> bytes:
         kwargs, use_default = Requests._consistency(s)
         req = Prepare.search_requests_with_expr(
             collection_name=s.collection, anns_field="", param=param, limit=s.top_k, data=data, expr=s.filter,
-            use_default_consistency=use_default, expr_params={}, **kwargs,
+            output_fields=fields or None, use_default_consistency=use_default, expr_params={}, **kwargs,
         )  # fmt: skip
         return bytes(req.SerializeToString())
 
@@ -208,14 +212,20 @@ def _queried(response: Any) -> Any:
 # ---- outcomes (untimed): only what is measured --------------------------------------------------------------------
 def _searched(st: Store, inputs: tuple[Any, ...], response: Any) -> Outcome:
     ids = _hits(response)
+    size = shape.response_bytes(response)
     if st.req is None or st.req.workload is None:
-        return Outcome(len(ids))
-    return Outcome(len(ids), st.req.workload.recall(inputs[1], ids))
+        return Outcome(len(ids), response_bytes=size)
+    per_query, start = [], 0
+    for topk in response.results.topks:  # the hits of each query vector, in order
+        per_query.append(ids[start : start + topk])
+        start += topk
+    recall = shape.scores(st.req.workload.recall, st.req.queries[inputs[1]], per_query)
+    return Outcome(len(ids), recall, response_bytes=size)
 
 
 OPERATIONS = table(
     Operation("search", 10, "read", _pick("search"), _search, _asearch, outcome=_searched, search=True,
-              async_label="search", server="Search"),
+              async_label="search", server="Search", queries=lambda st, _inputs: st.settings.nq),
     Operation("query", 2, "read", _pick("query"), _query, _aquery, outcome=lambda st, i, r: Outcome(_rows(r)),
               async_label="query", server="Query"),
     Operation("get", 2, "read", _pick("get"), _query, _aquery, outcome=lambda st, i, r: Outcome(_rows(r)),
@@ -259,5 +269,5 @@ async def _attach(st: Store) -> None:
 ADAPTER = Adapter(  # the pymilvus layer's collection: prepared (and dropped) the same way
     layer="pymilvus-fast", operations=OPERATIONS, open=_open, close=pymilvus.ADAPTER.close, attach=_attach,
     aclose=pymilvus.ADAPTER.aclose, prepare=pymilvus.ADAPTER.prepare, drop=pymilvus.ADAPTER.drop,
-    check=pymilvus.ADAPTER.check,
+    check=pymilvus.ADAPTER.check, request_shape=True,
 )  # fmt: skip

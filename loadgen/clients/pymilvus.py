@@ -15,6 +15,7 @@ from typing import Any
 
 from pymilvus import AsyncMilvusClient, MilvusClient
 
+from loadgen.clients import shape
 from loadgen.clients.base import Adapter, Operation, Outcome, Skip, table
 from loadgen.config.settings import Settings
 from loadgen.milvus import collection
@@ -42,6 +43,11 @@ class Store:
         # only rows of our own: the collection may be a user's, or hold a dataset whose ground truth is fixed
         self.own_rows_only = settings.allow_foreign_collection or self.workload is not None
         self.client = client
+        self.output_fields: list[str] = []  # --output-fields, by name, once the schema is known (``shaped``)
+
+    def shaped(self, schema: dict[str, Any]) -> None:
+        """The search's output fields from the collection's schema; the client's Search answers kept for their size."""
+        self.output_fields = shape.output_fields(self.settings.output_fields, schema)
 
     def take_own(self, n: int) -> list[int]:
         return [self.own_ids.popleft() for _ in range(min(n, len(self.own_ids)))]
@@ -60,10 +66,13 @@ def _upsert_in(s: Store) -> tuple[Any, ...]:
 
 
 def _search_in(s: Store) -> tuple[Any, ...]:
+    """``--nq`` query vectors, and which dataset query each one is (None without a dataset)."""
+    nq = s.settings.nq
     if s.workload is None:
-        return (s.rows.query(), None)
-    i = int(s.rows.rng.integers(0, len(s.workload.queries)))
-    return (s.workload.queries[i : i + 1].tolist(), i)
+        vectors = s.rows.query() if nq == 1 else [s.rows.query()[0] for _ in range(nq)]
+        return (vectors, None)
+    picked = s.rows.rng.integers(0, len(s.workload.queries), size=nq)
+    return (s.workload.queries[picked].tolist(), tuple(int(j) for j in picked))
 
 
 def _query_in(s: Store) -> tuple[Any, ...]:
@@ -78,11 +87,24 @@ def _delete_in(s: Store) -> tuple[Any, ...]:
 
 
 # ---- calls (timed) ----------------------------------------------------------------------------------------------
-def _search(s: Store, vectors: Any, _query_index: int | None) -> Any:
+def _search_kw(s: Store, vectors: Any) -> dict[str, Any]:
     kw: dict[str, Any] = {"data": vectors, "limit": s.settings.top_k, "search_params": s.search_params}
     if s.settings.filter:
         kw["filter"] = s.settings.filter
-    return s.client.search(s.name, **kw, consistency_level=s.settings.consistency_level, timeout=s.timeout)
+    if s.output_fields:
+        kw["output_fields"] = s.output_fields
+    return {**kw, "consistency_level": s.settings.consistency_level, "timeout": s.timeout}
+
+
+def _search(s: Store, vectors: Any, _query_indexes: Any) -> Any:
+    """The hits, and the Search response they were made of (kept by ``shape.capture``: its size is measured)."""
+    shape.forget()
+    return s.client.search(s.name, **_search_kw(s, vectors)), shape.taken()
+
+
+async def _asearch(s: Store, vectors: Any, _query_indexes: Any) -> Any:
+    shape.forget()
+    return await s.client.search(s.name, **_search_kw(s, vectors)), shape.taken()
 
 
 def _query(s: Store, expr: str) -> Any:
@@ -98,14 +120,15 @@ def _count(s: Store, expr: str) -> Any:
 
 
 # ---- outcomes and bookkeeping (untimed) ---------------------------------------------------------------------------
-def _searched(s: Store, inputs: tuple[Any, ...], result: Any) -> Outcome:
+def _searched(s: Store, inputs: tuple[Any, ...], value: Any) -> Outcome:
+    result, response = value
     hits = sum(len(h) for h in result)
-    query_index = inputs[1]
-    if s.workload is None or query_index is None:
-        return Outcome(hits)
-    first = result[0] if len(result) else []
-    ids = getattr(first, "ids", None)  # pymilvus's hits keep their ids as a list: no hit made into a dict
-    return Outcome(hits, s.workload.recall(query_index, ids if ids is not None else [hit["id"] for hit in first]))
+    size = shape.response_bytes(response)
+    if s.workload is None or inputs[1] is None:
+        return Outcome(hits, response_bytes=size)
+    # pymilvus's hits keep their ids as a list: no hit made into a dict. Each query vector against its own truth
+    ids = [h.ids if getattr(h, "ids", None) is not None else [hit["id"] for hit in h] for h in result]
+    return Outcome(hits, shape.scores(s.workload.recall, inputs[1], ids), response_bytes=size)
 
 
 def _counted(_s: Store, _inputs: tuple[Any, ...], result: Any) -> Outcome:
@@ -140,8 +163,8 @@ OPERATIONS = table(
     Operation("upsert", 1, "write", _upsert_in, lambda s, rows: s.client.upsert(s.name, rows, timeout=s.timeout),
               outcome=lambda s, i, r: Outcome(int(r["upsert_count"])), done=_remember("upsert"),
               async_label="upsert", server="Upsert"),
-    Operation("search", 10, "read", _search_in, _search, outcome=_searched, search=True, async_label="search",
-              server="Search"),
+    Operation("search", 10, "read", _search_in, _search, _asearch, outcome=_searched, search=True,
+              async_label="search", server="Search", queries=lambda s, inputs: len(inputs[0])),
     Operation("query", 2, "read", _query_in, _query, async_label="query", server="Query"),
     Operation("get", 2, "read", lambda s: (s.rows.existing_ids(s.settings.batch_size, s.existing_rows),),
               lambda s, ids: s.client.get(s.name, ids=ids, output_fields=["id"], timeout=s.timeout), async_label="get",
@@ -158,6 +181,9 @@ def _open(settings: Settings, use_async: bool) -> Store:
     store = Store(settings)
     if not use_async:
         store.client = MilvusClient(**store.conn)
+        shape.capture_client(store.client, False)
+        if settings.output_fields != shape.DEFAULT_PROFILE:
+            store.shaped(store.client.describe_collection(store.name, timeout=store.timeout))
     return store
 
 
@@ -166,6 +192,10 @@ async def _attach(store: Store) -> None:
     handshake has no deadline of its own: it is made here, bounded."""
     store.client = AsyncMilvusClient(**store.conn)
     await asyncio.wait_for(store.client.has_collection(store.name, timeout=store.timeout), store.timeout)
+    shape.capture_client(store.client, True)  # after the handshake, which makes the stub anew
+    if store.settings.output_fields != shape.DEFAULT_PROFILE:
+        schema = await store.client.describe_collection(store.name, timeout=store.timeout)
+        store.shaped(schema)
 
 
 async def _aclose(store: Store) -> None:
@@ -184,5 +214,5 @@ def prepare(settings: Settings, *, progress: bool) -> collection.Prepared:
 
 ADAPTER = Adapter(
     layer="pymilvus", operations=OPERATIONS, open=_open, close=_close, attach=_attach, aclose=_aclose,
-    prepare=prepare, drop=collection.drop_if_owned, check=collection.check,
+    prepare=prepare, drop=collection.drop_if_owned, check=collection.check, request_shape=True,
 )  # fmt: skip

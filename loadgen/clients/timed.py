@@ -14,6 +14,8 @@ time measured with ``perf_counter`` by ``loadgen.stats.timing`` (async calls on 
   as reported (``was_reported``) so the task runner does not count it a second time.
 - Recall: with ``--dataset``, a search that runs one of its queries on a collection holding its rows is scored
   against the ground truth (``context["recall"]``): which ones, per layer, in ``loadgen.clients.timed_recall``.
+- Shape: a pymilvus ``search`` reports its query vectors (``context["nq"]``) and its answer's size in bytes
+  (``context["response_bytes"]``, measured as ``loadgen.clients.shape`` says).
 - Read-only collections: a write method aimed at one raises ``ReadOnlyCollectionError`` before anything is sent.
 Reports made on the asyncio thread are handed to the gevent hub, which owns Locust's statistics.
 """
@@ -32,6 +34,7 @@ from typing import Any
 
 import gevent
 
+from loadgen.clients import shape
 from loadgen.clients.timed_recall import RECALL, Scoring
 from loadgen.errors import CallTimeout, LoadgenError
 from loadgen.stats import tracing
@@ -142,6 +145,7 @@ class Handle:
     scoring: Scoring | None = None
     warm_up: Callable[[], Awaitable[Any]] | None = None  # untimed, before the first async call (the handshake)
     warmed: bool = False
+    client: Any = None  # a pymilvus client whose Search answers are measured (``shape.capture_client``)
 
     def check_write(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if method not in self.writes or not self.read_only:
@@ -171,6 +175,12 @@ class Handle:
             recall = scorer(self.scoring, method, args, kwargs, sample.value)
             if recall is not None:
                 ctx["recall"] = recall
+        if self.pymilvus and method == "search":  # the shape: query vectors, and the answer's bytes when kept
+            data = kwargs.get("data", args[1] if len(args) > 1 else None)
+            if isinstance(data, list):
+                ctx["nq"] = len(data)
+            if sample.error is None and (size := shape.response_bytes(shape.taken())) is not None:
+                ctx["response_bytes"] = size
         return ctx
 
 
@@ -214,6 +224,7 @@ def _sync_wrapper(handle: Handle, name: str, fn: Callable[..., Any]) -> Callable
         if handle.pymilvus:
             kwargs = _with_timeout(fn, kwargs, handle.timeout)
         token = _inside.set(True)
+        shape.forget()  # a search's answer is kept by its captured stub (``shape.capture_client``)
         try:
             call = functools.partial(fn, *args, **kwargs)
             if tracing.enabled():  # --otel: the call inside a client span
@@ -243,7 +254,10 @@ def _async_wrapper(handle: Handle, name: str, fn: Callable[..., Awaitable[Any]])
         if not handle.warmed and handle.warm_up is not None:  # the connection handshake: untimed, bounded
             handle.warmed = True
             await asyncio.wait_for(handle.warm_up(), handle.timeout)
+            if handle.pymilvus:  # the handshake made the client's stub anew: keep its Search answers from now on
+                shape.capture_client(handle.client, True)
         token = _inside.set(True)
+        shape.forget()
         try:
             if tracing.enabled():  # --otel: the call inside a client span
                 sample = await ameasure(lambda: tracing.timed_acall(request_type, name, lambda: fn(*args, **kwargs)),

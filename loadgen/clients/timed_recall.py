@@ -1,7 +1,8 @@
 """Recall for the timed handles of your own locustfiles (``loadgen.clients.timed``): which calls ran one of a
 ``--dataset``'s queries against a collection that holds its rows, and how many of the true neighbors came back.
 
-- pymilvus: ``search`` of one ``QueryVector`` (``VectorStoreUser.query_vector()``) in the dataset's collection;
+- pymilvus: ``search`` of ``QueryVector``s (``VectorStoreUser.query_vector()``, or ``query_vectors()``: ``--nq`` of
+  them) in the dataset's collection, each scored against its own truth (one recall per query vector);
 - LangChain: the k-NN searches (``similarity_search`` and its ``with_score``/``by_vector`` twins, sync and async)
   of a dataset query's text (``VectorStoreUser.query_text()``) or vector, on loadgen's LangChain collection, which
   holds the dataset's rows (pk ``"i"``);
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.clients import shape
 from loadgen.workload import dataset_texts
 from loadgen.workload.groundtruth import recall_at_k
 
@@ -55,15 +57,20 @@ class Scoring:
         return recall_at_k(ids, self.truth[j], k) if j is not None and k >= 1 else None
 
 
-def pymilvus_recall(s: Scoring, method: str, args: tuple[Any, ...], kw: dict[str, Any], result: Any) -> float | None:
+def pymilvus_recall(
+    s: Scoring, method: str, args: tuple[Any, ...], kw: dict[str, Any], result: Any
+) -> float | list[float] | None:
+    """One recall per query vector of the search that is a dataset query (``query_vectors()``: several per call),
+    each against its own truth; None when none is."""
     if method != "search" or (kw.get("collection_name") or (args[0] if args else None)) != s.collection:
         return None
     data = kw.get("data", args[1] if len(args) > 1 else None)
-    if not isinstance(data, list) or len(data) != 1 or getattr(data[0], "query_index", None) is None:
-        return None
-    if (kw.get("filter") or "") != s.filter or not result:
+    if not isinstance(data, list) or not data or (kw.get("filter") or "") != s.filter or not result:
         return None  # the ground truth holds for the dataset's own filter (or none) only
-    return s.score(data[0].query_index, [int(hit["id"]) for hit in result[0]], int(kw.get("limit", 10)))
+    limit = int(kw.get("limit", 10))
+    out = [s.score(int(q.query_index), [int(hit["id"]) for hit in hits], limit)
+           for q, hits in zip(data, result, strict=False) if getattr(q, "query_index", None) is not None]  # fmt: skip
+    return shape.one_or_list([r for r in out if r is not None])
 
 
 def langchain_recall(s: Scoring, method: str, args: tuple[Any, ...], kw: dict[str, Any], result: Any) -> float | None:

@@ -21,6 +21,8 @@ INDEX_TYPES = ("AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT")
 # index build parameters unless --index-params says otherwise (the collection's, and sizing's memory formulas)
 INDEX_DEFAULTS: dict[str, dict[str, int]] = {"HNSW": {"M": 16, "efConstruction": 200}, "IVF_FLAT": {"nlist": 128}}
 METRICS = ("COSINE", "L2", "IP")
+# --output-fields: what a search returns beside each hit's id and distance (loadgen.clients.shape)
+OUTPUT_PROFILES = ("ids", "scalar", "vectors", "all")
 CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
 SECRET_FIELDS = ("milvus_token", "openai_api_key")
 selectivity_filter = v.selectivity_filter
@@ -75,6 +77,19 @@ class Settings:
         {}, 'search params as JSON, e.g. {"ef": 64} or {"nprobe": 16}', raw="", parse=v.json_object
     )
     top_k: int = option(10, "hits per search")
+    nq: int = option(
+        1,
+        "query vectors per search request, each scored against its own ground truth (the pymilvus layers and the "
+        "fast path; the framework layers search one query per call)",
+        load=True,
+    )
+    output_fields: str = option(
+        "ids",
+        "what a search returns with each hit: ids (id and distance only), scalar (the collection's scalar fields), "
+        "vectors (the vector field), all (both); the pymilvus layers and the fast path",
+        choices=OUTPUT_PROFILES,
+        load=True,
+    )
     filter: str = option("", 'filter expression for search and query, e.g. "category < 10"')
     filter_selectivity: float = option(
         0.0,
@@ -249,6 +264,18 @@ class Settings:
         "indexed (describe_index counts it), and the index lag (README: Ingest readiness)",
         load=True,
     )
+    check_min_qvps: float | None = option(
+        None,
+        "checks: fail (exit 3) if the query vectors searched per second (all rows) are below this",
+        typ=float,
+        load=True,
+    )
+    check_max_response_bytes: float | None = option(
+        None,
+        "checks: fail (exit 3) if any search row's mean response bytes per call are above this",
+        typ=float,
+        load=True,
+    )
     # Milvus's own metrics, scraped by the master (loadgen.stats.server_metrics)
     milvus_metrics_url: str = option(
         "",
@@ -319,7 +346,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("dim", "batch_size", "top_k", "fanout", "max_in_flight"):
+        for name in ("dim", "batch_size", "top_k", "nq", "fanout", "max_in_flight"):
             if getattr(self, name) < 1:
                 raise LoadgenError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.rows < 0:

@@ -28,7 +28,10 @@ METRICS: dict[str, str] = {
     "loadgen_request_successes": "successful store calls, the latency figures' population (results.json: successes)",
     "loadgen_request_failures": "failed store calls (results.json: failures)",
     "loadgen_recall": "recall@k of searches measured against ground truth",
-    "loadgen_recall_samples": "searches whose recall was measured",
+    "loadgen_recall_samples": "query vectors whose recall was measured (one per search; --nq per search)",
+    "loadgen_query_vectors": "query vectors the searches sent (--nq per call; results.json: query_vectors)",
+    "loadgen_response_bytes": "bytes of the search answers measured (results.json: response_bytes_total)",
+    "loadgen_response_bytes_calls": "search answers whose bytes were measured (results.json: response_bytes_calls)",
     "loadgen_open_target_rate": "open model: requests per second asked for",
     "loadgen_open_sent_rate": "open model: requests per second sent over the schedule's window",
     "loadgen_open_sends": "open model: sends by outcome (intended, sent, late, dropped)",
@@ -43,7 +46,8 @@ _QUANTILES = {key: f"{q / 100:g}" for key, q in PERCENTILES.items()}  # p99_9_ms
 def wire_names() -> set[str]:
     """Every metric name a scrape can show (what dashboards may query)."""
     counters = {"loadgen_requests", "loadgen_request_successes", "loadgen_request_failures", "loadgen_recall_samples",
-                "loadgen_open_sends"}  # fmt: skip
+                "loadgen_open_sends", "loadgen_query_vectors", "loadgen_response_bytes",
+                "loadgen_response_bytes_calls"}  # fmt: skip
     return {f"{n}_total" if n in counters else n for n in METRICS}
 
 
@@ -79,6 +83,20 @@ class LoadgenCollector(Collector):
                 calls.add_metric([entry.method, entry.name], entry.num_requests)
                 failed.add_metric([entry.method, entry.name], entry.num_failures)
         yield from (pct, mean, calls, ok, failed)
+        yield from self._shape(labels)
+
+    def _shape(self, labels: list[str]) -> Iterator[Any]:
+        """A search's shape (loadgen.stats.shape) as counters: rate() of them is query vectors/s, bytes per call."""
+        families = [CounterMetricFamily(name, METRICS[name], labels=labels) for name in
+                    ("loadgen_query_vectors", "loadgen_response_bytes_calls", "loadgen_response_bytes")]  # fmt: skip
+        tally = self.state.histograms.shape if self.state.histograms is not None else None
+        for key, values in tally.counts().items() if tally is not None else []:
+            vectors, measured, size = values
+            for family, value, counted in zip(families, (vectors, measured, size), (vectors, measured, measured),
+                                              strict=True):  # fmt: skip
+                if counted:
+                    family.add_metric(list(key), value)
+        yield from families
 
     def _recall(self) -> Iterator[Any]:
         labels = ["type", "name"]

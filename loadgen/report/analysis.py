@@ -45,6 +45,9 @@ class Point:
     driver: str = ""  # how the calls of this request type waited (results' run.drivers); "" in older results
     rounds: int = 1  # --rounds: how many runs this point is the median of
     spread: dict[str, dict[str, float]] | None = None  # --rounds: per figure, its median, lowest and highest round
+    # a search's shape (loadgen.stats.shape): query vectors per second, mean answer bytes per call; None: not counted
+    qvps: float | None = None
+    response_bytes_per_call: float | None = None
 
     @property
     def layer(self) -> str:
@@ -87,7 +90,8 @@ def points(runs: list[Run]) -> list[Point]:
                     recall=float(rec["mean"]) if isinstance(rec, dict) and isinstance(rec.get("mean"), int | float)
                     else None,
                     source=run.source, late=sends.get("late"), dropped=sends.get("dropped"),
-                    driver=driver_of.get(m["type"], ""),
+                    driver=driver_of.get(m["type"], ""), qvps=_number(m.get("qvps")),
+                    response_bytes_per_call=_number(m.get("response_bytes_per_call")),
                 )
             )  # fmt: skip
     return merge_rounds(out)
@@ -118,8 +122,20 @@ def merge_rounds(pts: list[Point]) -> list[Point]:
             dropped=sum(p.dropped or 0 for p in same) if any(p.dropped is not None for p in same) else None,
             rounds=len(same), spread=figures, qps=figures["qps"]["median"], p50_ms=figures["p50_ms"]["median"],
             p95_ms=figures["p95_ms"]["median"], p99_ms=figures["p99_ms"]["median"],
+            qvps=_median([p.qvps for p in same]),
+            response_bytes_per_call=_median([p.response_bytes_per_call for p in same]),
         ))  # fmt: skip
     return out
+
+
+def _median(values: list[float | None]) -> float | None:
+    """The median of the rounds that measured a figure (the request shape's), None when none did."""
+    known = [v for v in values if v is not None]
+    return rounds.spread(known)["median"] if known else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 CurveKey = tuple[str, str, str, int, int | None]  # type, name, kind, processes, replicas

@@ -8,7 +8,7 @@ from loadgen.report.analysis import Point, points
 from loadgen.report.load import Run
 from loadgen.stats import rounds
 
-FIELDS = ("qps", "p50_ms", "p99_ms", "error_rate", "recall")
+FIELDS = ("qps", "p50_ms", "p99_ms", "error_rate", "recall", "qvps", "response_bytes_per_call")
 
 
 def _key(p: Point) -> tuple[str, str, str, float, int, int | None]:
@@ -48,6 +48,7 @@ def diff(baseline: list[Run], candidate: list[Run]) -> dict[str, Any]:
                     "p99_pct": _pct(pa.p99_ms, pb.p99_ms),
                     "error_rate_pp": (pb.error_rate - pa.error_rate) * 100.0,
                     "recall": pb.recall - pa.recall if pa.recall is not None and pb.recall is not None else None,
+                    "qvps_pct": _pct(pa.qvps, pb.qvps) if pa.qvps is not None and pb.qvps is not None else None,
                 },
             }
         )  # fmt: skip

@@ -46,15 +46,22 @@ def _curves_section(layer: str, curves: list[dict[str, Any]], slo: float | None)
                         _f(c["peak_qps"]), knee, held))  # fmt: skip
     slo_head = f"best QPS with p99 <= {slo:g} ms" if slo is not None else "best QPS within SLO"
     sec.tables.append((("operation", "workers", "replicas", "peak QPS", "knee", slo_head), summary))
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (f"{c['type']} {c['name']}", _level(c["kind"], lv["level"]), str(lv["processes"]), _round(lv, "qps", 1),
          _round(lv, "p50_ms", 2), _round(lv, "p95_ms", 2), _round(lv, "p99_ms", 2), _f(100 * lv["error_rate"], 2, "%"),
          _f(lv["recall"], 4), "" if lv["late"] is None else f"{lv['late']} / {lv['dropped']}", _driver(lv))
         for c in curves
         for lv in c["levels"]
     ]  # fmt: skip
-    header = ("operation", "level", "workers", "QPS", "p50 ms", "p95 ms", "p99 ms", "errors", "recall",
-              "late / dropped sends", "driver")  # fmt: skip
+    header: tuple[str, ...] = ("operation", "level", "workers", "QPS", "p50 ms", "p95 ms", "p99 ms", "errors",
+                               "recall", "late / dropped sends", "driver")  # fmt: skip
+    levels = [lv for c in curves for lv in c["levels"]]
+    if any(lv.get("qvps") is not None or lv.get("response_bytes_per_call") is not None for lv in levels):
+        # a search's shape (--nq, --output-fields) beside its latency: query vectors/s, the answers' bytes per call
+        at = header.index("p99 ms") + 1
+        header = (*header[:at], "query vectors/s", "bytes/call", *header[at:])
+        rows = [(*r[:at], _f(lv.get("qvps")), _f(lv.get("response_bytes_per_call"), 0), *r[at:])
+                for r, lv in zip(rows, levels, strict=True)]  # fmt: skip
     sec.tables.append((header, rows))
     if any(lv.get("rounds", 1) > 1 for c in curves for lv in c["levels"]):
         sec.text.append(
@@ -269,16 +276,24 @@ def _diff_section(d: dict[str, Any]) -> Section:
         ],
         charts=["diff"],
     )
-    sec.tables.append((
-        ("operation", "level", "QPS before", "QPS after", "QPS delta", "p99 before", "p99 after", "p99 delta",
-         "errors delta", "recall delta"),
-        [(r["operation"], _level(r["kind"], r["level"]), _spread(r, "baseline", "qps", 1),
-          _spread(r, "candidate", "qps", 1), _noise(r, "qps", _signed(r["delta"]["qps_pct"])),
-          _spread(r, "baseline", "p99_ms", 2), _spread(r, "candidate", "p99_ms", 2),
-          _noise(r, "p99", _signed(r["delta"]["p99_pct"])), _signed(r["delta"]["error_rate_pp"], " pp"),
-          _signed(r["delta"]["recall"], ""))
-         for r in d["rows"]],
-    ))  # fmt: skip
+    header: tuple[str, ...] = ("operation", "level", "QPS before", "QPS after", "QPS delta", "p99 before",
+                               "p99 after", "p99 delta", "errors delta", "recall delta")  # fmt: skip
+    rows: list[tuple[str, ...]] = [
+        (r["operation"], _level(r["kind"], r["level"]), _spread(r, "baseline", "qps", 1),
+         _spread(r, "candidate", "qps", 1), _noise(r, "qps", _signed(r["delta"]["qps_pct"])),
+         _spread(r, "baseline", "p99_ms", 2), _spread(r, "candidate", "p99_ms", 2),
+         _noise(r, "p99", _signed(r["delta"]["p99_pct"])), _signed(r["delta"]["error_rate_pp"], " pp"),
+         _signed(r["delta"]["recall"], ""))
+        for r in d["rows"]
+    ]  # fmt: skip
+    sides = [(r.get("baseline", {}), r.get("candidate", {}), r.get("delta", {})) for r in d["rows"]]
+    if any(a.get("response_bytes_per_call") is not None or b.get("response_bytes_per_call") is not None
+           for a, b, _ in sides):  # fmt: skip
+        # a search's shape (--nq, --output-fields): what the answers weighed, and the query vectors' rate
+        header = (*header, "bytes/call before", "bytes/call after", "query vectors/s delta")
+        rows = [(*row, _f(a.get("response_bytes_per_call"), 0), _f(b.get("response_bytes_per_call"), 0),
+                 _signed(delta.get("qvps_pct"))) for row, (a, b, delta) in zip(rows, sides, strict=True)]  # fmt: skip
+    sec.tables.append((header, rows))
     return sec
 
 

@@ -23,7 +23,9 @@ class Checks:
     p99_ms: the highest p99 allowed for every request row; fail_ratio: the highest share of failed store calls
     (0.01 = 1%); min_qps: the lowest total request rate; min_recall: the lowest mean recall; min_recall_p10: the
     lowest p10 of per-query recall (every recall series, every runbook search step and all of them together);
-    max_index_lag_s: the highest index lag of an ingest-readiness run (``loadgen.stats.ingest``).
+    max_index_lag_s: the highest index lag of an ingest-readiness run (``loadgen.stats.ingest``); min_qvps: the lowest
+    total rate of query vectors searched (``totals.qvps``); max_response_bytes: the highest mean response bytes per
+    call of any search row (``response_bytes_per_call``). Both figures: ``loadgen.stats.shape``.
     """
 
     p99_ms: float | None = None
@@ -32,17 +34,11 @@ class Checks:
     min_recall: float | None = None
     min_recall_p10: float | None = None
     max_index_lag_s: float | None = None
+    min_qvps: float | None = None
+    max_response_bytes: float | None = None
 
     def __bool__(self) -> bool:
-        limits = (
-            self.p99_ms,
-            self.fail_ratio,
-            self.min_qps,
-            self.min_recall,
-            self.min_recall_p10,
-            self.max_index_lag_s,
-        )
-        return any(v is not None for v in limits)
+        return any(v is not None for v in self.__dict__.values())
 
 
 def _num(value: float) -> str:
@@ -102,6 +98,7 @@ def evaluate(checks: Checks, results: dict[str, Any]) -> list[str]:
     ):  # fmt: skip
         if limit is not None:
             failed += check(limit, results)
+    failed += _shape(checks, results)
     return [" ".join(line.split()) for line in failed]  # one line each, whatever the request names hold
 
 
@@ -144,7 +141,31 @@ def from_settings(settings: Any) -> Checks:
         settings.check_min_recall,
         settings.check_min_recall_p10,
         settings.check_max_index_lag_s,
+        settings.check_min_qvps,
+        settings.check_max_response_bytes,
     )
+
+
+def _shape(checks: Checks, results: dict[str, Any]) -> list[str]:
+    failed: list[str] = []
+    if checks.min_qvps is not None:
+        totals = results.get("totals", {})
+        if "qvps" not in totals:
+            failed.append(f"check failed: query vectors/s >= {_num(checks.min_qvps)} required but no search counted "
+                          "its query vectors")  # fmt: skip
+        elif float(totals["qvps"]) < checks.min_qvps:
+            failed.append(f"check failed: query vectors {_num(float(totals['qvps']))}/s < {_num(checks.min_qvps)}/s")
+    if checks.max_response_bytes is not None:
+        rows = [m for m in results.get("requests", []) if "response_bytes_per_call" in m]
+        if not rows:
+            failed.append(f"check failed: response bytes <= {_num(checks.max_response_bytes)} required but none "
+                          "measured")  # fmt: skip
+        for m in rows:
+            size = float(m["response_bytes_per_call"])
+            if size > checks.max_response_bytes:
+                failed.append(f"check failed: response {_num(size)} bytes/call > {_num(checks.max_response_bytes)} "
+                              f"({m['type']} {m['name']})")  # fmt: skip
+    return failed
 
 
 def exit_code(failed: list[str]) -> int:

@@ -11,14 +11,18 @@ the checks all read them from here (through ``loadgen.stats.results``), so one r
 - ``fail_ratio`` = failed calls / calls, over every row.
 - ``totals`` count store calls: a flow's row (type ``flow``, ``loadgen.stats.flows``) times several calls that have
   rows of their own, so it is listed apart and never added to them (``is_flow``).
+- A search's shape (``--nq``, ``--output-fields``): ``query_vectors``, ``qvps``, ``nq`` and ``response_bytes_*``,
+  defined in ``loadgen.stats.shape``; recall is per query vector (``loadgen.stats.recall``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from loadgen.stats import shape as shape_figures
 from loadgen.stats.flows import FLOW_TYPE
 from loadgen.stats.histograms import LatencyHistograms
+from loadgen.stats.shape import ShapeTally
 
 LATENCY_KEYS = ("avg_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")
 _SUMMARY_KEYS = ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
@@ -52,6 +56,7 @@ def request_row(
     latency: LatencyHistograms,
     service: LatencyHistograms | None = None,
     embedding: LatencyHistograms | None = None,
+    shape: ShapeTally | None = None,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
         "type": request_type,
@@ -61,6 +66,7 @@ def request_row(
         "rps": requests / window if window > 0 else 0.0,
         **_latency(latency, request_type, name),
         "response_length_total": length,
+        **(shape.figures(request_type, name, window) if shape is not None else {}),
     }
     for key, family in (("service", service), ("embedding", embedding)):
         brief = _brief(family, request_type, name) if family is not None else None
@@ -85,4 +91,5 @@ def totals(rows: list[dict[str, Any]], window: float) -> dict[str, Any]:
         "fail_ratio": failed / n if n else 0.0,
         "qps": n / window if window > 0 else 0.0,
         "window_s": window,
+        **shape_figures.totals(rows, window),
     }

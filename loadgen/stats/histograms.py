@@ -17,6 +17,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from loadgen.stats.listeners import MergedListener, OutPath
+from loadgen.stats.shape import ShapeTally
 
 log = logging.getLogger("loadgen")
 
@@ -195,6 +196,7 @@ class HistogramListener(MergedListener):
         # fan-out: how long each gathered batch took, keyed by (``<layer>-async-fanout``, ``<name>[k]``)
         self.batches = LatencyHistograms()
         self.skipped: dict[tuple[str, str], int] = {}  # tasks with nothing of their own to do yet (see clients.Skip)
+        self.shape = ShapeTally()  # per row: query vectors sent (--nq), the answers' bytes (loadgen.stats.shape)
         super().__init__(environment, out_path)
 
     def on_request(  # type: ignore[override]
@@ -207,6 +209,8 @@ class HistogramListener(MergedListener):
         **_: Any,
     ) -> None:
         context = context or {}
+        if "nq" in context or "response_bytes" in context:
+            self.shape.record(request_type, name, context.get("nq"), context.get("response_bytes"))
         embed = context.get("embed_ms")
         if isinstance(embed, int | float):  # spent whether the store call then failed or not
             self.embedding.record(request_type, name, float(embed))
@@ -223,7 +227,8 @@ class HistogramListener(MergedListener):
         return {"service": self.service, "embedding": self.embedding, "batches": self.batches}
 
     def has_data(self) -> bool:
-        return bool(self.histograms) or any(map(bool, self._families().values())) or bool(self.skipped)
+        families = any(map(bool, self._families().values()))
+        return bool(self.histograms) or families or bool(self.skipped) or bool(self.shape)
 
     def to_payload(self) -> dict[str, Any]:
         payload = self.histograms.to_payload()
@@ -232,6 +237,8 @@ class HistogramListener(MergedListener):
                 payload[key] = family.to_payload()
         if self.skipped:
             payload["skipped"] = [[t, n, c] for (t, n), c in self.skipped.items()]
+        if self.shape:
+            payload["shape"] = self.shape.to_payload()
         return payload
 
     def merge_payload(self, payload: dict[str, Any]) -> None:
@@ -241,12 +248,14 @@ class HistogramListener(MergedListener):
                 family.merge(LatencyHistograms.from_payload(payload[key]))
         for t, n, c in payload.get("skipped", []):
             self.skipped[(str(t), str(n))] = self.skipped.get((str(t), str(n)), 0) + int(c)
+        self.shape.merge_payload(payload.get("shape", []))
 
     def reset(self) -> None:
         self.histograms.reset()
         for family in self._families().values():
             family.reset()
         self.skipped = {}
+        self.shape.reset()
 
     def results(self) -> dict[str, Any]:
         return {

@@ -2,7 +2,9 @@
 workers' values on the master and writes ``recall.json``.
 
 A store that knows a search's query and its hits reports ``{"recall": r}`` through the request's ``context``; recall
-is a statistic next to the requests, never a request itself. The queries and ground truth: ``loadgen.workload.truth``.
+is a statistic next to the requests, never a request itself. A search of ``--nq`` query vectors reports a list, one
+recall per query vector, each against its own ground truth: every figure here is per query vector (its ``count`` is
+the query vectors scored, not the calls). The queries and ground truth: ``loadgen.workload.truth``.
 """
 
 from __future__ import annotations
@@ -55,9 +57,15 @@ class RecallListener(MergedListener):
         **_: Any,
     ) -> None:
         value = (context or {}).get("recall")
-        if exception is None and request_type != "embedding" and isinstance(value, int | float):
-            self._series((request_type, name)).add(float(value))
-            self._add_second((request_type, name), int(time.time()), float(value), 1)
+        if exception is not None or request_type == "embedding" or value is None:
+            return
+        values = value if isinstance(value, list | tuple) else [value]
+        scored = [float(x) for x in values if isinstance(x, int | float)]
+        if scored:
+            series = self._series((request_type, name))
+            for x in scored:
+                series.add(x)
+            self._add_second((request_type, name), int(time.time()), sum(scored), len(scored))
 
     def _add_second(self, key: tuple[str, str], second: int, total: float, count: int) -> None:
         bucket = self.seconds.setdefault(key, {}).setdefault(second, [0.0, 0])

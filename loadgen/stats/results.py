@@ -52,6 +52,7 @@ def build(
         figures.request_row(
             e.method, e.name, requests=e.num_requests, failures=e.num_failures, length=e.total_content_length,
             window=window, latency=latency, service=service, embedding=embedding,
+            shape=getattr(histograms, "shape", None),
         )
         for e in stats.entries.values()
         if e.num_requests
@@ -115,6 +116,7 @@ def render_table(results: dict[str, Any]) -> str:
     rows = [row(m) for m in results["requests"] if not figures.is_flow(m)]
     rows.append(("", "TOTAL", str(t["requests"]), str(t["failures"]), qps, "", "", "", "", ""))
     rows += [row(m) for m in results["requests"] if figures.is_flow(m)]  # apart: their calls are rows above
+    header, rows = _shape_columns(results, header, rows)
     recall = results.get("recall")
     if isinstance(recall, dict) and recall:  # a column of mean recall@k, for the requests that measured it
         header = (*header, "recall")
@@ -134,8 +136,32 @@ def render_table(results: dict[str, Any]) -> str:
         f"latencies: successful calls, ms (HDR, microsecond resolution); fail ratio {t.get('fail_ratio', 0.0):.2%}"
         + (f" over {t['window_s']:.1f} s" if t.get("window_s") else "")
     )
+    if "qv/s" in header or "bytes/call" in header:
+        lines.append("qv/s: query vectors searched per second (--nq per call); bytes/call: mean size of a search's "
+                     "answer (its SearchResults message); recall: mean over query vectors")  # fmt: skip
     lines += _extra_lines(results)
     return "\n".join(lines)
+
+
+def _shape_columns(
+    results: dict[str, Any], header: tuple[str, ...], rows: list[tuple[str, ...]]
+) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Query vectors per second and mean response bytes per call (``loadgen.stats.shape``), where any row has them;
+    the TOTAL row carries the run's query vectors per second."""
+    requests = {(m["type"], m["name"]): m for m in results["requests"]}
+    total = {"qvps": results["totals"]["qvps"]} if "qvps" in results["totals"] else {}
+
+    def of(r: tuple[str, ...]) -> dict[str, Any]:
+        return total if r[:2] == ("", "TOTAL") else requests.get((r[0], r[1]), {})
+
+    if any("qvps" in m for m in requests.values()):
+        header = (*header, "qv/s")
+        rows = [(*r, f"{of(r)['qvps']:.1f}" if "qvps" in of(r) else "") for r in rows]
+    if any("response_bytes_per_call" in m for m in requests.values()):
+        header = (*header, "bytes/call")
+        rows = [(*r, f"{of(r)['response_bytes_per_call']:.0f}" if "response_bytes_per_call" in of(r) else "")
+                for r in rows]  # fmt: skip
+    return header, rows
 
 
 def _extra_lines(results: dict[str, Any]) -> list[str]:

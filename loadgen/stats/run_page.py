@@ -38,21 +38,30 @@ def _store_calls(doc: dict[str, Any]) -> Section:
     rows = [m for m in doc.get("requests", []) if not figures.is_flow(m)]
     recall = {k: v for k, v in (doc.get("recall") or {}).items() if isinstance(v, dict)}
     ran = drivers.by_type(doc.get("run", {}).get("drivers") or [])
-    extra = [("recall", lambda m: _recall(recall.get(f"{m['type']} {m['name']}"))) if recall else None,
+    qvps = any("qvps" in m for m in rows)  # a search's shape (loadgen.stats.shape), where a row has it
+    sized = any("response_bytes_per_call" in m for m in rows)
+    extra = [("query vectors/s", lambda m: f"{m['qvps']:.1f}" if "qvps" in m else "") if qvps else None,
+             ("bytes/call", lambda m: f"{m['response_bytes_per_call']:.0f}" if "response_bytes_per_call" in m
+              else "") if sized else None,
+             ("recall", lambda m: _recall(recall.get(f"{m['type']} {m['name']}"))) if recall else None,
              ("driver", lambda m: ran.get(str(m["type"]), "")) if ran else None]  # fmt: skip
     columns = [c for c in extra if c is not None]
     header = (*ROW_HEADER, *(name for name, _ in columns))
     body = [(*_row(m), *(value(m) for _, value in columns)) for m in rows]
     t = doc.get("totals", {})
-    body.append(("", "TOTAL", str(t.get("requests", 0)), str(t.get("failures", 0)), f"{t.get('qps', 0.0):.1f}",
-                 *([""] * (len(header) - 5))))  # fmt: skip
+    total = ["", "TOTAL", str(t.get("requests", 0)), str(t.get("failures", 0)), f"{t.get('qps', 0.0):.1f}",
+             *([""] * (len(header) - 5))]  # fmt: skip
+    if qvps and "qvps" in t:
+        total[header.index("query vectors/s")] = f"{t['qvps']:.1f}"
+    body.append(tuple(total))
     return Section(
         "Store calls",
         [
             "One row per store call of a layer (sync, async, async fan-out). Latencies are of the successful calls, "
             "in ms to the microsecond, from loadgen's HDR histograms merged from every worker; req/s is over the "
             "run's window; TOTAL counts store calls only (a flow's row is in Flows below). Recall: mean recall@k "
-            "against the ground truth, where the row measured it.",
+            "against the ground truth, where the row measured it (per query vector). With --nq: query vectors/s over "
+            "the same window, and bytes/call, the mean size of a search's answer (loadgen.stats.shape).",
         ],
         tables=[(header, body)],
         total_rows=1,
@@ -99,8 +108,11 @@ def _recall_section(doc: dict[str, Any]) -> Section | None:
     qs = ("p50", "p10", "p5", "p1", "min")
     rows = [(key, f"{e.get('mean', 0.0):.4f}", *(f"{e[q]:.4f}" if q in e else "" for q in qs),
              str(e.get("count", ""))) for key, e in sorted(recall.items())]  # fmt: skip
-    text = ["Recall@k of each search against the exact top-k (the ground truth), per request row."]
-    header = ("request", "mean", *qs, "searches")
+    text = [
+        "Recall@k of each query vector searched (--nq of them per search, each against its own truth) against "
+        "the exact top-k (the ground truth), per request row."
+    ]
+    header = ("request", "mean", *qs, "query vectors")
     return Section("Recall", text, tables=[(header, rows)], anchor="recall")
 
 

@@ -175,6 +175,8 @@ def _traced_op(layer: str, op: Any, settings: Any) -> Any:
     }
     if op.search:
         attrs["loadgen.top_k"] = settings.top_k
+    if op.queries is not None:  # --nq: query vectors per call (loadgen.clients.shape)
+        attrs["loadgen.nq"] = settings.nq
     sync_attrs = {**attrs, "loadgen.operation": op.request_name(False)}
     async_attrs = {**attrs, STORE_ATTR: layer + "-async", "loadgen.operation": op.request_name(True)}
     call, acall = op.call, op.acall

@@ -27,6 +27,7 @@ from locust import User
 from locust.env import Environment
 
 from loadgen import clients
+from loadgen.clients import shape
 from loadgen.clients.base import Operation
 from loadgen.config.settings import Settings
 from loadgen.locust import hooks, starting
@@ -198,6 +199,8 @@ def _check_classes(environment: Environment | None, classes: Sequence[type], set
                           settings.stream_rates, bool(settings.arrival_rate))  # fmt: skip
     for cls in store:
         drivers.choose(settings.driver, cls.use(settings, environment), cls.__name__)
+        if shape.asks_shape(settings):  # --nq, --output-fields: only where the library lets the caller choose them
+            shape.check_layer(cls.__name__, cls.layer, clients.adapter(cls.layer).request_shape, settings)
 
 
 starting.class_checks.append(_check_classes)

@@ -163,6 +163,11 @@ class VectorStoreUser(User):
         dim = info.dim if info is not None else self.settings.dim
         return QueryVector(self._rng.standard_normal(dim).astype(np.float32).tolist())
 
+    def query_vectors(self, n: int | None = None) -> list[QueryVector]:
+        """``n`` query vectors (default ``--nq``) for one search of several: ``self.milvus.search(..., data=...)``
+        scores each dataset query against its own truth and counts them all (query vectors per second)."""
+        return [self.query_vector() for _ in range(self.settings.nq if n is None else n)]
+
     def query_text(self) -> str:
         """A text like the ones loadgen wrote into the LangChain and LlamaIndex collections; with ``--dataset``, the
         text of one of its queries (it embeds to the query's vector: searches with it are scored for recall)."""

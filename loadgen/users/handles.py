@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from loadgen.clients import shape
 from loadgen.clients.timed import (
     LANGCHAIN_METHODS,
     LANGCHAIN_WRITES,
@@ -41,6 +42,7 @@ def open_milvus(user: Any) -> Opened:
     kwargs = user.settings.client_kwargs(f"loadgen-custom-{uuid.uuid4().hex}")
     client = _sync_part(lambda: MilvusClient(**kwargs))
     handle = user._new_handle("pymilvus", writes=PYMILVUS_WRITES, pymilvus=True, scoring=user._scoring())
+    shape.capture_client(client, False)  # its Search answers are kept for their size
     return instrument(client, handle), client.close
 
 
@@ -52,6 +54,7 @@ def open_amilvus(user: Any) -> Opened:
     handle = user._new_handle("pymilvus", writes=PYMILVUS_WRITES, pymilvus=True, scoring=user._scoring())
     version = client.get_server_version  # the untimed original: instrument() replaces it on the instance
     handle.warm_up = lambda: version(timeout=user.timeout)
+    handle.client = client  # its stub is captured after the handshake (``timed``)
     return instrument(client, handle), lambda: close_async(user.timeout, client.close())
 
 

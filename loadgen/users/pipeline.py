@@ -145,8 +145,12 @@ class Pipeline:
         context = dict(self._search if op.search else self._base)
         if inputs and isinstance(inputs[0], list):
             context["batch"] = len(inputs[0])
+        if op.queries is not None:  # --nq: the query vectors this call sent, whether it then failed or not
+            context["nq"] = op.queries(self.user.store, inputs)
         if outcome.recall is not None:
             context["recall"] = outcome.recall
+        if outcome.response_bytes is not None:
+            context["response_bytes"] = outcome.response_bytes
         if outcome.extra:
             context.update(outcome.extra)
         return context

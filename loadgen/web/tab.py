@@ -44,6 +44,8 @@ def _columns() -> list[dict[str, str]]:
     for side in ("sync", "async"):
         cols.append((f"{side}_rps", f"{side.capitalize()} req/s"))
         cols += [(f"{side}_{p}_ms", f"{side.capitalize()} {p} ms") for p in _PERCENTILES]
+        # a search's shape beside its latency (loadgen.stats.shape): query vectors per second, answer bytes per call
+        cols += [(f"{side}_qvps", f"{side.capitalize()} qv/s"), (f"{side}_bytes", f"{side.capitalize()} bytes/call")]
     cols += [("recall_sync", "Recall sync"), ("recall_async", "Recall async")]
     return [{"key": key, "title": title} for key, title in cols]
 

@@ -78,6 +78,10 @@ def rows_of(environment: Any, state: Any, doc: dict[str, Any]) -> list[dict[str,
         row[f"{side}_rps"] = round(m["rps"], 1)
         if m["successes"]:  # milliseconds to the microsecond (three decimals), from the merged HDR histograms
             row.update({f"{side}_{q}_ms": round(m[f"{q}_ms"], 3) for q in _PERCENTILES})
+        if "qvps" in m:  # --nq: query vectors per second; the answers' mean size (loadgen.stats.shape)
+            row[f"{side}_qvps"] = round(m["qvps"], 1)
+        if "response_bytes_per_call" in m:
+            row[f"{side}_bytes"] = round(m["response_bytes_per_call"])
     for key, entry in (doc.get("recall") or {}).items():
         request_type, _, name = key.partition(" ")
         layer, op, side = operation_of(request_type, name)
