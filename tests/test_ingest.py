@@ -102,7 +102,9 @@ def test_a_run_reports_the_stages_and_checks_the_index_lag(milvus: ServerInfo, t
     assert ing["indexed"]["count"] + ing["not_indexed"] == inserts
     assert ing["index_lag"]["max_s"] > 1 and ing["index_lag"]["per_second"]
     failed = res["checks"]["failed"]
-    assert len(failed) == 1 and failed[0].startswith("check failed: index lag ") and failed[0].endswith(" s > 1 s")
+    assert len(failed) == 1 and failed[0].startswith("check failed: index lag ") and failed[0].endswith(" > 1 s")
+    if not ing["indexed"]["count"]:  # the embedded server took none of the writes into its index within the run
+        assert "and growing (nothing indexed)" in failed[0], failed
     assert "ingest readiness (Bounded):" in proc.stdout and "index lag: max" in proc.stdout
     report = run_cli("report", str(tmp_path), "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr
@@ -131,7 +133,10 @@ def test_capacity_searches_the_insert_rate_whose_index_lag_stays_bounded(milvus:
     assert doc["answer"] is None and doc["slo"]["max_index_lag_s"] == 1
     assert [s["rate"] for s in doc["steps"]] == [4, 2]
     for s in doc["steps"]:
-        assert s["index_lag_s"] > 1 and any(w.startswith("index lag ") and w.endswith("> 1 s") for w in s["why"])
+        # a step whose writes the index never took has no bounded lag (null), and says so; else its lag is above 1 s
+        unbounded = s["index_lag_s"] is None and "nothing indexed within the step: its index lag only grew" in s["why"]
+        assert unbounded or (s["index_lag_s"] > 1 and any(w.startswith("index lag ") and w.endswith("> 1 s")
+                                                          for w in s["why"])), s  # fmt: skip
     step = json.loads((out / "insert-rate-4" / "results.json").read_text())
     assert step["run"]["insert_rate"] == 4 and step["ingest"]["writes"] > 0
     assert step["open_loop"]["by_type"]  # the insert stream's sends

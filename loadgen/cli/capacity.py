@@ -62,8 +62,12 @@ class Slo:
         if self.min_recall is not None and (m.recall is None or m.recall < self.min_recall):
             why.append("no recall measured" if m.recall is None else f"recall {m.recall:.4f} < {self.min_recall:g}")
         if self.max_index_lag_s is not None and (m.index_lag_s is None or m.index_lag_s > self.max_index_lag_s):
-            lag = "no index lag measured" if m.index_lag_s is None else f"index lag {m.index_lag_s:.2f} s"
-            why.append(lag if m.index_lag_s is None else f"{lag} > {self.max_index_lag_s:g} s")
+            if m.index_lag_s is None:
+                why.append("no index lag measured")
+            elif math.isinf(m.index_lag_s):
+                why.append("nothing indexed within the step: its index lag only grew")
+            else:
+                why.append(f"index lag {m.index_lag_s:.2f} s > {self.max_index_lag_s:g} s")
         if m.dropped_share > MAX_DROPPED_SHARE:
             why.append(f"{m.dropped_share:.1%} of sends dropped")
         return why
@@ -87,8 +91,15 @@ class Outcome:
         return {
             "format": FORMAT, "slo": asdict(slo), "answer": self.answer, "bracket": list(self.bracket),
             "stopped": self.stopped,
-            "steps": [{**asdict(s.measurement), "holds": s.holds, "why": s.why} for s in self.steps],
+            "steps": [{**asdict(s.measurement), "holds": s.holds, "why": s.why} | _unbounded_lag(s.measurement)
+                      for s in self.steps],
         }  # fmt: skip
+
+
+def _unbounded_lag(m: Measurement) -> dict[str, Any]:
+    """A step whose writes the index never took has no index lag to write down (JSON has no infinity): null, with
+    ``why`` saying so."""
+    return {"index_lag_s": None} if m.index_lag_s is not None and math.isinf(m.index_lag_s) else {}
 
 
 def search(

@@ -181,7 +181,7 @@ def capacity_command(args: argparse.Namespace) -> int:
                 if getattr(args, "interrupted", False):
                     raise KeyboardInterrupt
             m = capacity.over_rounds([capacity.measurement(one, rate, streams=ingest) for one in done[rate]])
-            lag = "" if m.index_lag_s is None else f", index lag {m.index_lag_s:.2f} s"
+            lag = "" if m.index_lag_s is None else f", index lag {m.index_lag_s:.2f} s".replace("inf s", "unbounded")
             print(f"loadgen:   p99 {m.p99_ms:.2f} ms, errors {m.error_rate:.2%}{lag}: " + (
                 "holds" if not slo.judge(m) else "; ".join(slo.judge(m))), file=sys.stderr)  # fmt: skip
             return m

@@ -117,7 +117,7 @@ def _index_lag(limit: float, results: dict[str, Any]) -> list[str]:
     lag = ingest.max_lag_s(results.get("ingest"))
     if lag is None:
         return [f"check failed: index lag <= {_num(limit)} s required but none measured (--ingest-readiness, inserts)"]
-    return [f"check failed: index lag {_num(lag)} s > {_num(limit)} s"] if lag > limit else []
+    return [f"check failed: {ingest.lag_text(results.get('ingest'), lag)} > {_num(limit)} s"] if lag > limit else []
 
 
 def _p10(limit: float, results: dict[str, Any]) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -274,10 +275,23 @@ class IngestListener(MergedListener):
 
 
 def max_lag_s(ingest: dict[str, Any] | None) -> float | None:
-    """The checked figure: the largest index lag of the run (None: no ingest readiness measured)."""
+    """The checked figure: the largest index lag of the run (None: no ingest readiness measured). A run in which
+    the index took none of its writes has no bound on its lag (it only grew, as long as the run lasted): infinite,
+    so no limit holds it however short the run was."""
     if not ingest or not ingest.get("writes"):
         return None
+    if not (ingest.get("indexed") or {}).get("count"):
+        return math.inf
     return float(ingest["index_lag"]["max_s"])
+
+
+def lag_text(ingest: dict[str, Any] | None, lag: float) -> str:
+    """``max_lag_s`` in words: ``index lag 2.31 s``, or for a run whose writes the index never took, how long
+    that went on."""
+    if math.isinf(lag):
+        seen = float(((ingest or {}).get("index_lag") or {}).get("max_s", 0.0))
+        return f"index lag >= {seen:.2f} s and growing (nothing indexed)"
+    return f"index lag {lag:.2f} s"
 
 
 def lines(ingest: dict[str, Any] | None) -> list[str]:
