@@ -26,7 +26,7 @@ class Point:
 
     type: str
     name: str
-    kind: str  # "users" or "rate"
+    kind: str  # "users", "rate", or "insert-rate" (capacity's ingest steps)
     level: float
     processes: int
     replicas: int | None

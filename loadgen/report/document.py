@@ -28,7 +28,8 @@ def _bytes(n: float) -> str:
 
 
 def _level(kind: str, level: float) -> str:
-    return f"{level:g} req/s" if kind == "rate" else f"{level:g} users"
+    units = {"rate": "req/s", "insert-rate": "inserts/s"}
+    return f"{level:g} {units.get(kind, 'users')}"
 
 
 def _curves_section(layer: str, curves: list[dict[str, Any]], slo: float | None) -> Section:

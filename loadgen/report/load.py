@@ -41,8 +41,11 @@ class Run:
 
     @property
     def level(self) -> tuple[str, float]:
-        """("users", N) for closed-model runs, ("rate", R) for open-model (arrival-rate) runs."""
+        """("users", N) for closed-model runs, ("rate", R) for open-model (arrival-rate) runs, ("insert-rate", R) for
+        the steps of ``loadgen capacity --max-index-lag-s`` (the insert stream's rate beside the searches)."""
         lvl = self.run.get("level")
+        if isinstance(lvl, dict) and isinstance(self.run.get("insert_rate"), int | float):
+            return "insert-rate", float(self.run["insert_rate"])  # a step of capacity's ingest search: its inserts/s
         if isinstance(lvl, dict):
             for kind in ("rate", "users"):
                 if isinstance(lvl.get(kind), int | float):

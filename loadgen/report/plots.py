@@ -67,7 +67,8 @@ def _label(c: dict[str, Any], many_setups: bool) -> str:
 
 
 def _xlabel(kind: str) -> str:
-    return "target arrival rate (req/s)" if kind == "rate" else "concurrent users"
+    labels = {"rate": "target arrival rate (req/s)", "insert-rate": "insert stream (inserts/s)"}
+    return labels.get(kind, "concurrent users")
 
 
 def layer_charts(analysis: dict[str, Any]) -> dict[str, list[Chart]]:
