@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, run_cli
 
 from loadgen.milvus.coldwarm import FORMAT, event_figures, lines, settle_s
+from loadgen.milvus.server import ServerInfo
 from loadgen.report import coldwarm as section
 
 
@@ -94,3 +95,30 @@ def test_coldwarm_releases_loads_and_restarts_a_real_milvus(tmp_path: Path) -> N
         assert e["settle_s"] is None or 0 <= e["settle_s"] <= 2.0 + 1.0
         assert e["samples"][-1][0] >= e["first_success_s"] + 2.0  # measured for --seconds after the first success
     assert "release-load: load took" in proc.stdout and "restart: server up after" in proc.stdout
+
+
+@pytest.mark.milvus
+def test_your_restart_and_scale_commands_are_measured_on_your_milvus(milvus: ServerInfo, tmp_path: Path) -> None:
+    # a stand-in for `kubectl rollout restart`: the server frozen for a second, then going on; and for a scale-out
+    # (`kubectl patch milvus ... replicas`): a command that notes when it ran
+    stamp = tmp_path / "scaled"
+    restart = f"kill -STOP -{milvus.pid}; sleep 1; kill -CONT -{milvus.pid}"
+    proc = run_cli(
+        "coldwarm", "--host", milvus.uri, "--rows", "300", "--dim", "8", "--index-type", "FLAT", "--seconds", "1",
+        "--collection", "lg_coldwarm_cmd", "--out", str(tmp_path / "out"), "--restart-command", restart,
+        "--scale-command", f"date +%s > {stamp}", timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "out" / "coldwarm.json").read_text())
+    assert doc["restart"] == "--restart-command" and stamp.exists()
+    assert [e["event"] for e in doc["events"]] == ["release-load", "scale-out", "restart"]
+    scale, restart_event = doc["events"][1], doc["events"][2]
+    assert 0 <= scale["command_s"] <= scale["first_success_s"] and scale["searches"] > 0
+    assert 1.0 <= restart_event["server_up_s"] <= restart_event["first_success_s"]  # the command's second frozen
+    assert "scale-out: the command took" in proc.stdout and "restart: server up after" in proc.stdout
+    failing = run_cli("coldwarm", "--host", milvus.uri, "--rows", "300", "--dim", "8", "--index-type", "FLAT",
+                      "--seconds", "1", "--collection", "lg_coldwarm_cmd2", "--out", str(tmp_path / "out2"),
+                      "--scale-command", "exit 3", timeout=300)  # fmt: skip
+    assert failing.returncode == 2 and "loadgen: error: --scale-command failed (exit code 3)" in failing.stderr
+    no_host = run_cli("coldwarm", "--restart-command", "true", "--out", str(tmp_path / "out3"))
+    assert no_host.returncode == 2 and "--restart-command restarts your Milvus: give its --host" in no_host.stderr

@@ -126,9 +126,15 @@ class Searcher:
 
 
 def measure(
-    settings: Settings, connect: Callable[[], Any], *, seconds: float, restart: Callable[[], Any] | None
+    settings: Settings,
+    connect: Callable[[], Any],
+    *,
+    seconds: float,
+    restart: Callable[[], Any] | None,
+    scale: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
-    """Warm steady state, then release and load, then (``restart`` given) a server restart; the coldwarm document."""
+    """Warm steady state, then release and load, then (``scale`` given) the searches from the start of a scale-out
+    (a replica added: your command), then (``restart`` given) a server restart; the coldwarm document."""
     s = Searcher(settings, connect)
     warm = [ms for _, ms in s.series(time.perf_counter(), seconds) if ms is not None]
     warm_p99 = p99(warm)
@@ -147,6 +153,12 @@ def measure(
     out["events"].append(
         event_figures("release-load", samples, warm_p99, release_s=round(released, 4), load_s=round(loaded, 4))
     )
+    if scale is not None:  # the searches go on while it runs: a new replica may slow them before it serves
+        began = time.perf_counter()
+        scale()
+        done = time.perf_counter() - began
+        samples = s.series(began, seconds)
+        out["events"].append(event_figures("scale-out", samples, warm_p99, command_s=round(done, 4)))
     if restart is not None:
         began = time.perf_counter()
         restart()
@@ -167,12 +179,15 @@ def lines(doc: dict[str, Any]) -> list[str]:
             out.append(f"{e['event']}: no search succeeded ({e['failures']} failed)")
             continue
         settle = f"p99 settled after {e['settle_s']:g} s" if e.get("settle_s") is not None else "p99 never settled"
-        took = (f"load took {e['load_s']:.2f} s, " if "load_s" in e else "") + (
-            f"server up after {e['server_up_s']:.1f} s, " if "server_up_s" in e else ""
+        took = (
+            (f"load took {e['load_s']:.2f} s, " if "load_s" in e else "")
+            + (f"server up after {e['server_up_s']:.1f} s, " if "server_up_s" in e else "")
+            + (f"the command took {e['command_s']:.1f} s, " if "command_s" in e else "")
         )
+        began = {"release-load": "release", "scale-out": "scale-out command began"}.get(e["event"], "restart began")
         out.append(
             f"{e['event']}: {took}first successful search {e['first_success_s']:.2f} s after the "
-            f"{'release' if e['event'] == 'release-load' else 'restart began'} ({e['failures']} failed before), "
+            f"{began} ({e['failures']} failed before), "
             f"taking {e['first_ms']:.1f} ms; first second's p99 {e['first_window_p99_ms']:.1f} ms; {settle} "
             f"(within {doc.get('settled_within', SETTLED):g}x the warm p99)"
         )
