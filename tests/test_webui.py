@@ -286,6 +286,16 @@ def _rows(ui: UI) -> list[str]:
     return [" ".join(map(str, r.values())) for r in (answer.get("extended_stats") or [{}])[0].get("data", [])]
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs: not gone, and not a zombie (a child that exited and waits to be reaped; once
+    `loadgen ui` is gone its zombies belong to PID 1, which in a container may reap them late)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 @pytest.mark.milvus
 @pytest.mark.slow
 def test_ui_starts_embedded_milvus_and_ctrl_c_stops_both(tmp_path: Path) -> None:
@@ -322,7 +332,7 @@ def test_ui_starts_embedded_milvus_and_ctrl_c_stops_both(tmp_path: Path) -> None
         code = ui.stop(signal.SIGINT)  # what Ctrl-C in the terminal sends
     assert code == 0, ui.output()[-3000:]
     assert not _group_members(milvus_pid), "embedded Milvus outlived `loadgen ui`"
-    assert not any(Path(f"/proc/{p}").exists() for p in locusts), "Locust outlived `loadgen ui`"
+    assert not any(_running(p) for p in locusts), "Locust outlived `loadgen ui`"
     assert _get(ui.url + "/") is None
     assert not data_dir.exists()  # a clean stop removes the temporary server
 
