@@ -23,6 +23,7 @@ import numpy as np
 
 from loadgen.errors import LoadgenError
 from loadgen.workload.groundtruth import DISTANCE_BUDGET, check_metric, row_norms
+from loadgen.workload.truth import fold_top_k
 
 OPERATIONS = ("insert", "delete", "replace", "search")
 ABSENT = -1
@@ -175,16 +176,6 @@ def exact_top_k(queries: np.ndarray, base: np.ndarray, state: State, k: int, met
     q_sq = (q**2).sum(axis=1)[:, None]
     for first in range(0, len(ids), chunk):
         part = ids[first : first + chunk]
-        x = base[state.source[part]].astype(np.float64)
-        if metric == "COSINE":
-            x /= row_norms(x)
-        dots = q @ x.T
-        dist = q_sq - 2 * dots + (x**2).sum(axis=1)[None, :] if metric == "L2" else -dots
-        best_d = np.hstack([best_d, dist])
-        best_i = np.hstack([best_i, np.broadcast_to(part, dist.shape)])
-        if best_d.shape[1] > k:
-            keep = np.argpartition(best_d, k - 1, axis=1)[:, :k]
-            best_d = np.take_along_axis(best_d, keep, axis=1)
-            best_i = np.take_along_axis(best_i, keep, axis=1)
+        best_d, best_i = fold_top_k(best_d, best_i, q, q_sq, base[state.source[part]], ids=part, metric=metric, k=k)
     order = np.lexsort((best_i, best_d), axis=1)
     return np.ascontiguousarray(np.take_along_axis(best_i, order, axis=1))

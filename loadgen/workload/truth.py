@@ -55,6 +55,34 @@ def max_category(selectivity: float) -> int:
     return round(selectivity * CATEGORIES) if selectivity else 0
 
 
+def fold_top_k(
+    best_d: np.ndarray,
+    best_i: np.ndarray,
+    queries: np.ndarray,
+    q_sq: np.ndarray,
+    rows: np.ndarray,
+    *,
+    ids: np.ndarray,
+    metric: str,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk of base ``rows`` (their ``ids``) folded into each query's best ``k`` so far: the distances (L2, or
+    the negated dot product: IP, and COSINE on normalised ``queries``), then the ``k`` smallest kept. ``q_sq``: the
+    queries' squared norms as a column."""  # fmt: skip
+    x = rows.astype(np.float64)
+    if metric == "COSINE":
+        x /= row_norms(x)
+    dots = queries @ x.T
+    dist = q_sq - 2 * dots + (x**2).sum(axis=1)[None, :] if metric == "L2" else -dots
+    best_d = np.hstack([best_d, dist])
+    best_i = np.hstack([best_i, np.broadcast_to(ids, dist.shape)])
+    if best_d.shape[1] > k:
+        part = np.argpartition(best_d, k - 1, axis=1)[:, :k]
+        best_d = np.take_along_axis(best_d, part, axis=1)
+        best_i = np.take_along_axis(best_i, part, axis=1)
+    return best_d, best_i
+
+
 def filtered_ground_truth(dataset: Dataset, k: int, metric: str, keep_below: int, seed: int) -> np.ndarray:
     """Exact top-k over the base rows whose category (``dataset_categories``) is below ``keep_below``: the rows a
     ``category < keep_below`` search may return. Same chunked merge and tie rule as ``compute_ground_truth``."""
@@ -72,17 +100,7 @@ def filtered_ground_truth(dataset: Dataset, k: int, metric: str, keep_below: int
         keep = dataset_categories(ids, seed) < keep_below
         if not keep.any():
             continue
-        x, ids = chunk[keep].astype(np.float64), ids[keep]
-        if metric == "COSINE":
-            x /= row_norms(x)
-        dots = queries @ x.T
-        dist = q_sq - 2 * dots + (x**2).sum(axis=1)[None, :] if metric == "L2" else -dots
-        best_d = np.hstack([best_d, dist])
-        best_i = np.hstack([best_i, np.broadcast_to(ids, dist.shape)])
-        if best_d.shape[1] > k:
-            part = np.argpartition(best_d, k - 1, axis=1)[:, :k]
-            best_d = np.take_along_axis(best_d, part, axis=1)
-            best_i = np.take_along_axis(best_i, part, axis=1)
+        best_d, best_i = fold_top_k(best_d, best_i, queries, q_sq, chunk[keep], ids=ids[keep], metric=metric, k=k)
     if best_i.shape[1] < k:
         raise LoadgenError(
             f"only {best_i.shape[1]} rows of dataset {dataset.name} pass category < {keep_below}; "
