@@ -35,7 +35,10 @@ lint: $(BIN)/.installed
 # A test file stays on one worker (--dist loadfile): its module fixtures (a milvus-lite server, a collection) start
 # once. (--dist loadgroup would balance finer, but pytest-xdist 3.8.0 ignores xdist_group marks under pytest 9.2.)
 WORKERS ?= 3
-PYTEST_PARALLEL := -n $(WORKERS) --dist loadfile
+# The suite starts a few hundred Python processes (loadgen, Locust, their forked checks); a shell that sets
+# PYTHONDONTWRITEBYTECODE (some containers do) would make each of them compile loadgen's modules again.
+test test-fast: export PYTHONDONTWRITEBYTECODE=
+PYTEST_PARALLEL := -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint browser prometheus
 	$(BIN)/pytest $(PYTEST_PARALLEL) $(ARGS)
