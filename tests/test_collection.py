@@ -11,6 +11,7 @@ from pymilvus import DataType, MilvusClient
 from loadgen.config.settings import Settings
 from loadgen.errors import LoadgenError
 from loadgen.milvus import collection
+from loadgen.milvus.readiness import GROWING
 from loadgen.milvus.server import ServerInfo
 
 pytestmark = pytest.mark.milvus
@@ -95,3 +96,21 @@ def test_invalid_index_params_touch_nothing(
     with pytest.raises(LoadgenError, match=message):
         collection.prepare(s)
     assert snapshot(client) == before
+
+
+def test_a_created_collection_is_loaded_after_its_rows_are_indexed_or_at_once_when_empty(
+    milvus: ServerInfo, client: MilvusClient
+) -> None:
+    """A collection loadgen creates is loaded once, after its fill, flush and index: the query node serves the
+    indexed (sealed) segments from the first search; one with no rows is loaded as it is."""
+    for rows in (0, 1500):
+        s = Settings(uri=milvus.uri, collection=f"lg_load_once_{rows}", dim=8, rows=rows)
+        try:
+            p = collection.prepare(s, progress=False)
+            assert (p.created, p.rows) == (True, rows)
+            assert str(client.get_load_state(s.collection)["state"]).endswith("Loaded")
+            sealed = [seg for seg in client.list_loaded_segments(s.collection) if int(seg.state) != GROWING]
+            assert sum(seg.num_rows for seg in sealed) == rows
+            assert len(client.search(s.collection, [[0.5] * 8], limit=3)[0]) == min(rows, 3)
+        finally:
+            collection.drop_if_owned(s)

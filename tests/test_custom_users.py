@@ -125,7 +125,9 @@ from locust import task
 from loadgen import VectorStoreUser
 
 class Failing(VectorStoreUser):
-    @task
+    # weighted so that the crash comes many times between the slow task's 3 s waits: with equal weights a user
+    # could draw the slow task three times running and crash at most once in the 8 s (seen once under load)
+    @task(4)
     async def crash(self):
         raise RuntimeError("boom in user code")
 
@@ -134,7 +136,7 @@ class Failing(VectorStoreUser):
         async with self.flow("slow"):
             await asyncio.sleep(60)
 
-    @task
+    @task(4)
     async def search(self):
         await self.amilvus.search(self.collection, data=[self.query_vector()], limit=5)
 """

@@ -235,17 +235,21 @@ def prepare(settings: Settings, *, progress: bool = True) -> Prepared:
             preparation.step(name, "creating")
             _create(client, settings, idx_params)
             ownership.stamp(client, settings, name)
-        preparation.step(name, "loading")
-        client.load_collection(name, timeout=max(settings.timeout, 60))
+        else:  # its rows are counted by a query, which needs it loaded; one created here is empty, and is loaded
+            preparation.step(name, "loading")  # once, after its rows are in and indexed (a load takes seconds)
+            client.load_collection(name, timeout=max(settings.timeout, 60))
         truth_rows = 0
         if workload is not None:
             truth_rows = held_rows.truth_rows_for(settings, held, will_fill=c.owned)
             target = truth_rows or workload.dataset.count
             if c.owned and held < target:
                 _fill_dataset(client, settings, workload, start=held, progress=progress)
-        elif c.owned and count_rows(client, settings) < settings.rows:
-            _fill(client, settings, start=count_rows(client, settings), progress=progress)
-        readiness.wait_until_indexed(client, settings, name, "vector", owned=c.owned)
+        elif c.owned and (start := 0 if c.create else count_rows(client, settings)) < settings.rows:
+            _fill(client, settings, start=start, progress=progress)
+        ready = readiness.wait_until_indexed(client, settings, name, "vector", owned=c.owned)
+        if c.create and not ready["reloaded"]:  # nothing flushed to load indexed (no rows): load it as it is
+            preparation.step(name, "loading")
+            client.load_collection(name, timeout=max(settings.timeout, 60))
         rows = count_rows(client, settings)
         return Prepared(name, c.owned, c.create, rows, version, truth_rows)
 
@@ -296,8 +300,7 @@ def _fill(client: MilvusClient, settings: Settings, *, start: int, progress: boo
             ids = list(range(first, min(first + FILL_BATCH, settings.rows)))
             client.insert(settings.collection, factory.rows(ids), timeout=max(settings.timeout, 60))
             bar.update(len(ids))
-    preparation.step(settings.collection, "flushing")
-    client.flush(settings.collection, timeout=max(settings.timeout, 120))
+    # not flushed here: readiness.wait_until_indexed flushes a collection of loadgen's (the only kind it fills)
 
 
 def _workload(settings: Settings) -> truth.Workload | None:
@@ -318,8 +321,6 @@ def _fill_dataset(
             rows = dataset_rows(first, vectors, settings.seed)
             client.insert(settings.collection, rows, timeout=max(settings.timeout, 60))
             bar.update(len(rows))
-    preparation.step(settings.collection, "flushing")
-    client.flush(settings.collection, timeout=max(settings.timeout, 120))
 
 
 def release(settings: Settings, name: str) -> ownership.Released:
