@@ -30,11 +30,12 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Workers: most of a test's time is waiting (a server's index build and load, a run's fixed -t), so three workers
-# on two cores finish sooner than two; each worker starts its own session Milvus when its first test needs one.
+# Workers: most of a test's time is waiting (a server's index build and load, a run's fixed -t), so four workers
+# on two cores finish sooner than two or three; each worker starts its own session Milvus when its first test needs
+# one.
 # A test file stays on one worker (--dist loadfile): its module fixtures (a milvus-lite server, a collection) start
 # once. (--dist loadgroup would balance finer, but pytest-xdist 3.8.0 ignores xdist_group marks under pytest 9.2.)
-WORKERS ?= 3
+WORKERS ?= 4
 # The suite starts a few hundred Python processes (loadgen, Locust, their forked checks); a shell that sets
 # PYTHONDONTWRITEBYTECODE (some containers do) would make each of them compile loadgen's modules again.
 test test-fast: export PYTHONDONTWRITEBYTECODE=
