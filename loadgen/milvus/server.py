@@ -58,6 +58,13 @@ def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "milvus-loadgen" / "server"
 
 
+PORT_ATTEMPTS = 3  # starts on fresh ports when one given to the server was taken before it bound it
+
+
+class PortTaken(ServerError):
+    """The server exited while starting because a port it was given was bound by another process meanwhile."""
+
+
 def free_ports(count: int, avoid: Iterable[int] = ()) -> list[int]:
     """``count`` distinct ports free right now, for a server or web UI to bind a moment later.
 
@@ -231,10 +238,24 @@ class EmbeddedMilvus:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(exist_ok=True)
-        if not (same_ports and self._launch):
-            self._launch = self._command(log_dir)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            if not (same_ports and self._launch):
+                self._launch = self._command(log_dir)
+            try:
+                return self._launch_and_wait(log_dir)
+            except PortTaken:
+                # free_ports found its ports free, but a process starting beside this one (another server, a
+                # parallel test) can bind one of them first: on other ports, unless the caller needs these
+                if same_ports or attempt == PORT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _launch_and_wait(self, log_dir: Path) -> ServerInfo:
+        assert self._launch is not None
         cmd, env, port, health_port = self._launch
-        log = open(log_dir / f"{self.engine}-stdout.log", "ab")  # noqa: SIM115 - owned by the child
+        log_path = log_dir / f"{self.engine}-stdout.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+        since = log.tell()
         try:
             self._proc = subprocess.Popen(
                 cmd,
@@ -250,7 +271,7 @@ class EmbeddedMilvus:
             log.close()
         self.info = ServerInfo(self.engine, self._proc.pid, str(self.data_dir), port, health_port, str(log_dir))
         self.state_path.write_text(json.dumps(asdict(self.info)))
-        self._wait_ready(self.info)
+        self._wait_ready(self.info, since)
         return self.info
 
     def _command(self, log_dir: Path) -> tuple[list[str], dict[str, str], int, int]:
@@ -279,8 +300,8 @@ class EmbeddedMilvus:
         health_port, etcd_peer_port = ports[-2:]
         try:
             config.resolve()  # writes configs/milvus.yaml with our ports, data and log paths
-        except RuntimeError as exc:
-            raise ServerError(f"could not reserve ports for the embedded Milvus: {exc}") from exc
+        except RuntimeError as exc:  # the wheel found one bound since free_ports drew it
+            raise PortTaken(f"could not reserve ports for the embedded Milvus: {exc}") from exc
         _pin_embedded_etcd(Path(config.base_data_dir), int(config.get("etcd_port")), etcd_peer_port)
         milvus._initialize_data_files(config.base_data_dir)  # unpacks the engine binaries once
         bin_dir = Path(config.base_data_dir) / "bin"
@@ -292,7 +313,7 @@ class EmbeddedMilvus:
         )
         return [str(bin_dir / "milvus"), "run", "standalone"], env, int(config.get("proxy_port")), health_port
 
-    def _wait_ready(self, info: ServerInfo) -> None:
+    def _wait_ready(self, info: ServerInfo, since: int = 0) -> None:
         deadline = time.monotonic() + self.startup_timeout
         log = Path(info.log_dir) / f"{info.engine}-stdout.log"
         while time.monotonic() < deadline:
@@ -300,7 +321,14 @@ class EmbeddedMilvus:
             code = self._proc.poll()
             if code is not None:
                 self.stop()
-                raise ServerError(f"embedded Milvus exited with code {code} while starting; see {log}")
+                with open(log, "rb") as f:
+                    f.seek(since)
+                    taken = b"address already in use" in f.read()
+                raise (PortTaken if taken else ServerError)(
+                    f"embedded Milvus exited with code {code} while starting"
+                    + (" (a port it was given was taken meanwhile)" if taken else "")
+                    + f"; see {log}"
+                )
             if _healthy(info.health_port, info.port):
                 return
             time.sleep(0.2)
