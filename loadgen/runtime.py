@@ -56,6 +56,7 @@ import concurrent.futures  # noqa: E402
 import functools  # noqa: E402
 import gc  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Callable, Coroutine  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
 
@@ -162,13 +163,14 @@ class AsyncBridge:
         threading.Thread(target=run, name="loadgen-asyncio", daemon=True).start()
         self._loop, self._pid = loop, os.getpid()
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float, *, answer_when_killed: bool = False) -> T:
         """Run ``coro`` on the loop; the calling greenlet yields until it is done or ``timeout`` passes.
 
         One wake-up each way and nothing more (no concurrent.futures.Future in between): the hand-off costs
         about as much as a bare cross-thread round trip on this machine (see bench/bench_bridge.py). If the wait
-        times out, the coroutine is cancelled on the loop too; if the greenlet is killed (a user stopped by Locust),
-        the call answers on the loop, unread.
+        times out, or the greenlet is killed (a user stopped by Locust), the coroutine is cancelled on the loop too;
+        with ``answer_when_killed``, a killed greenlet first waits for the answer (within ``timeout``) and raises
+        ``Answered`` with it, so that a store call made is a row even when its user is stopped mid-call.
         """
         try:
             loop = self.loop
@@ -185,17 +187,27 @@ class AsyncBridge:
             task.add_done_callback(lambda t: hub_loop.run_callback_threadsafe(waiter.set, t))
 
         loop.call_soon_threadsafe(start)
+        deadline = time.monotonic() + timeout
         try:
             done: asyncio.Task[T] = waiter.get(timeout=timeout)  # the timer also keeps the hub from LoopExit
         except gevent.Timeout:
             self._cancel(loop, tasks)
             raise CallTimeout(f"no answer within {timeout:g} s") from None
-        except gevent.GreenletExit:
-            # Locust stopped the user. Its stop kills a user it finds waiting, and with a wait of 0 the kill can land
-            # after the user went on to its next call. That call is left to answer on the loop (its own timeout
-            # bounds it) and no one reads it. Cancelling its RPC instead made Milvus 2.3 fail other users'
-            # concurrent calls on the same channel with "context canceled" at a run's end (found under load).
-            raise
+        except gevent.GreenletExit as killed:
+            if not answer_when_killed:
+                self._cancel(loop, tasks)
+                raise
+            # Locust's stop kills a user it finds waiting, and with a wait of 0 the kill can land after that user
+            # began its next call. Cancelling the call's RPC there made Milvus 2.3 fail other users' concurrent
+            # calls on the same channel with "context canceled" at a run's end: the call answers instead.
+            try:
+                done = waiter.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except gevent.Timeout:
+                self._cancel(loop, tasks)
+                raise killed from None
+            if done.cancelled() or done.exception() is not None:
+                raise killed from None
+            raise Answered(done.result()) from None
         except BaseException:  # KeyboardInterrupt: the coroutine must not run on
             self._cancel(loop, tasks)
             raise
@@ -231,6 +243,15 @@ class AsyncBridge:
 async def _drain(tasks: list[asyncio.Task[Any]], loop: asyncio.AbstractEventLoop) -> None:
     await asyncio.wait(tasks, timeout=2.0)  # a coroutine that swallows its cancellation gets 2 s, no more
     loop.stop()
+
+
+class Answered(gevent.GreenletExit):
+    """The greenlet was killed while its call was out, and the call answered meanwhile: ``result`` is its answer,
+    to be reported before the greenlet ends (``AsyncBridge.run(..., answer_when_killed=True)``)."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__()
+        self.result = result
 
 
 class BridgeStopped(CallTimeout):

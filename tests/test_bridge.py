@@ -16,8 +16,9 @@ def test_bridge_results_errors_timeouts_and_concurrency() -> None:
     assert out["concurrent_elapsed"] < 2.0
     # the hub kept running other greenlets while they waited
     assert out["ticks_meanwhile"] >= 10
-    # a user killed by Locust's stop: its greenlet ends at once, its call answers on the loop (no cancelled RPC)
-    assert out["killed_greenlet_call"] == ["answered"]
+    assert out["killed_greenlet_cancelled_coroutine"] is True
+    # with answer_when_killed: the kill waits for the answer, and the greenlet ends with it (Answered)
+    assert out["killed_answered"] == [["answered"], "Answered", 7]
     # grpc.aio's completion queue signals the loop on plain sockets: no gevent hub in the asyncio thread
     assert out["loop_thread_without_gevent_hub"] is True
     assert out["after_aio_channel"] == 9

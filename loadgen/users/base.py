@@ -157,6 +157,12 @@ class StoreUser(User):
             hooks.state.drivers.started(type(self).__name__, self.request_type, self.driver.name)
         self.driver.start(self.plans(), None)
 
+    stop_requested = False  # set by Locust's stop of this user (drivers: no call begins after it, see there)
+
+    def stop(self, force: bool = False) -> bool:
+        self.stop_requested = True
+        return bool(super().stop(force))
+
     def on_stop(self) -> None:
         self.driver.stop(self._timeout)  # calls already made get their answer (or their timeout), rows reported
         store, self._store = self._store, None

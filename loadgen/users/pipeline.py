@@ -56,6 +56,8 @@ class Caller(Protocol):
     def rng(self) -> random.Random: ...  # the user's own: draws made where its calls run
     @property
     def store(self) -> Any: ...  # the adapter's per-user state (``Adapter.open``)
+    @property
+    def stop_requested(self) -> bool: ...  # Locust's stop has begun for this user (``StoreUser.stop``)
 
 
 @dataclass(slots=True)

@@ -45,26 +45,44 @@ out["concurrent_values"] = sorted(g.value for g in results)
 out["ticks_meanwhile"] = len(ticks)
 ticker.kill()
 
-# a greenlet killed while it waits (Locust stopping a user) leaves its call to answer on the loop, unread: a call
-# cancelled at a stop made Milvus fail other users' concurrent calls
-ended: list[str] = []
+# a greenlet killed while it waits (Locust stopping a user) cancels its coroutine on the loop too
+cancelled: list[bool] = []
 
 
 async def watched() -> int:
     try:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(30)
     except asyncio.CancelledError:
-        ended.append("cancelled")
+        cancelled.append(True)
         raise
-    ended.append("answered")
     return 0
 
 
 victim = gevent.spawn(bridge.run, watched(), 60)
 gevent.sleep(0.2)
 victim.kill()
-gevent.sleep(0.8)
-out["killed_greenlet_call"] = ended
+gevent.sleep(0.3)
+out["killed_greenlet_cancelled_coroutine"] = cancelled == [True]
+
+# the same kill with answer_when_killed (the greenlet driver's calls): the call answers, and the greenlet ends with
+# Answered carrying the answer, to be reported (a call cancelled at a stop made Milvus fail other users' calls)
+ended: list[str] = []
+
+
+async def answered_later() -> int:
+    try:
+        await asyncio.sleep(0.5)
+    except asyncio.CancelledError:
+        ended.append("cancelled")
+        raise
+    ended.append("answered")
+    return 7
+
+
+victim = gevent.spawn(bridge.run, answered_later(), 60, answer_when_killed=True)
+gevent.sleep(0.2)
+victim.kill()  # Locust's kill: blocks until the greenlet ends, which is after the answer
+out["killed_answered"] = [ended, type(victim.value).__name__, getattr(victim.value, "result", None)]
 
 
 # grpc.aio's first channel makes its completion queue, which signals the loop through a socket pair: a gevent one

@@ -71,9 +71,9 @@ async def _acounted(k: int) -> list[int]:
             raise fake.FakeError("every fifth call fails")
         return list(range(k))
     except asyncio.CancelledError:
-        # its user was killed while the call was out (``runtime.bridge`` cancels it): Locust kills a user it found
-        # waiting between two tasks, and the kill can land just after that user began its next call; the call is
-        # cancelled, never answered, so it is no result (and no row)
+        # a call cancelled, never answered, is no result (and no row). Locust kills a user it found waiting between
+        # two tasks, and the kill can land just after that user began its next call: the greenlet driver waits for
+        # that call's answer and reports it (``bridge.run(..., answer_when_killed=True)``), so none is cancelled
         with lock:
             calls["cancelled"] += 1
         raise

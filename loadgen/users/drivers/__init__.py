@@ -36,7 +36,7 @@ import loadgen.runtime  # noqa: F401  - the gevent/asyncio policy comes first
 import gevent
 
 from loadgen.errors import CallTimeout, LoadgenError
-from loadgen.runtime import bridge
+from loadgen.runtime import Answered, bridge
 from loadgen.stats.timing import Sample, ameasure, ameasure_many, measure
 from loadgen.users.pipeline import Call, Caller, Deliver, Pipeline
 from loadgen.users.schedule import Plan
@@ -100,7 +100,21 @@ class Driver:
         while call is not None:
             if call.pause:
                 gevent.sleep(call.pause)
-            call = self.pipeline.end(call, self._timed(call))
+            self._no_call_after_a_stop()
+            try:
+                sample = self._timed(call)
+            except Answered as stopped:  # Locust stopped the user while its call was out: the call answered, and
+                self.pipeline.end(call, stopped.result)  # is a row like any other; the user stops after it
+                raise
+            call = self.pipeline.end(call, sample)
+
+    def _no_call_after_a_stop(self) -> None:
+        """Locust's stop kills a user it finds waiting between two tasks; when that user's wake-up was already due,
+        it runs first and begins its next task, and the kill lands in the middle of the next call (a sync call cut,
+        an RPC cancelled: Milvus 2.3 then failed other users' concurrent calls with "context canceled"). A user
+        whose stop has begun lets a kill already on its way land here, before the call, not in it."""
+        if self.user.stop_requested:
+            gevent.sleep(0)  # the kill was queued before this wake-up: it lands now
 
     def _timed(self, call: Call) -> Sample:
         store = self.user.store
@@ -109,17 +123,23 @@ class Driver:
         begun = time.perf_counter()
         make = functools.partial(call.op.async_call, store, *call.inputs)
         try:
-            return bridge.run(ameasure(make, self.pipeline.timeout), self.guard)
+            return bridge.run(ameasure(make, self.pipeline.timeout), self.guard, answer_when_killed=True)
         except CallTimeout as exc:
             return Sample(None, self.guard * 1000.0, exc, 0.0, begun)
 
     def fanout(self) -> None:
         """``--fanout`` searches gathered on the loop, the calling greenlet waiting for the batch."""
+        self._no_call_after_a_stop()
         all_inputs, makers = self.pipeline.fanout()
         try:
-            samples, batch_ms = bridge.run(ameasure_many(makers, self.pipeline.timeout), self.guard)
+            samples, batch_ms = bridge.run(
+                ameasure_many(makers, self.pipeline.timeout), self.guard, answer_when_killed=True
+            )
         except CallTimeout as exc:
             samples, batch_ms = [Sample(None, self.guard * 1000.0, exc) for _ in all_inputs], self.guard * 1e3
+        except Answered as stopped:  # as in task: the batch answered after Locust stopped the user
+            self.pipeline.fanout_end(all_inputs, *stopped.result)
+            raise
         self.pipeline.fanout_end(all_inputs, samples, batch_ms)
 
     def error(self, exc: BaseException) -> None:
